@@ -1,0 +1,282 @@
+//! The claims of a complaint token and the format rules each one must satisfy.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::TokenError;
+
+/// Default token lifetime: 14 days, long enough for a recipient to read and report.
+pub const DEFAULT_LIFETIME_SECS: i64 = 14 * 86_400;
+/// Longest lifetime a token may declare (`exp - iat`): 60 days.
+pub const MAX_LIFETIME_SECS: i64 = 60 * 86_400;
+/// Shortest `jti`: 22 base64url characters carry at least 128 bits.
+pub const MIN_JTI_LEN: usize = 22;
+/// Longest `jti`.
+pub const MAX_JTI_LEN: usize = 64;
+/// Longest `sub` or `cmp`.
+pub const MAX_ID_LEN: usize = 128;
+
+/// What the sender declared the message to be (`nat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Nature {
+    /// A receipt, confirmation or similar message the recipient triggered.
+    Transactional,
+    /// A message about the recipient's account (security, billing, terms).
+    Account,
+    /// A one-to-one message from a person.
+    Personal,
+    /// An automated notification the recipient subscribed to.
+    Notification,
+    /// Editorial content the recipient subscribed to.
+    Newsletter,
+    /// Promotional mail.
+    Marketing,
+}
+
+impl Nature {
+    /// Every nature, in declaration order.
+    pub const ALL: [Nature; 6] = [
+        Nature::Transactional,
+        Nature::Account,
+        Nature::Personal,
+        Nature::Notification,
+        Nature::Newsletter,
+        Nature::Marketing,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nature::Transactional => "transactional",
+            Nature::Account => "account",
+            Nature::Personal => "personal",
+            Nature::Notification => "notification",
+            Nature::Newsletter => "newsletter",
+            Nature::Marketing => "marketing",
+        }
+    }
+}
+
+impl fmt::Display for Nature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Nature {
+    type Err = TokenError;
+    fn from_str(s: &str) -> Result<Self, TokenError> {
+        Nature::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| TokenError::BadNature(s.to_string()))
+    }
+}
+
+/// The verified claims of a complaint token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// ESP id (a registered participant).
+    pub iss: String,
+    /// Sender id: the ESP's customer or account that sent the message.
+    pub sub: String,
+    /// Unique token id (≥ 128 random bits, base64url).
+    pub jti: String,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Declared nature of the message.
+    pub nat: Nature,
+    /// Campaign id, optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmp: Option<String>,
+    /// Recipient domain: lower-case IDNA A-label.
+    pub rdm: String,
+    /// Recipient binding: see [`crate::binding`].
+    pub rcb: String,
+}
+
+impl Claims {
+    /// Reads and format-checks claims from a decoded JSON object. Time rules are
+    /// checked by [`crate::verify`], which knows the clock.
+    pub(crate) fn from_map(map: &Map<String, Value>) -> Result<Self, TokenError> {
+        let iss = string(map, "iss")?;
+        check_participant_id("iss", &iss)?;
+        let sub = string(map, "sub")?;
+        check_id("sub", &sub)?;
+        let jti = string(map, "jti")?;
+        check_jti(&jti)?;
+        let iat = integer(map, "iat")?;
+        let exp = integer(map, "exp")?;
+        let nat: Nature = string(map, "nat")?.parse()?;
+        let cmp = match map.get("cmp") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(string(map, "cmp")?),
+        };
+        if let Some(c) = &cmp {
+            check_id("cmp", c)?;
+        }
+        let rdm = string(map, "rdm")?;
+        check_domain(&rdm)?;
+        let rcb = string(map, "rcb")?;
+        check_rcb(&rcb)?;
+        Ok(Claims {
+            iss,
+            sub,
+            jti,
+            iat,
+            exp,
+            nat,
+            cmp,
+            rdm,
+            rcb,
+        })
+    }
+
+    /// Checks every format rule (used before minting, so no ESP signs a token ingest would refuse).
+    pub fn check_format(&self) -> Result<(), TokenError> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => Claims::from_map(&map).map(|_| ()),
+            _ => Err(TokenError::Malformed("claims do not serialize".into())),
+        }
+    }
+}
+
+fn invalid(claim: &'static str, why: impl Into<String>) -> TokenError {
+    TokenError::InvalidClaim {
+        claim,
+        why: why.into(),
+    }
+}
+
+fn string(map: &Map<String, Value>, claim: &'static str) -> Result<String, TokenError> {
+    match map.get(claim) {
+        None | Some(Value::Null) => Err(TokenError::MissingClaim(claim)),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(invalid(claim, format!("expected a string, found {other}"))),
+    }
+}
+
+fn integer(map: &Map<String, Value>, claim: &'static str) -> Result<i64, TokenError> {
+    match map.get(claim) {
+        None | Some(Value::Null) => Err(TokenError::MissingClaim(claim)),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| invalid(claim, format!("expected whole seconds since the epoch, found {n}"))),
+        Some(other) => Err(invalid(claim, format!("expected an integer, found {other}"))),
+    }
+}
+
+/// Participant ids (ESPs, providers): lower-case letters, digits, `.` and `-`, 1–63 chars.
+pub fn is_participant_id(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+fn check_participant_id(claim: &'static str, id: &str) -> Result<(), TokenError> {
+    if is_participant_id(id) {
+        Ok(())
+    } else {
+        Err(invalid(
+            claim,
+            "expected 1-63 lower-case letters, digits, '.' or '-', starting alphanumeric",
+        ))
+    }
+}
+
+fn check_id(claim: &'static str, id: &str) -> Result<(), TokenError> {
+    let ok = (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            claim,
+            format!("expected 1-{MAX_ID_LEN} characters from A-Z a-z 0-9 . _ : @ + -"),
+        ))
+    }
+}
+
+fn is_base64url(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_jti(jti: &str) -> Result<(), TokenError> {
+    if (MIN_JTI_LEN..=MAX_JTI_LEN).contains(&jti.len()) && is_base64url(jti) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "jti",
+            format!("expected {MIN_JTI_LEN}-{MAX_JTI_LEN} base64url characters (at least 128 random bits)"),
+        ))
+    }
+}
+
+fn check_rcb(rcb: &str) -> Result<(), TokenError> {
+    if rcb.len() == crate::binding::BINDING_LEN && is_base64url(rcb) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "rcb",
+            "expected 22 base64url characters (16 bytes of SHA-256)",
+        ))
+    }
+}
+
+/// Normalizes a recipient domain to the lower-case IDNA A-label form `rdm` requires.
+pub fn normalize_domain(domain: &str) -> Result<String, TokenError> {
+    let ascii = idna::domain_to_ascii(domain.trim_end_matches('.'))
+        .map_err(|e| invalid("rdm", format!("not a valid domain: {e}")))?;
+    check_domain(&ascii)?;
+    Ok(ascii)
+}
+
+fn check_domain(rdm: &str) -> Result<(), TokenError> {
+    if rdm.is_empty() || rdm.len() > 253 || !rdm.contains('.') {
+        return Err(invalid("rdm", "expected a domain name with at least two labels"));
+    }
+    match idna::domain_to_ascii_strict(rdm) {
+        Ok(ascii) if ascii == rdm => Ok(()),
+        Ok(ascii) => Err(invalid(
+            "rdm",
+            format!("expected the lower-case A-label form {ascii:?}"),
+        )),
+        Err(e) => Err(invalid("rdm", format!("not a valid domain: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_must_be_lower_case_a_labels() {
+        assert!(check_domain("example.com").is_ok());
+        assert!(check_domain("xn--bcher-kva.example").is_ok());
+        assert!(check_domain("Example.com").is_err());
+        assert!(check_domain("bücher.example").is_err());
+        assert!(check_domain("localhost").is_err());
+        assert_eq!(normalize_domain("Bücher.Example.").unwrap(), "xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn participant_ids() {
+        assert!(is_participant_id("esp-1.example"));
+        assert!(!is_participant_id("ESP"));
+        assert!(!is_participant_id("a/b"));
+        assert!(!is_participant_id("-a"));
+        assert!(!is_participant_id(""));
+    }
+}

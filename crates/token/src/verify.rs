@@ -1,0 +1,191 @@
+//! Verifying tokens (the provider and ingest side).
+//!
+//! Order matters: framing, then the header (algorithm allow-list, type, key id),
+//! then the issuer's key, then the signature, and only then the claims'
+//! meaning. Nothing in the claims is trusted before the signature verifies;
+//! `iss` is read first only to choose whose key to try.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::claims::{Claims, MAX_LIFETIME_SECS};
+use crate::error::TokenError;
+use crate::jws;
+use crate::keys::{Algorithm, VerifyingKey};
+use crate::TOKEN_TYPE;
+
+/// Where verification finds an issuer's key.
+pub trait KeyLookup {
+    /// The key `kid` of issuer `iss`, or [`TokenError::UnknownIssuer`] / [`TokenError::UnknownKid`].
+    fn key(&self, iss: &str, kid: &str) -> Result<&VerifyingKey, TokenError>;
+}
+
+/// Issuer id → (kid → key): e.g. a provider's pinned copies of its ESPs' key sets.
+pub type IssuerKeys = BTreeMap<String, BTreeMap<String, VerifyingKey>>;
+
+impl KeyLookup for IssuerKeys {
+    fn key(&self, iss: &str, kid: &str) -> Result<&VerifyingKey, TokenError> {
+        let keys = self
+            .get(iss)
+            .ok_or_else(|| TokenError::UnknownIssuer(iss.into()))?;
+        keys.get(kid).ok_or_else(|| TokenError::UnknownKid {
+            iss: iss.into(),
+            kid: kid.into(),
+        })
+    }
+}
+
+/// The clock and tolerances a verification runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyOptions {
+    /// Current time, seconds since the epoch.
+    pub now: i64,
+    /// Tolerated clock difference between the ESP and us, in seconds.
+    pub clock_skew_secs: i64,
+}
+
+impl VerifyOptions {
+    /// Options at the current system time with a 60 s skew.
+    pub fn now() -> Self {
+        VerifyOptions {
+            now: unix_now(),
+            clock_skew_secs: 60,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Verifies `token` and returns its claims, or the precise reason it is refused.
+pub fn verify(
+    token: &str,
+    keys: &impl KeyLookup,
+    opts: &VerifyOptions,
+) -> Result<Claims, TokenError> {
+    let compact = jws::parse(token)?;
+    let alg = header_algorithm(&compact.header)?;
+    match compact.header.get("typ") {
+        Some(Value::String(t)) if t == TOKEN_TYPE => {}
+        Some(Value::String(t)) => return Err(TokenError::WrongType(t.clone())),
+        Some(other) => return Err(TokenError::WrongType(other.to_string())),
+        None => return Err(TokenError::WrongType(String::new())),
+    }
+    if compact.header.contains_key("crit") {
+        // No extension is understood, so RFC 7515 §4.1.11 requires rejection.
+        return Err(TokenError::Malformed("unsupported crit header".into()));
+    }
+    let kid = match compact.header.get("kid") {
+        Some(Value::String(k)) if !k.is_empty() => k.as_str(),
+        None => return Err(TokenError::MissingKid),
+        Some(_) => return Err(TokenError::Malformed("kid is not a non-empty string".into())),
+    };
+    let iss = match compact.claims.get("iss") {
+        Some(Value::String(i)) => i.as_str(),
+        None | Some(Value::Null) => return Err(TokenError::MissingClaim("iss")),
+        Some(other) => {
+            return Err(TokenError::InvalidClaim {
+                claim: "iss",
+                why: format!("expected a string, found {other}"),
+            })
+        }
+    };
+    let key = keys.key(iss, kid)?;
+    if key.algorithm() != alg {
+        return Err(TokenError::AlgKeyMismatch {
+            alg: alg.to_string(),
+            kid: kid.into(),
+            key_alg: key.algorithm().to_string(),
+        });
+    }
+    if !key.verify(compact.signing_input.as_bytes(), &compact.signature) {
+        return Err(TokenError::BadSignature);
+    }
+    let claims = Claims::from_map(&compact.claims)?;
+    check_times(&claims, opts)?;
+    Ok(claims)
+}
+
+/// Reads `alg` and refuses anything outside the allow-list (`none`, HMAC, RSA, ...).
+pub(crate) fn header_algorithm(header: &serde_json::Map<String, Value>) -> Result<Algorithm, TokenError> {
+    match header.get("alg") {
+        Some(Value::String(a)) => {
+            Algorithm::from_jose(a).ok_or_else(|| TokenError::AlgNotAllowed(a.clone()))
+        }
+        Some(other) => Err(TokenError::AlgNotAllowed(other.to_string())),
+        None => Err(TokenError::Malformed("header has no alg".into())),
+    }
+}
+
+fn check_times(c: &Claims, opts: &VerifyOptions) -> Result<(), TokenError> {
+    if c.exp <= c.iat {
+        return Err(TokenError::InvalidClaim {
+            claim: "exp",
+            why: "exp is not after iat".into(),
+        });
+    }
+    if c.exp - c.iat > MAX_LIFETIME_SECS {
+        return Err(TokenError::LifetimeTooLong {
+            secs: c.exp - c.iat,
+            max: MAX_LIFETIME_SECS,
+        });
+    }
+    if c.iat > opts.now + opts.clock_skew_secs {
+        return Err(TokenError::NotYetValid {
+            iat: c.iat,
+            now: opts.now,
+        });
+    }
+    if c.exp + opts.clock_skew_secs <= opts.now {
+        return Err(TokenError::Expired {
+            exp: c.exp,
+            now: opts.now,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKey;
+    use crate::mint::{mint, TokenRequest};
+    use crate::Nature;
+
+    fn setup(alg: Algorithm) -> (SigningKey, IssuerKeys) {
+        let key = SigningKey::generate(alg, "k1").unwrap();
+        let set = BTreeMap::from([("k1".to_string(), key.verifying_key())]);
+        (key, BTreeMap::from([("esp1".to_string(), set)]))
+    }
+
+    #[test]
+    fn mint_then_verify_both_algorithms() {
+        for alg in [Algorithm::EdDSA, Algorithm::ES256] {
+            let (key, keys) = setup(alg);
+            let req = TokenRequest::new("esp1", "acct-7", Nature::Marketing, "Bob@Example.org", 1_000_000);
+            let (token, claims) = mint(&key, &req).unwrap();
+            assert!(token.len() < 400, "token is {} bytes", token.len());
+            let opts = VerifyOptions { now: 1_000_100, clock_skew_secs: 60 };
+            assert_eq!(verify(&token, &keys, &opts).unwrap(), claims);
+            assert_eq!(claims.rdm, "example.org");
+        }
+    }
+
+    #[test]
+    fn skew_boundaries() {
+        let (key, keys) = setup(Algorithm::EdDSA);
+        let req = TokenRequest::new("esp1", "s", Nature::Account, "a@b.example", 10_000);
+        let (token, c) = mint(&key, &req).unwrap();
+        let at = |now| verify(&token, &keys, &VerifyOptions { now, clock_skew_secs: 60 });
+        assert!(at(10_000 - 60).is_ok());
+        assert_eq!(at(10_000 - 61).unwrap_err().reason(), "not-yet-valid");
+        assert!(at(c.exp + 59).is_ok());
+        assert_eq!(at(c.exp + 60).unwrap_err().reason(), "expired");
+    }
+}
