@@ -1,0 +1,285 @@
+//! The registry's contents and the rules each entry must satisfy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+
+use ricochet_token::claims::{is_participant_id, normalize_domain};
+use ricochet_token::{Jwk, KeyLookup, TokenError, VerifyingKey};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::RegistryError;
+
+/// Which side a participant is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantKind {
+    /// A mailbox provider (submits complaints).
+    Provider,
+    /// An email service provider (signs tokens, receives penalties).
+    Esp,
+}
+
+impl ParticipantKind {
+    /// The TOML table name (`provider` or `esp`).
+    pub fn table(self) -> &'static str {
+        match self {
+            ParticipantKind::Provider => "provider",
+            ParticipantKind::Esp => "esp",
+        }
+    }
+}
+
+/// What providers and ESPs have in common.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    /// Participant id: also the `iss` of its tokens and bearer JWTs.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Verifying keys by `kid`.
+    pub keys: BTreeMap<String, VerifyingKey>,
+}
+
+/// A mailbox provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Id, name and keys.
+    pub participant: Participant,
+    /// Recipient domains this provider hosts (lower-case A-labels).
+    pub domains: BTreeSet<String>,
+}
+
+impl Provider {
+    /// True if this provider hosts `domain` (compared as a lower-case A-label).
+    pub fn hosts(&self, domain: &str) -> bool {
+        self.domains.contains(domain)
+    }
+}
+
+/// An email service provider.
+#[derive(Debug, Clone)]
+pub struct Esp {
+    /// Id, name and keys.
+    pub participant: Participant,
+    /// Where tier changes are pushed, if the ESP wants webhooks.
+    pub webhook_url: Option<String>,
+}
+
+/// A loaded, validated registry.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<String, Provider>,
+    esps: BTreeMap<String, Esp>,
+    /// kid → owners, to tell "unknown key" from "another participant's key".
+    kid_owners: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    #[serde(default)]
+    provider: Vec<Spanned<ProviderEntry>>,
+    #[serde(default)]
+    esp: Vec<Spanned<EspEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderEntry {
+    id: Spanned<String>,
+    name: String,
+    #[serde(default)]
+    domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    keys: Vec<Spanned<Jwk>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EspEntry {
+    id: Spanned<String>,
+    name: String,
+    webhook_url: Option<Spanned<String>>,
+    #[serde(default)]
+    keys: Vec<Spanned<Jwk>>,
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn invalid(&self, span: Range<usize>, field: String, message: impl Into<String>) -> RegistryError {
+        RegistryError::Invalid {
+            path: self.path.to_path_buf(),
+            line: self.line(span),
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn participant(
+        &self,
+        table: &str,
+        index: usize,
+        id: &Spanned<String>,
+        name: &str,
+        keys: &[Spanned<Jwk>],
+    ) -> Result<Participant, RegistryError> {
+        let field = |f: &str| format!("{table}[{index}].{f}");
+        if !is_participant_id(id.get_ref()) {
+            return Err(self.invalid(
+                id.span(),
+                field("id"),
+                format!(
+                    "{:?} is not a participant id (1-63 lower-case letters, digits, '.' or '-')",
+                    id.get_ref()
+                ),
+            ));
+        }
+        let mut parsed = BTreeMap::new();
+        for (k, jwk) in keys.iter().enumerate() {
+            let f = field(&format!("keys[{k}]"));
+            if jwk.get_ref().d.is_some() {
+                return Err(self.invalid(jwk.span(), f, "contains private key material (d): register public keys only"));
+            }
+            let key = VerifyingKey::from_jwk(jwk.get_ref())
+                .map_err(|e| self.invalid(jwk.span(), f.clone(), e.to_string()))?;
+            if parsed.insert(key.kid().to_string(), key).is_some() {
+                return Err(self.invalid(jwk.span(), f, format!("duplicate kid {:?}", jwk.get_ref().kid)));
+            }
+        }
+        Ok(Participant {
+            id: id.get_ref().clone(),
+            name: name.to_string(),
+            keys: parsed,
+        })
+    }
+}
+
+impl Registry {
+    /// Reads and validates a registry file.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates registry text; `path` is used in error messages only.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, RegistryError> {
+        let doc: FileDoc = toml::from_str(text).map_err(|e| RegistryError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let check = Checker { path, text };
+        let mut reg = Registry::default();
+        let mut seen: BTreeMap<String, &'static str> = BTreeMap::new();
+        let mut claim_id = |id: &Spanned<String>, table: &'static str, index: usize| {
+            match seen.insert(id.get_ref().clone(), table) {
+                Some(other) => Err(check.invalid(
+                    id.span(),
+                    format!("{table}[{index}].id"),
+                    format!("{:?} is already used by another {other}", id.get_ref()),
+                )),
+                None => Ok(()),
+            }
+        };
+        for (i, entry) in doc.provider.iter().enumerate() {
+            let e = entry.get_ref();
+            claim_id(&e.id, "provider", i)?;
+            let participant = check.participant("provider", i, &e.id, &e.name, &e.keys)?;
+            let mut domains = BTreeSet::new();
+            for (d, domain) in e.domains.iter().enumerate() {
+                let f = format!("provider[{i}].domains[{d}]");
+                let ascii = normalize_domain(domain.get_ref())
+                    .map_err(|err| check.invalid(domain.span(), f.clone(), err.to_string()))?;
+                if ascii != *domain.get_ref() {
+                    return Err(check.invalid(domain.span(), f, format!("write it as {ascii:?} (lower-case A-label)")));
+                }
+                domains.insert(ascii);
+            }
+            reg.providers.insert(participant.id.clone(), Provider { participant, domains });
+        }
+        for (i, entry) in doc.esp.iter().enumerate() {
+            let e = entry.get_ref();
+            claim_id(&e.id, "esp", i)?;
+            let participant = check.participant("esp", i, &e.id, &e.name, &e.keys)?;
+            if let Some(url) = &e.webhook_url {
+                let u = url.get_ref();
+                if !(u.starts_with("https://") || u.starts_with("http://")) {
+                    return Err(check.invalid(url.span(), format!("esp[{i}].webhook_url"), "expected an http(s) URL"));
+                }
+            }
+            reg.esps.insert(
+                participant.id.clone(),
+                Esp {
+                    participant,
+                    webhook_url: e.webhook_url.as_ref().map(|u| u.get_ref().clone()),
+                },
+            );
+        }
+        let owners = reg
+            .providers
+            .values()
+            .map(|p| &p.participant)
+            .chain(reg.esps.values().map(|e| &e.participant));
+        for p in owners {
+            for kid in p.keys.keys() {
+                reg.kid_owners.entry(kid.clone()).or_default().push(p.id.clone());
+            }
+        }
+        Ok(reg)
+    }
+
+    /// A provider by id.
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.get(id)
+    }
+
+    /// An ESP by id.
+    pub fn esp(&self, id: &str) -> Option<&Esp> {
+        self.esps.get(id)
+    }
+
+    /// Every provider, by id.
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+
+    /// Every ESP, by id.
+    pub fn esps(&self) -> impl Iterator<Item = &Esp> {
+        self.esps.values()
+    }
+
+    /// The participants other than `id` that registered a key with this `kid`.
+    pub fn other_owners_of_kid(&self, kid: &str, id: &str) -> Vec<&str> {
+        self.kid_owners
+            .get(kid)
+            .map(|v| v.iter().filter(|o| *o != id).map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+}
+
+/// Complaint tokens are issued by ESPs: look keys up among ESPs only.
+impl KeyLookup for Registry {
+    fn key(&self, iss: &str, kid: &str) -> Result<&VerifyingKey, TokenError> {
+        let esp = self
+            .esps
+            .get(iss)
+            .ok_or_else(|| TokenError::UnknownIssuer(iss.into()))?;
+        esp.participant.keys.get(kid).ok_or_else(|| TokenError::UnknownKid {
+            iss: iss.into(),
+            kid: kid.into(),
+        })
+    }
+}
+
