@@ -61,7 +61,10 @@ pub enum TopicError {
     },
     /// The broker refused to create one topic.
     #[error("creating topic {topic}: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// What happened to one topic.

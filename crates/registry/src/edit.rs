@@ -36,11 +36,12 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> RegistryError + '_ {
 /// file is validated as a whole before it replaces the old one atomically, so
 /// a refused change leaves the file untouched and services never see half a file.
 pub fn add_participant(path: &Path, new: &NewParticipant) -> Result<(), RegistryError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "# Ricochet participants registry (format: schemas/registry.md).\n".to_string()
-        }
+    let (text, header) = match std::fs::read_to_string(path) {
+        Ok(t) => (t, ""),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            String::new(),
+            "# Ricochet participants registry (format: schemas/registry.md).\n\n",
+        ),
         Err(e) => return Err(io(path)(e)),
     };
     let syntax = |e: toml_edit::TomlError| RegistryError::Syntax {
@@ -83,11 +84,15 @@ pub fn add_participant(path: &Path, new: &NewParticipant) -> Result<(), Registry
     let Some(list) = entry.as_array_of_tables_mut() else {
         return Err(RegistryError::Syntax {
             path: path.to_path_buf(),
-            message: format!("`{}` must be an array of tables ([[{}]])", new.kind.table(), new.kind.table()),
+            message: format!(
+                "`{}` must be an array of tables ([[{}]])",
+                new.kind.table(),
+                new.kind.table()
+            ),
         });
     };
     list.push(table);
-    let out = doc.to_string();
+    let out = format!("{header}{doc}");
     Registry::parse(path, &out)?;
     let tmp = path.with_extension("toml.tmp");
     std::fs::write(&tmp, &out).map_err(io(&tmp))?;

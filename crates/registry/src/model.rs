@@ -112,10 +112,18 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn line(&self, span: Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+        self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
-    fn invalid(&self, span: Range<usize>, field: String, message: impl Into<String>) -> RegistryError {
+    fn invalid(
+        &self,
+        span: Range<usize>,
+        field: String,
+        message: impl Into<String>,
+    ) -> RegistryError {
         RegistryError::Invalid {
             path: self.path.to_path_buf(),
             line: self.line(span),
@@ -147,12 +155,20 @@ impl Checker<'_> {
         for (k, jwk) in keys.iter().enumerate() {
             let f = field(&format!("keys[{k}]"));
             if jwk.get_ref().d.is_some() {
-                return Err(self.invalid(jwk.span(), f, "contains private key material (d): register public keys only"));
+                return Err(self.invalid(
+                    jwk.span(),
+                    f,
+                    "contains private key material (d): register public keys only",
+                ));
             }
             let key = VerifyingKey::from_jwk(jwk.get_ref())
                 .map_err(|e| self.invalid(jwk.span(), f.clone(), e.to_string()))?;
             if parsed.insert(key.kid().to_string(), key).is_some() {
-                return Err(self.invalid(jwk.span(), f, format!("duplicate kid {:?}", jwk.get_ref().kid)));
+                return Err(self.invalid(
+                    jwk.span(),
+                    f,
+                    format!("duplicate kid {:?}", jwk.get_ref().kid),
+                ));
             }
         }
         Ok(Participant {
@@ -182,15 +198,15 @@ impl Registry {
         let check = Checker { path, text };
         let mut reg = Registry::default();
         let mut seen: BTreeMap<String, &'static str> = BTreeMap::new();
-        let mut claim_id = |id: &Spanned<String>, table: &'static str, index: usize| {
-            match seen.insert(id.get_ref().clone(), table) {
-                Some(other) => Err(check.invalid(
-                    id.span(),
-                    format!("{table}[{index}].id"),
-                    format!("{:?} is already used by another {other}", id.get_ref()),
-                )),
-                None => Ok(()),
-            }
+        let mut claim_id = |id: &Spanned<String>, table: &'static str, index: usize| match seen
+            .insert(id.get_ref().clone(), table)
+        {
+            Some(other) => Err(check.invalid(
+                id.span(),
+                format!("{table}[{index}].id"),
+                format!("{:?} is already used by another {other}", id.get_ref()),
+            )),
+            None => Ok(()),
         };
         for (i, entry) in doc.provider.iter().enumerate() {
             let e = entry.get_ref();
@@ -202,11 +218,21 @@ impl Registry {
                 let ascii = normalize_domain(domain.get_ref())
                     .map_err(|err| check.invalid(domain.span(), f.clone(), err.to_string()))?;
                 if ascii != *domain.get_ref() {
-                    return Err(check.invalid(domain.span(), f, format!("write it as {ascii:?} (lower-case A-label)")));
+                    return Err(check.invalid(
+                        domain.span(),
+                        f,
+                        format!("write it as {ascii:?} (lower-case A-label)"),
+                    ));
                 }
                 domains.insert(ascii);
             }
-            reg.providers.insert(participant.id.clone(), Provider { participant, domains });
+            reg.providers.insert(
+                participant.id.clone(),
+                Provider {
+                    participant,
+                    domains,
+                },
+            );
         }
         for (i, entry) in doc.esp.iter().enumerate() {
             let e = entry.get_ref();
@@ -215,7 +241,11 @@ impl Registry {
             if let Some(url) = &e.webhook_url {
                 let u = url.get_ref();
                 if !(u.starts_with("https://") || u.starts_with("http://")) {
-                    return Err(check.invalid(url.span(), format!("esp[{i}].webhook_url"), "expected an http(s) URL"));
+                    return Err(check.invalid(
+                        url.span(),
+                        format!("esp[{i}].webhook_url"),
+                        "expected an http(s) URL",
+                    ));
                 }
             }
             reg.esps.insert(
@@ -233,7 +263,10 @@ impl Registry {
             .chain(reg.esps.values().map(|e| &e.participant));
         for p in owners {
             for kid in p.keys.keys() {
-                reg.kid_owners.entry(kid.clone()).or_default().push(p.id.clone());
+                reg.kid_owners
+                    .entry(kid.clone())
+                    .or_default()
+                    .push(p.id.clone());
             }
         }
         Ok(reg)
@@ -266,7 +299,6 @@ impl Registry {
             .map(|v| v.iter().filter(|o| *o != id).map(String::as_str).collect())
             .unwrap_or_default()
     }
-
 }
 
 /// Complaint tokens are issued by ESPs: look keys up among ESPs only.
@@ -276,10 +308,12 @@ impl KeyLookup for Registry {
             .esps
             .get(iss)
             .ok_or_else(|| TokenError::UnknownIssuer(iss.into()))?;
-        esp.participant.keys.get(kid).ok_or_else(|| TokenError::UnknownKid {
-            iss: iss.into(),
-            kid: kid.into(),
-        })
+        esp.participant
+            .keys
+            .get(kid)
+            .ok_or_else(|| TokenError::UnknownKid {
+                iss: iss.into(),
+                kid: kid.into(),
+            })
     }
 }
-

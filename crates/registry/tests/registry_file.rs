@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, Registry, RegistryError, RegistryHandle};
+use ricochet_registry::{
+    add_participant, NewParticipant, ParticipantKind, Registry, RegistryError, RegistryHandle,
+};
 use ricochet_token::{Algorithm, KeyLookup, SigningKey};
 
 fn provider(id: &str, domains: &[&str]) -> NewParticipant {
@@ -10,7 +12,9 @@ fn provider(id: &str, domains: &[&str]) -> NewParticipant {
         kind: ParticipantKind::Provider,
         id: id.into(),
         name: format!("Provider {id}"),
-        keys: vec![SigningKey::generate(Algorithm::EdDSA, format!("{id}-k1")).unwrap().public_jwk()],
+        keys: vec![SigningKey::generate(Algorithm::EdDSA, format!("{id}-k1"))
+            .unwrap()
+            .public_jwk()],
         domains: domains.iter().map(|d| d.to_string()).collect(),
         webhook_url: None,
     }
@@ -32,17 +36,39 @@ fn added_participants_load_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.toml");
     let key = SigningKey::generate(Algorithm::ES256, "esp-k1").unwrap();
-    add_participant(&path, &provider("mail.example", &["mail.example", "xn--bcher-kva.example"])).unwrap();
+    add_participant(
+        &path,
+        &provider("mail.example", &["mail.example", "xn--bcher-kva.example"]),
+    )
+    .unwrap();
     add_participant(&path, &esp("esp-a.example", &key)).unwrap();
     let reg = Registry::load(&path).unwrap();
     let p = reg.provider("mail.example").unwrap();
     assert!(p.hosts("xn--bcher-kva.example"));
     assert!(!p.hosts("other.example"));
-    assert_eq!(reg.esp("esp-a.example").unwrap().webhook_url.as_deref(), Some("https://hooks.esp.example/ricochet"));
-    assert_eq!(reg.key("esp-a.example", "esp-k1").unwrap().algorithm(), Algorithm::ES256);
-    assert_eq!(reg.key("esp-a.example", "nope").unwrap_err().reason(), "unknown-kid");
-    assert_eq!(reg.key("mail.example", "mail.example-k1").unwrap_err().reason(), "unknown-issuer", "providers do not issue complaint tokens");
-    assert_eq!(reg.other_owners_of_kid("esp-k1", "mail.example"), vec!["esp-a.example"]);
+    assert_eq!(
+        reg.esp("esp-a.example").unwrap().webhook_url.as_deref(),
+        Some("https://hooks.esp.example/ricochet")
+    );
+    assert_eq!(
+        reg.key("esp-a.example", "esp-k1").unwrap().algorithm(),
+        Algorithm::ES256
+    );
+    assert_eq!(
+        reg.key("esp-a.example", "nope").unwrap_err().reason(),
+        "unknown-kid"
+    );
+    assert_eq!(
+        reg.key("mail.example", "mail.example-k1")
+            .unwrap_err()
+            .reason(),
+        "unknown-issuer",
+        "providers do not issue complaint tokens"
+    );
+    assert_eq!(
+        reg.other_owners_of_kid("esp-k1", "mail.example"),
+        vec!["esp-a.example"]
+    );
 }
 
 #[test]
@@ -58,7 +84,12 @@ fn duplicate_ids_are_refused_and_the_file_is_left_untouched() {
 
 fn invalid(text: &str) -> (usize, String, String) {
     match Registry::parse("r.toml".as_ref(), text) {
-        Err(RegistryError::Invalid { line, field, message, .. }) => (line, field, message),
+        Err(RegistryError::Invalid {
+            line,
+            field,
+            message,
+            ..
+        }) => (line, field, message),
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -70,7 +101,9 @@ fn errors_name_the_field_and_line() {
     let (line, field, msg) = invalid("\n\n[[esp]]\nid = \"Bad Id\"\nname = \"x\"\n");
     assert_eq!((line, field.as_str()), (4, "esp[0].id"));
     assert!(msg.contains("participant id"));
-    let key = SigningKey::generate(Algorithm::EdDSA, "k").unwrap().private_jwk();
+    let key = SigningKey::generate(Algorithm::EdDSA, "k")
+        .unwrap()
+        .private_jwk();
     let text = format!(
         "[[esp]]\nid = \"e.example\"\nname = \"x\"\n[[esp.keys]]\nkty = \"OKP\"\ncrv = \"Ed25519\"\nkid = \"k\"\nx = \"{}\"\nd = \"{}\"\n",
         key.x,
@@ -79,8 +112,13 @@ fn errors_name_the_field_and_line() {
     let (line, field, msg) = invalid(&text);
     assert_eq!((line, field.as_str()), (4, "esp[0].keys[0]"));
     assert!(msg.contains("private"), "{msg}");
-    match Registry::parse("r.toml".as_ref(), "[[esp]]\nid = \"e.example\"\nnam = \"x\"\n") {
-        Err(RegistryError::Syntax { message, .. }) => assert!(message.contains("line 3"), "{message}"),
+    match Registry::parse(
+        "r.toml".as_ref(),
+        "[[esp]]\nid = \"e.example\"\nnam = \"x\"\n",
+    ) {
+        Err(RegistryError::Syntax { message, .. }) => {
+            assert!(message.contains("line 3"), "{message}")
+        }
         other => panic!("expected a syntax error, got {other:?}"),
     }
 }
@@ -100,5 +138,8 @@ fn handle_reloads_changes_and_keeps_the_last_valid_version() {
     }
     std::fs::write(&path, "this is = = not toml").unwrap();
     assert!(handle.reload().is_err());
-    assert!(handle.current().provider("other.example").is_some(), "invalid file must not replace the valid one");
+    assert!(
+        handle.current().provider("other.example").is_some(),
+        "invalid file must not replace the valid one"
+    );
 }

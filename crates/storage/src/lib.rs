@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod migrations;
+pub mod rows;
 
 pub use config::ClickHouseConfig;
-pub use migrations::{Migration, MigrationError, Migrator};
+pub use migrations::{Migration, MigrationError, MigrationReport, Migrator};
+pub use rows::{ComplaintRow, DeliveryRow};

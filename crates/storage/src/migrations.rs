@@ -81,7 +81,9 @@ impl Migration {
             name: name.into(),
             why: why.into(),
         };
-        let stem = name.strip_suffix(".sql").ok_or_else(|| bad("not a .sql file"))?;
+        let stem = name
+            .strip_suffix(".sql")
+            .ok_or_else(|| bad("not a .sql file"))?;
         let (number, description) = stem
             .split_once('_')
             .ok_or_else(|| bad("expected NNNN_description.sql"))?;
@@ -138,7 +140,10 @@ pub fn embedded() -> Result<Vec<Migration>, MigrationError> {
         if pair[0].version == pair[1].version {
             return Err(MigrationError::BadFile {
                 name: pair[1].name.clone(),
-                why: format!("number {} is also used by {}", pair[1].version, pair[0].name),
+                why: format!(
+                    "number {} is also used by {}",
+                    pair[1].version, pair[0].name
+                ),
             });
         }
     }
@@ -288,7 +293,11 @@ mod tests {
                     assert!(upper.contains("IF NOT EXISTS"), "{}: {stmt}", m.name);
                 }
                 if upper.contains("ADD COLUMN") {
-                    assert!(upper.contains("ADD COLUMN IF NOT EXISTS"), "{}: {stmt}", m.name);
+                    assert!(
+                        upper.contains("ADD COLUMN IF NOT EXISTS"),
+                        "{}: {stmt}",
+                        m.name
+                    );
                 }
             }
         }

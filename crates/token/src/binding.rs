@@ -31,9 +31,18 @@ mod tests {
     fn binding_is_case_insensitive_and_specific() {
         let a = recipient_binding("AAAAAAAAAAAAAAAAAAAAAA", "Alice@Example.com");
         assert_eq!(a.len(), BINDING_LEN);
-        assert!(bindings_match(&a, &recipient_binding("AAAAAAAAAAAAAAAAAAAAAA", "alice@example.com")));
-        assert!(!bindings_match(&a, &recipient_binding("AAAAAAAAAAAAAAAAAAAAAA", "bob@example.com")));
-        assert!(!bindings_match(&a, &recipient_binding("BAAAAAAAAAAAAAAAAAAAAA", "alice@example.com")));
+        assert!(bindings_match(
+            &a,
+            &recipient_binding("AAAAAAAAAAAAAAAAAAAAAA", "alice@example.com")
+        ));
+        assert!(!bindings_match(
+            &a,
+            &recipient_binding("AAAAAAAAAAAAAAAAAAAAAA", "bob@example.com")
+        ));
+        assert!(!bindings_match(
+            &a,
+            &recipient_binding("BAAAAAAAAAAAAAAAAAAAAA", "alice@example.com")
+        ));
     }
 
     #[test]

@@ -165,11 +165,16 @@ fn string(map: &Map<String, Value>, claim: &'static str) -> Result<String, Token
 fn integer(map: &Map<String, Value>, claim: &'static str) -> Result<i64, TokenError> {
     match map.get(claim) {
         None | Some(Value::Null) => Err(TokenError::MissingClaim(claim)),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .filter(|v| *v >= 0)
-            .ok_or_else(|| invalid(claim, format!("expected whole seconds since the epoch, found {n}"))),
-        Some(other) => Err(invalid(claim, format!("expected an integer, found {other}"))),
+        Some(Value::Number(n)) => n.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
+            invalid(
+                claim,
+                format!("expected whole seconds since the epoch, found {n}"),
+            )
+        }),
+        Some(other) => Err(invalid(
+            claim,
+            format!("expected an integer, found {other}"),
+        )),
     }
 }
 
@@ -245,7 +250,10 @@ pub fn normalize_domain(domain: &str) -> Result<String, TokenError> {
 
 fn check_domain(rdm: &str) -> Result<(), TokenError> {
     if rdm.is_empty() || rdm.len() > 253 || !rdm.contains('.') {
-        return Err(invalid("rdm", "expected a domain name with at least two labels"));
+        return Err(invalid(
+            "rdm",
+            "expected a domain name with at least two labels",
+        ));
     }
     match idna::domain_to_ascii_strict(rdm) {
         Ok(ascii) if ascii == rdm => Ok(()),
@@ -268,7 +276,10 @@ mod tests {
         assert!(check_domain("Example.com").is_err());
         assert!(check_domain("bücher.example").is_err());
         assert!(check_domain("localhost").is_err());
-        assert_eq!(normalize_domain("Bücher.Example.").unwrap(), "xn--bcher-kva.example");
+        assert_eq!(
+            normalize_domain("Bücher.Example.").unwrap(),
+            "xn--bcher-kva.example"
+        );
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub(crate) fn parse(token: &str) -> Result<Compact<'_>, TokenError> {
         return Err(TokenError::NonAscii { at });
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed(format!(
             "expected 3 dot-separated segments, found {}",
@@ -80,7 +81,10 @@ impl<'de> serde::Deserialize<'de> for StrictObject {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<StrictObject, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<StrictObject, A::Error> {
                 let mut map = Map::new();
                 while let Some((k, v)) = a.next_entry::<String, Value>()? {
                     if map.contains_key(&k) {

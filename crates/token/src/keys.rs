@@ -286,7 +286,8 @@ impl SigningKey {
         match alg {
             Algorithm::EdDSA => {
                 let mut seed = [0u8; 32];
-                rng.fill(&mut seed).map_err(|_| KeyError::Crypto("random"))?;
+                rng.fill(&mut seed)
+                    .map_err(|_| KeyError::Crypto("random"))?;
                 let pair = Ed25519KeyPair::from_seed_unchecked(&seed)
                     .map_err(|_| KeyError::Crypto("ed25519 key from seed"))?;
                 Ok(SigningKey {
@@ -302,9 +303,12 @@ impl SigningKey {
                 let secret = p256_scalar_from_pkcs8(pkcs8.as_ref())
                     .ok_or(KeyError::Crypto("p-256 pkcs8 layout"))?
                     .to_vec();
-                let pair =
-                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                        .map_err(|_| KeyError::Crypto("p-256 key from pkcs8"))?;
+                let pair = EcdsaKeyPair::from_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    pkcs8.as_ref(),
+                    &rng,
+                )
+                .map_err(|_| KeyError::Crypto("p-256 key from pkcs8"))?;
                 Ok(SigningKey {
                     kid,
                     pair: Pair::P256(pair),
@@ -446,17 +450,25 @@ mod tests {
         let dup = JwkSet {
             keys: vec![key.public_jwk(), key.public_jwk()],
         };
-        assert!(matches!(dup.verifying_keys(), Err(KeyError::DuplicateKid(_))));
+        assert!(matches!(
+            dup.verifying_keys(),
+            Err(KeyError::DuplicateKid(_))
+        ));
     }
 
     #[test]
     fn jwk_alg_must_agree_with_key_type() {
-        let mut jwk = SigningKey::generate(Algorithm::EdDSA, "k1").unwrap().public_jwk();
+        let mut jwk = SigningKey::generate(Algorithm::EdDSA, "k1")
+            .unwrap()
+            .public_jwk();
         jwk.alg = Some("ES256".into());
         assert!(VerifyingKey::from_jwk(&jwk).is_err());
         jwk.alg = None;
         jwk.kty = "RSA".into();
-        assert!(matches!(VerifyingKey::from_jwk(&jwk), Err(KeyError::Unsupported(_))));
+        assert!(matches!(
+            VerifyingKey::from_jwk(&jwk),
+            Err(KeyError::Unsupported(_))
+        ));
     }
 
     #[test]

@@ -83,7 +83,10 @@ pub fn mint(key: &SigningKey, request: &TokenRequest) -> Result<(String, Claims)
             max: crate::claims::MAX_LIFETIME_SECS,
         });
     }
-    let token = sign_claims(key, &serde_json::to_value(&claims).expect("claims serialize"))?;
+    let token = sign_claims(
+        key,
+        &serde_json::to_value(&claims).expect("claims serialize"),
+    )?;
     Ok((token, claims))
 }
 

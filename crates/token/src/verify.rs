@@ -84,7 +84,11 @@ pub fn verify(
     let kid = match compact.header.get("kid") {
         Some(Value::String(k)) if !k.is_empty() => k.as_str(),
         None => return Err(TokenError::MissingKid),
-        Some(_) => return Err(TokenError::Malformed("kid is not a non-empty string".into())),
+        Some(_) => {
+            return Err(TokenError::Malformed(
+                "kid is not a non-empty string".into(),
+            ))
+        }
     };
     let iss = match compact.claims.get("iss") {
         Some(Value::String(i)) => i.as_str(),
@@ -113,7 +117,9 @@ pub fn verify(
 }
 
 /// Reads `alg` and refuses anything outside the allow-list (`none`, HMAC, RSA, ...).
-pub(crate) fn header_algorithm(header: &serde_json::Map<String, Value>) -> Result<Algorithm, TokenError> {
+pub(crate) fn header_algorithm(
+    header: &serde_json::Map<String, Value>,
+) -> Result<Algorithm, TokenError> {
     match header.get("alg") {
         Some(Value::String(a)) => {
             Algorithm::from_jose(a).ok_or_else(|| TokenError::AlgNotAllowed(a.clone()))
@@ -168,10 +174,19 @@ mod tests {
     fn mint_then_verify_both_algorithms() {
         for alg in [Algorithm::EdDSA, Algorithm::ES256] {
             let (key, keys) = setup(alg);
-            let req = TokenRequest::new("esp1", "acct-7", Nature::Marketing, "Bob@Example.org", 1_000_000);
+            let req = TokenRequest::new(
+                "esp1",
+                "acct-7",
+                Nature::Marketing,
+                "Bob@Example.org",
+                1_000_000,
+            );
             let (token, claims) = mint(&key, &req).unwrap();
             assert!(token.len() < 400, "token is {} bytes", token.len());
-            let opts = VerifyOptions { now: 1_000_100, clock_skew_secs: 60 };
+            let opts = VerifyOptions {
+                now: 1_000_100,
+                clock_skew_secs: 60,
+            };
             assert_eq!(verify(&token, &keys, &opts).unwrap(), claims);
             assert_eq!(claims.rdm, "example.org");
         }
@@ -182,7 +197,16 @@ mod tests {
         let (key, keys) = setup(Algorithm::EdDSA);
         let req = TokenRequest::new("esp1", "s", Nature::Account, "a@b.example", 10_000);
         let (token, c) = mint(&key, &req).unwrap();
-        let at = |now| verify(&token, &keys, &VerifyOptions { now, clock_skew_secs: 60 });
+        let at = |now| {
+            verify(
+                &token,
+                &keys,
+                &VerifyOptions {
+                    now,
+                    clock_skew_secs: 60,
+                },
+            )
+        };
         assert!(at(10_000 - 60).is_ok());
         assert_eq!(at(10_000 - 61).unwrap_err().reason(), "not-yet-valid");
         assert!(at(c.exp + 59).is_ok());

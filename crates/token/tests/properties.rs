@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use ricochet_token::{mint, verify, Algorithm, IssuerKeys, Nature, SigningKey, TokenRequest, VerifyOptions};
+use ricochet_token::{
+    mint, verify, Algorithm, IssuerKeys, Nature, SigningKey, TokenRequest, VerifyOptions,
+};
 
 const NOW: i64 = 1_790_000_000;
 
@@ -39,7 +41,10 @@ fn request() -> impl Strategy<Value = (bool, TokenRequest)> {
         })
 }
 
-const OPTS: VerifyOptions = VerifyOptions { now: NOW, clock_skew_secs: 60 };
+const OPTS: VerifyOptions = VerifyOptions {
+    now: NOW,
+    clock_skew_secs: 60,
+};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]

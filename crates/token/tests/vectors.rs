@@ -6,7 +6,10 @@ use ricochet_token::{verify, Claims, IssuerKeys, JwkSet, TokenError, VerifyOptio
 use serde_json::Value;
 
 fn load() -> (Value, IssuerKeys, VerifyOptions) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/token/test-vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schemas/token/test-vectors.json"
+    );
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut issuers = BTreeMap::new();
     for (iss, jwks) in doc["issuers"].as_object().unwrap() {
@@ -45,7 +48,11 @@ fn every_invalid_vector_is_refused_with_its_reason() {
             Ok(_) => panic!("invalid vector {name} was accepted"),
             Err(e) => e,
         };
-        assert_eq!(err.reason(), v["error"].as_str().unwrap(), "vector {name}: {err}");
+        assert_eq!(
+            err.reason(),
+            v["error"].as_str().unwrap(),
+            "vector {name}: {err}"
+        );
         if let Some(claim) = v.get("claim").and_then(Value::as_str) {
             let named = match &err {
                 TokenError::MissingClaim(c) => *c,
@@ -62,7 +69,11 @@ fn the_catalogue_covers_every_reason() {
     let (doc, _, _) = load();
     for reason in TokenError::REASONS {
         assert!(
-            doc["invalid"].as_array().unwrap().iter().any(|v| v["error"] == *reason),
+            doc["invalid"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["error"] == *reason),
             "no vector for reason {reason}"
         );
     }

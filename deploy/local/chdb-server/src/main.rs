@@ -90,7 +90,8 @@ fn main() -> Result<()> {
             bail!("query_stable_v2 returned no result");
         }
         let error = (*result).error_message;
-        let message = (!error.is_null()).then(|| CStr::from_ptr(error).to_string_lossy().into_owned());
+        let message =
+            (!error.is_null()).then(|| CStr::from_ptr(error).to_string_lossy().into_owned());
         free(result);
         if let Some(message) = message {
             bail!("ClickHouse stopped with an error: {message}");

@@ -1,0 +1,76 @@
+//! `ricochet`: the command line for ESPs, providers and operators.
+
+mod db;
+mod kafka;
+mod keys;
+mod registry;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Ricochet: authenticated, deduplicated email complaint feedback loops.
+///
+/// ESPs sign one complaint token per message; mailbox providers submit it when
+/// a user complains; Ricochet verifies, counts each token once, scores senders
+/// and reports offenders back to their ESPs.
+#[derive(Parser, Debug)]
+#[command(name = "ricochet", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate signing keys and print public key sets.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Add participants to the registry file, or check it.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
+    /// Mint a complaint token (ESP side) or verify one (provider side).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// ClickHouse schema.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Kafka topics.
+    #[command(subcommand)]
+    Kafka(kafka::KafkaCommand),
+}
+
+/// The registry file option shared by several commands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RegistryArg {
+    /// Participants registry file.
+    #[arg(long, env = "RICOCHET_REGISTRY", default_value = "registry.toml")]
+    registry: PathBuf,
+}
+
+fn main() -> ExitCode {
+    ricochet_telemetry::init_logging();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Keys(c) => keys::run(c),
+            Command::Registry(c) => registry::run(c),
+            Command::Token(c) => token::run(c),
+            Command::Db(c) => db::run(c).await,
+            Command::Kafka(c) => kafka::run(c).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The real ClickHouse: migrations and the complaints/deliveries schema.
+
+use clickhouse::Row;
+use ricochet_integration_tests::clickhouse;
+use ricochet_storage::{ComplaintRow, DeliveryRow, Migration, MigrationError, Migrator};
+use serde::Deserialize;
+
+fn complaint(jti: &str, provider: &str, offset: u64) -> ComplaintRow {
+    ComplaintRow {
+        jti: jti.into(),
+        esp: "esp-a.example".into(),
+        sender: "acct-1".into(),
+        provider: provider.into(),
+        code: "unwanted".into(),
+        nature: "marketing".into(),
+        campaign: String::new(),
+        recipient_domain: "mail.example".into(),
+        reporter: String::new(),
+        recipient_proven: false,
+        token_iat: 1_790_000_000,
+        token_exp: 1_790_000_000 + 14 * 86_400,
+        reported_at: 1_790_000_100_000,
+        received_at: 1_790_000_101_000 + offset as i64,
+        kafka_partition: 0,
+        kafka_offset: offset,
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct Counts {
+    rows: u64,
+    tokens: u64,
+    final_rows: u64,
+}
+
+#[tokio::test]
+async fn migrate_insert_and_count_each_token_once() {
+    let config = clickhouse("it_schema");
+    let report = Migrator::new(config.clone())
+        .unwrap()
+        .run()
+        .await
+        .expect("migrate");
+    assert!(report
+        .applied
+        .iter()
+        .any(|m| m.ends_with("_complaints.sql")));
+    assert_eq!(report.already_applied, 0);
+    let again = Migrator::new(config.clone())
+        .unwrap()
+        .run()
+        .await
+        .expect("migrate again");
+    assert!(again.applied.is_empty(), "second run applies nothing");
+    assert_eq!(again.already_applied, report.applied.len());
+
+    let client = config.client();
+    // Two inserts: three tokens, one of them delivered twice (as after a retry).
+    for batch in [
+        vec![
+            complaint("AAAAAAAAAAAAAAAAAAAAAA", "mail.example", 1),
+            complaint("BBBBBBBBBBBBBBBBBBBBBB", "mail.example", 2),
+        ],
+        vec![
+            complaint("AAAAAAAAAAAAAAAAAAAAAA", "other.example", 3),
+            complaint("CCCCCCCCCCCCCCCCCCCCCC", "mail.example", 4),
+        ],
+    ] {
+        let mut insert = client.insert::<ComplaintRow>("complaints").await.unwrap();
+        for row in &batch {
+            insert.write(row).await.unwrap();
+        }
+        insert.end().await.unwrap();
+    }
+    let counts: Counts = client
+        .query("SELECT count() AS rows, uniqExact(jti) AS tokens, (SELECT count() FROM complaints FINAL) AS final_rows FROM complaints")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(counts.rows, 4, "both copies are stored until a merge");
+    assert_eq!(
+        counts.tokens, 3,
+        "uniqExact counts each token once before merges"
+    );
+    assert_eq!(counts.final_rows, 3, "FINAL collapses the duplicate");
+
+    let back: Vec<ComplaintRow> = client
+        .query("SELECT ?fields FROM complaints FINAL WHERE jti = ?")
+        .bind("BBBBBBBBBBBBBBBBBBBBBB")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        back,
+        vec![complaint("BBBBBBBBBBBBBBBBBBBBBB", "mail.example", 2)]
+    );
+
+    // Deliveries: a corrected report for the same hour replaces the first.
+    let mut insert = client.insert::<DeliveryRow>("deliveries").await.unwrap();
+    for (delivered, received_at) in [(100, 1), (150, 2)] {
+        insert
+            .write(&DeliveryRow {
+                esp: "esp-a.example".into(),
+                sender: "acct-1".into(),
+                provider: "mail.example".into(),
+                hour: 1_790_000_000 / 3600 * 3600,
+                delivered,
+                received_at,
+            })
+            .await
+            .unwrap();
+    }
+    insert.end().await.unwrap();
+    let delivered: u64 = client
+        .query("SELECT sum(delivered) FROM deliveries FINAL")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(delivered, 150);
+
+    config
+        .server_client()
+        .query(&format!("DROP DATABASE `{}`", config.database))
+        .execute()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_changed_applied_migration_is_refused() {
+    let config = clickhouse("it_checksum");
+    let v1 = Migration::new(
+        "0001_t.sql",
+        "CREATE TABLE IF NOT EXISTS t (x UInt8) ENGINE = Log;",
+    )
+    .unwrap();
+    Migrator::with_migrations(config.clone(), vec![v1])
+        .run()
+        .await
+        .expect("first run");
+    let edited = Migration::new(
+        "0001_t.sql",
+        "CREATE TABLE IF NOT EXISTS t (x UInt16) ENGINE = Log;",
+    )
+    .unwrap();
+    let err = Migrator::with_migrations(config.clone(), vec![edited])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MigrationError::ChecksumMismatch { ref name, .. } if name == "0001_t.sql"),
+        "{err}"
+    );
+    let err = Migrator::with_migrations(config.clone(), vec![])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MigrationError::UnknownApplied { version: 1, .. }),
+        "{err}"
+    );
+    config
+        .server_client()
+        .query(&format!("DROP DATABASE `{}`", config.database))
+        .execute()
+        .await
+        .unwrap();
+}
