@@ -12,4 +12,4 @@ mod model;
 pub use edit::{add_participant, NewParticipant};
 pub use error::RegistryError;
 pub use handle::RegistryHandle;
-pub use model::{Esp, Participant, ParticipantKind, Provider, Registry};
+pub use model::{Esp, Participant, ParticipantKind, Provider, Registry, RoleKeys};

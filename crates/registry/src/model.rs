@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use ricochet_token::claims::{is_participant_id, normalize_domain};
+use ricochet_token::verify::missing_kid;
 use ricochet_token::{Jwk, KeyLookup, TokenError, VerifyingKey};
 use serde::Deserialize;
 use toml::Spanned;
@@ -71,8 +72,6 @@ pub struct Esp {
 pub struct Registry {
     providers: BTreeMap<String, Provider>,
     esps: BTreeMap<String, Esp>,
-    /// kid → owners, to tell "unknown key" from "another participant's key".
-    kid_owners: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -256,19 +255,6 @@ impl Registry {
                 },
             );
         }
-        let owners = reg
-            .providers
-            .values()
-            .map(|p| &p.participant)
-            .chain(reg.esps.values().map(|e| &e.participant));
-        for p in owners {
-            for kid in p.keys.keys() {
-                reg.kid_owners
-                    .entry(kid.clone())
-                    .or_default()
-                    .push(p.id.clone());
-            }
-        }
         Ok(reg)
     }
 
@@ -292,28 +278,59 @@ impl Registry {
         self.esps.values()
     }
 
-    /// The participants other than `id` that registered a key with this `kid`.
-    pub fn other_owners_of_kid(&self, kid: &str, id: &str) -> Vec<&str> {
-        self.kid_owners
-            .get(kid)
-            .map(|v| v.iter().filter(|o| *o != id).map(String::as_str).collect())
-            .unwrap_or_default()
+    /// Every participant, providers first.
+    pub fn participants(&self) -> impl Iterator<Item = &Participant> {
+        self.providers
+            .values()
+            .map(|p| &p.participant)
+            .chain(self.esps.values().map(|e| &e.participant))
+    }
+
+    /// Key lookup among participants of one kind: ESPs for complaint tokens,
+    /// providers or ESPs for API bearer tokens depending on the API.
+    pub fn keys_of(&self, kind: ParticipantKind) -> RoleKeys<'_> {
+        RoleKeys {
+            registry: self,
+            kind,
+        }
     }
 }
 
-/// Complaint tokens are issued by ESPs: look keys up among ESPs only.
+/// Keys of one kind of participant, for token verification (see [`Registry::keys_of`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RoleKeys<'a> {
+    registry: &'a Registry,
+    kind: ParticipantKind,
+}
+
+impl<'a> RoleKeys<'a> {
+    fn find(self, iss: &str, kid: &str) -> Result<&'a VerifyingKey, TokenError> {
+        let participant = match self.kind {
+            ParticipantKind::Provider => self.registry.providers.get(iss).map(|p| &p.participant),
+            ParticipantKind::Esp => self.registry.esps.get(iss).map(|e| &e.participant),
+        }
+        .ok_or_else(|| TokenError::UnknownIssuer(iss.into()))?;
+        participant.keys.get(kid).ok_or_else(|| {
+            missing_kid(
+                iss,
+                kid,
+                self.registry
+                    .participants()
+                    .map(|p| (p.id.as_str(), &p.keys)),
+            )
+        })
+    }
+}
+
+impl KeyLookup for RoleKeys<'_> {
+    fn key(&self, iss: &str, kid: &str) -> Result<&VerifyingKey, TokenError> {
+        self.find(iss, kid)
+    }
+}
+
+/// Complaint tokens are issued by ESPs: look keys up among ESPs.
 impl KeyLookup for Registry {
     fn key(&self, iss: &str, kid: &str) -> Result<&VerifyingKey, TokenError> {
-        let esp = self
-            .esps
-            .get(iss)
-            .ok_or_else(|| TokenError::UnknownIssuer(iss.into()))?;
-        esp.participant
-            .keys
-            .get(kid)
-            .ok_or_else(|| TokenError::UnknownKid {
-                iss: iss.into(),
-                kid: kid.into(),
-            })
+        self.keys_of(ParticipantKind::Esp).find(iss, kid)
     }
 }

@@ -65,9 +65,14 @@ fn added_participants_load_back() {
         "unknown-issuer",
         "providers do not issue complaint tokens"
     );
+    let provider_keys = reg.keys_of(ParticipantKind::Provider);
+    assert!(provider_keys.key("mail.example", "mail.example-k1").is_ok());
     assert_eq!(
-        reg.other_owners_of_kid("esp-k1", "mail.example"),
-        vec!["esp-a.example"]
+        provider_keys
+            .key("mail.example", "esp-k1")
+            .unwrap_err()
+            .reason(),
+        "key-of-another-participant"
     );
 }
 

@@ -199,7 +199,7 @@ fn main() {
     );
     add(
         "kid-of-another-esp",
-        "unknown-kid",
+        "key-of-another-participant",
         None,
         sign_parts(&b_ed, &hdr("EdDSA", b_ed.kid()), &claims).unwrap(),
         "iss is esp-a but kid belongs to esp-b",

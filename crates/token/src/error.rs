@@ -35,6 +35,13 @@ pub enum TokenError {
     /// The issuer has no key with this `kid` (never published, or revoked).
     #[error("issuer {iss:?} has no key {kid:?}")]
     UnknownKid { iss: String, kid: String },
+    /// The `kid` belongs to another participant than the one the token claims to be from.
+    #[error("key {kid:?} is registered to {owner:?}, not to {iss:?}")]
+    ForeignKey {
+        iss: String,
+        kid: String,
+        owner: String,
+    },
     /// The signature does not verify with the issuer's key.
     #[error("signature does not verify")]
     BadSignature,
@@ -71,6 +78,7 @@ impl TokenError {
             TokenError::MissingKid => "missing-kid",
             TokenError::UnknownIssuer(_) => "unknown-issuer",
             TokenError::UnknownKid { .. } => "unknown-kid",
+            TokenError::ForeignKey { .. } => "key-of-another-participant",
             TokenError::BadSignature => "bad-signature",
             TokenError::MissingClaim(_) => "missing-claim",
             TokenError::InvalidClaim { .. } => "invalid-claim",
@@ -92,6 +100,7 @@ impl TokenError {
         "missing-kid",
         "unknown-issuer",
         "unknown-kid",
+        "key-of-another-participant",
         "bad-signature",
         "missing-claim",
         "invalid-claim",

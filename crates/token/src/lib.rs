@@ -8,6 +8,7 @@
 //! failure ([`verify`], [`TokenError`]), and the recipient binding
 //! ([`binding`]). The format is specified in `schemas/complaint-token.md`.
 
+pub mod bearer;
 pub mod binding;
 pub mod claims;
 mod error;

@@ -29,10 +29,32 @@ impl KeyLookup for IssuerKeys {
         let keys = self
             .get(iss)
             .ok_or_else(|| TokenError::UnknownIssuer(iss.into()))?;
-        keys.get(kid).ok_or_else(|| TokenError::UnknownKid {
+        keys.get(kid)
+            .ok_or_else(|| missing_kid(iss, kid, self.iter().map(|(o, k)| (o.as_str(), k))))
+    }
+}
+
+/// The error for a `kid` the issuer does not have: [`TokenError::ForeignKey`] if
+/// another participant registered it (someone signing with their own key while
+/// claiming to be `iss`), else [`TokenError::UnknownKid`].
+pub fn missing_kid<'a>(
+    iss: &str,
+    kid: &str,
+    others: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, VerifyingKey>)>,
+) -> TokenError {
+    match others
+        .into_iter()
+        .find(|(owner, keys)| *owner != iss && keys.contains_key(kid))
+    {
+        Some((owner, _)) => TokenError::ForeignKey {
             iss: iss.into(),
             kid: kid.into(),
-        })
+            owner: owner.into(),
+        },
+        None => TokenError::UnknownKid {
+            iss: iss.into(),
+            kid: kid.into(),
+        },
     }
 }
 
@@ -69,10 +91,25 @@ pub fn verify(
     keys: &impl KeyLookup,
     opts: &VerifyOptions,
 ) -> Result<Claims, TokenError> {
+    let claims = verify_signed(token, keys, |typ| typ == Some(TOKEN_TYPE))?;
+    let claims = Claims::from_map(&claims)?;
+    check_times(&claims, opts)?;
+    Ok(claims)
+}
+
+/// Checks framing, header, key and signature of any JWS this project accepts
+/// (complaint tokens and API bearer tokens); returns the claims, verified but
+/// not yet interpreted. `typ_ok` decides which `typ` header values are allowed.
+pub(crate) fn verify_signed(
+    token: &str,
+    keys: &impl KeyLookup,
+    typ_ok: impl Fn(Option<&str>) -> bool,
+) -> Result<serde_json::Map<String, Value>, TokenError> {
     let compact = jws::parse(token)?;
     let alg = header_algorithm(&compact.header)?;
     match compact.header.get("typ") {
-        Some(Value::String(t)) if t == TOKEN_TYPE => {}
+        None if typ_ok(None) => {}
+        Some(Value::String(t)) if typ_ok(Some(t)) => {}
         Some(Value::String(t)) => return Err(TokenError::WrongType(t.clone())),
         Some(other) => return Err(TokenError::WrongType(other.to_string())),
         None => return Err(TokenError::WrongType(String::new())),
@@ -111,9 +148,7 @@ pub fn verify(
     if !key.verify(compact.signing_input.as_bytes(), &compact.signature) {
         return Err(TokenError::BadSignature);
     }
-    let claims = Claims::from_map(&compact.claims)?;
-    check_times(&claims, opts)?;
-    Ok(claims)
+    Ok(compact.claims)
 }
 
 /// Reads `alg` and refuses anything outside the allow-list (`none`, HMAC, RSA, ...).
