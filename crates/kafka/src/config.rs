@@ -12,6 +12,10 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Replication factor at creation (`RICOCHET_KAFKA_REPLICATION`, default 1).
     pub replication: i32,
+    /// Idempotent producers (`RICOCHET_KAFKA_IDEMPOTENCE`, default true). Turn off
+    /// only for brokers that cannot serve them: tansu 0.6.0 refuses idempotent
+    /// producers, even new ones, after it restarts (see README, "Local stack").
+    pub idempotence: bool,
 }
 
 impl KafkaConfig {
@@ -21,6 +25,7 @@ impl KafkaConfig {
             brokers: env_or("RICOCHET_KAFKA_BROKERS", "127.0.0.1:9092"),
             partitions: env_parse("RICOCHET_KAFKA_PARTITIONS", 6)?,
             replication: env_parse("RICOCHET_KAFKA_REPLICATION", 1)?,
+            idempotence: env_parse("RICOCHET_KAFKA_IDEMPOTENCE", true)?,
         })
     }
 
@@ -32,10 +37,10 @@ impl KafkaConfig {
         c
     }
 
-    /// Settings for a durable producer: idempotent, `acks=all`.
+    /// Settings for a durable producer: `acks=all`, idempotent unless turned off.
     pub fn producer_config(&self) -> ClientConfig {
         let mut c = self.client_config();
-        c.set("enable.idempotence", "true")
+        c.set("enable.idempotence", self.idempotence.to_string())
             .set("acks", "all")
             .set("message.timeout.ms", "10000")
             .set("linger.ms", "5");

@@ -6,7 +6,9 @@
 //! partition count, and exactly-once counting is done downstream by token id.
 
 pub mod config;
+pub mod records;
 pub mod topics;
 
 pub use config::KafkaConfig;
+pub use records::{sender_key, ComplaintRecord, DeliveryRecord};
 pub use topics::{ensure_topics, TopicOutcome, TopicSpec, TOPICS};

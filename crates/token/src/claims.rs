@@ -198,12 +198,16 @@ fn check_participant_id(claim: &'static str, id: &str) -> Result<(), TokenError>
     }
 }
 
-fn check_id(claim: &'static str, id: &str) -> Result<(), TokenError> {
-    let ok = (1..=MAX_ID_LEN).contains(&id.len())
+/// Sender and campaign ids: 1-128 of `A-Z a-z 0-9 . _ : @ + -`.
+pub fn is_sender_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:@+-".contains(&b));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@+-".contains(&b))
+}
+
+fn check_id(claim: &'static str, id: &str) -> Result<(), TokenError> {
+    if is_sender_id(id) {
         Ok(())
     } else {
         Err(invalid(

@@ -1,0 +1,472 @@
+//! The HTTP service: state, routes, and the one flow both batch routes share.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ricochet_kafka::records::sender_key;
+use ricochet_kafka::{ComplaintRecord, DeliveryRecord, KafkaConfig};
+use ricochet_registry::{Registry, RegistryHandle};
+use ricochet_token::VerifyOptions;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::auth::authenticate_provider;
+use crate::complaints::{
+    check_batch, BatchResponse, ComplaintBatch, ComplaintItem, ItemResult, Rejection,
+};
+use crate::config::IngestConfig;
+use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
+use crate::metrics::Metrics;
+use crate::problem::{JsonLocation, Problem};
+use crate::publish::Publisher;
+use crate::timefmt::now_ms;
+
+/// The routes this service serves (kept in sync with `schemas/openapi/ingest.yaml` by a test).
+pub const ROUTES: [(&str, &str); 5] = [
+    ("post", "/v1/complaints"),
+    ("post", "/v1/deliveries"),
+    ("get", "/metrics"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+];
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: IngestConfig,
+    registry: RegistryHandle,
+    publisher: Publisher,
+    pool: rayon::ThreadPool,
+    limiter: DefaultKeyedRateLimiter<String>,
+    /// Bounds concurrent requests: beyond it, answer 503 at once instead of queueing.
+    admission: Semaphore,
+    metrics: Metrics,
+    kafka_reachable: AtomicBool,
+    clock: Clock,
+}
+
+/// Current time in Unix milliseconds. The service uses the system clock;
+/// tests and simulations inject their own (see [`AppState::with_clock`]).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Most requests handled at once; more get 503 + Retry-After immediately.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+impl AppState {
+    /// Opens the registry, creates the producer and the verification pool.
+    pub fn new(config: IngestConfig, kafka: &KafkaConfig) -> anyhow::Result<Self> {
+        Self::with_clock(config, kafka, Arc::new(now_ms))
+    }
+
+    /// As [`new`](Self::new), reading time from `clock`.
+    pub fn with_clock(
+        config: IngestConfig,
+        kafka: &KafkaConfig,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let registry = RegistryHandle::open(&config.registry)
+            .with_context(|| format!("loading registry {}", config.registry.display()))?;
+        let publisher = Publisher::new(kafka, config.kafka_timeout())?;
+        let threads = match config.verify_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("verify-{i}"))
+            .build()?;
+        let rate = std::num::NonZeroU32::new(config.rate_per_sec.max(1)).unwrap();
+        let burst = std::num::NonZeroU32::new(config.burst.max(1)).unwrap();
+        let limiter = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                registry,
+                publisher,
+                pool,
+                limiter,
+                admission: Semaphore::new(MAX_IN_FLIGHT),
+                metrics: Metrics::new(),
+                kafka_reachable: AtomicBool::new(false),
+                clock,
+            }),
+        })
+    }
+
+    /// The registry handle (to start its watcher).
+    pub fn registry(&self) -> &RegistryHandle {
+        &self.inner.registry
+    }
+
+    /// The producer (to flush on shutdown).
+    pub fn publisher(&self) -> &Publisher {
+        &self.inner.publisher
+    }
+
+    /// Asks the broker for metadata and records whether it answered.
+    pub async fn probe_kafka(&self) -> bool {
+        let state = self.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            state
+                .inner
+                .publisher
+                .producer()
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        self.inner.kafka_reachable.store(ok, Ordering::Relaxed);
+        self.inner.metrics.kafka_up.set(i64::from(ok));
+        ok
+    }
+
+    /// Verifies batches the way the service does, for benchmarks.
+    pub fn verify_pool(&self) -> &rayon::ThreadPool {
+        &self.inner.pool
+    }
+}
+
+/// The router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/complaints", post(complaints))
+        .route("/v1/deliveries", post(deliveries))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "method not allowed on this route",
+            )
+        })
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.inner.metrics.render(),
+    )
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let kafka = state.inner.kafka_reachable.load(Ordering::Relaxed);
+    let registry = state.inner.registry.current().providers().next().is_some();
+    let body = serde_json::json!({"ready": kafka && registry, "checks": {"kafka": kafka, "registry_has_providers": registry}});
+    let status = if kafka && registry {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// What differs between the two batch routes; the flow in [`ingest`] is shared.
+trait BatchKind {
+    const ROUTE: &'static str;
+    fn topic(config: &IngestConfig) -> &str;
+    type Body: DeserializeOwned;
+    type Item: Send + Sync + 'static;
+    type Record: Serialize + Send + 'static;
+    fn items(body: Self::Body) -> Vec<Self::Item>;
+    fn check(
+        state: &AppState,
+        items: &[Self::Item],
+        provider: &str,
+        registry: &Registry,
+        now_ms: i64,
+    ) -> Vec<Result<Self::Record, Rejection>>;
+    fn key(record: &Self::Record) -> String;
+    fn id(record: &Self::Record) -> Option<String>;
+}
+
+struct Complaints;
+impl BatchKind for Complaints {
+    const ROUTE: &'static str = "/v1/complaints";
+    fn topic(config: &IngestConfig) -> &str {
+        &config.complaints_topic
+    }
+    type Body = ComplaintBatch;
+    type Item = ComplaintItem;
+    type Record = ComplaintRecord;
+    fn items(body: ComplaintBatch) -> Vec<ComplaintItem> {
+        body.complaints
+    }
+    fn check(
+        state: &AppState,
+        items: &[ComplaintItem],
+        provider: &str,
+        registry: &Registry,
+        now_ms: i64,
+    ) -> Vec<Result<ComplaintRecord, Rejection>> {
+        let opts = VerifyOptions {
+            now: now_ms / 1000,
+            clock_skew_secs: state.inner.config.clock_skew_secs,
+        };
+        check_batch(items, provider, registry, &opts, now_ms, &state.inner.pool)
+    }
+    fn key(r: &ComplaintRecord) -> String {
+        sender_key(&r.esp, &r.sender)
+    }
+    fn id(r: &ComplaintRecord) -> Option<String> {
+        Some(r.jti.clone())
+    }
+}
+
+struct Deliveries;
+impl BatchKind for Deliveries {
+    const ROUTE: &'static str = "/v1/deliveries";
+    fn topic(config: &IngestConfig) -> &str {
+        &config.deliveries_topic
+    }
+    type Body = DeliveryBatch;
+    type Item = DeliveryItem;
+    type Record = DeliveryRecord;
+    fn items(body: DeliveryBatch) -> Vec<DeliveryItem> {
+        body.deliveries
+    }
+    fn check(
+        _: &AppState,
+        items: &[DeliveryItem],
+        provider: &str,
+        registry: &Registry,
+        now_ms: i64,
+    ) -> Vec<Result<DeliveryRecord, Rejection>> {
+        items
+            .iter()
+            .map(|i| check_delivery(i, provider, registry, now_ms))
+            .collect()
+    }
+    fn key(r: &DeliveryRecord) -> String {
+        sender_key(&r.esp, &r.sender)
+    }
+    fn id(_: &DeliveryRecord) -> Option<String> {
+        None
+    }
+}
+
+async fn complaints(State(state): State<AppState>, request: Request) -> Response {
+    respond::<Complaints>(&state, request).await
+}
+
+async fn deliveries(State(state): State<AppState>, request: Request) -> Response {
+    respond::<Deliveries>(&state, request).await
+}
+
+async fn respond<K: BatchKind>(state: &AppState, request: Request) -> Response
+where
+    K::Item: Send,
+{
+    let m = &state.inner.metrics;
+    let response = match state.inner.admission.try_acquire() {
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in progress",
+        )
+        .retry_after(1)
+        .into_response(),
+        Ok(_permit) => {
+            m.in_flight.inc();
+            let deadline = state.inner.config.request_timeout();
+            let r = match tokio::time::timeout(deadline, ingest::<K>(state, request)).await {
+                Ok(Ok(ok)) => ok,
+                Ok(Err(problem)) => problem.into_response(),
+                Err(_) => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    format!("request not completed within {deadline:?}; retry the whole batch"),
+                )
+                .retry_after(5)
+                .into_response(),
+            };
+            m.in_flight.dec();
+            r
+        }
+    };
+    m.requests
+        .with_label_values(&[K::ROUTE, response.status().as_str()])
+        .inc();
+    response
+}
+
+/// The shared flow: authenticate, rate-limit, read and parse the body, check
+/// each item off the reactor, publish the accepted ones, and answer 200 only
+/// once Kafka has acknowledged all of them.
+async fn ingest<K: BatchKind>(state: &AppState, request: Request) -> Result<Response, Problem>
+where
+    K::Item: Send,
+{
+    let inner = &state.inner;
+    let config = &inner.config;
+    let registry = inner.registry.current();
+    let now = (inner.clock)();
+    let opts = VerifyOptions {
+        now: now / 1000,
+        clock_skew_secs: config.clock_skew_secs,
+    };
+    let (parts, body) = request.into_parts();
+    let provider = authenticate_provider(&parts.headers, &registry, &config.audience, &opts)?;
+    if let Err(not_until) = inner.limiter.check_key(&provider) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!("{provider} exceeds {} requests/s", config.rate_per_sec),
+        )
+        .retry_after(wait.as_secs_f64().ceil() as u64));
+    }
+    let bytes = read_body(
+        body,
+        parts.headers.get(header::CONTENT_LENGTH),
+        config.max_body_bytes,
+    )
+    .await?;
+    let parsed: K::Body = parse_json(&bytes)?;
+    let items = K::items(parsed);
+    if items.len() > config.max_items {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-items",
+            format!(
+                "{} items; at most {} per request",
+                items.len(),
+                config.max_items
+            ),
+        ));
+    }
+
+    let started = Instant::now();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (s, p, r) = (state.clone(), provider.clone(), registry.clone());
+    // Signature checks are CPU-bound: run them on the verification pool so the
+    // reactor keeps serving other connections.
+    inner.pool.spawn(move || {
+        let _ = tx.send((K::check(&s, &items, &p, &r, now), items));
+    });
+    let (checked, _items) = rx.await.map_err(|_| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "verification worker stopped",
+        )
+    })?;
+    inner
+        .metrics
+        .verify_seconds
+        .with_label_values(&[K::ROUTE])
+        .observe(started.elapsed().as_secs_f64());
+
+    let mut results = Vec::with_capacity(checked.len());
+    let mut records = vec![];
+    for (index, outcome) in checked.into_iter().enumerate() {
+        match outcome {
+            Ok(rec) => {
+                let payload = serde_json::to_vec(&rec).expect("records serialize");
+                results.push(ItemResult::accepted(index, K::id(&rec)));
+                records.push((K::key(&rec), payload));
+            }
+            Err(rej) => results.push(ItemResult::rejected(index, rej)),
+        }
+    }
+    if !records.is_empty() {
+        let topic = K::topic(config);
+        match inner.publisher.publish_all(topic, &records).await {
+            Ok(took) => inner
+                .metrics
+                .produce_seconds
+                .with_label_values(&[topic])
+                .observe(took.as_secs_f64()),
+            Err(e) => {
+                warn!(provider = %provider, error = %e, "batch not durable; answering 503");
+                return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "kafka-unavailable", format!("{e}; no item of this request is reported accepted; retry the whole batch (duplicates are counted once)"))
+                    .retry_after(5));
+            }
+        }
+    }
+    for r in &results {
+        inner
+            .metrics
+            .items
+            .with_label_values(&[K::ROUTE, r.verdict, r.reason.unwrap_or("none")])
+            .inc();
+    }
+    let response = BatchResponse::new(results);
+    info!(provider = %provider, route = K::ROUTE, accepted = response.accepted, rejected = response.rejected, "batch");
+    Ok(Json(response).into_response())
+}
+
+async fn read_body(
+    body: Body,
+    content_length: Option<&header::HeaderValue>,
+    limit: usize,
+) -> Result<bytes::Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("request body over {limit} bytes"),
+        )
+    };
+    if let Some(len) = content_length
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            too_large()
+        } else {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "body-unreadable",
+                format!("reading the body: {e}"),
+            )
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            format!("invalid JSON at {path}: {inner}"),
+        )
+        .at(JsonLocation {
+            path,
+            line: inner.line(),
+            column: inner.column(),
+        })
+    })
+}

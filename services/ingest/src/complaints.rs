@@ -1,0 +1,241 @@
+//! `POST /v1/complaints`: the request and response bodies, and every check one item goes through.
+
+use std::collections::HashSet;
+
+use ricochet_kafka::ComplaintRecord;
+use ricochet_registry::Registry;
+use ricochet_token::binding::bindings_match;
+use ricochet_token::{verify, VerifyOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::timefmt::parse_rfc3339_ms;
+
+/// The complaint codes a provider may send.
+pub const CODES: [&str; 6] = [
+    "unwanted",
+    "misrepresented",
+    "policy-violation",
+    "phishing",
+    "unsubscribe-ignored",
+    "not-spam",
+];
+
+/// Longest reporter pseudonym.
+pub const MAX_REPORTER_LEN: usize = 128;
+
+/// Request body.
+#[derive(Debug, Deserialize)]
+pub struct ComplaintBatch {
+    /// The complaints, at most the configured item limit.
+    pub complaints: Vec<ComplaintItem>,
+}
+
+/// One complaint as a provider submits it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ComplaintItem {
+    /// The `Complaint-Token` header value of the reported message.
+    pub token: String,
+    /// What the user said about the message (one of [`CODES`]).
+    pub code: String,
+    /// When the user complained (RFC 3339).
+    pub reported_at: String,
+    /// Opaque, stable pseudonym of the complaining user (for anti-abuse caps).
+    #[serde(default)]
+    pub reporter: Option<String>,
+    /// The recipient binding recomputed from the recipient's address, proving who complained.
+    #[serde(default)]
+    pub recipient_proof: Option<String>,
+}
+
+/// Why an item was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Machine-readable reason.
+    pub reason: &'static str,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+impl Rejection {
+    fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Verdict for one item, in request order.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ItemResult {
+    /// Position in the request.
+    pub index: usize,
+    /// `accepted` or `rejected`.
+    pub verdict: &'static str,
+    /// Token id, when the token could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Machine-readable reason of a rejection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Human-readable detail of a rejection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ItemResult {
+    /// An accepted item.
+    pub fn accepted(index: usize, jti: Option<String>) -> Self {
+        ItemResult {
+            index,
+            verdict: "accepted",
+            jti,
+            reason: None,
+            detail: None,
+        }
+    }
+
+    /// A rejected item.
+    pub fn rejected(index: usize, r: Rejection) -> Self {
+        ItemResult {
+            index,
+            verdict: "rejected",
+            jti: None,
+            reason: Some(r.reason),
+            detail: Some(r.detail),
+        }
+    }
+}
+
+/// Response body of a batch whose accepted items are all in Kafka.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    /// Items accepted (durable in Kafka).
+    pub accepted: usize,
+    /// Items rejected (never stored).
+    pub rejected: usize,
+    /// One verdict per item, in request order.
+    pub results: Vec<ItemResult>,
+}
+
+impl BatchResponse {
+    /// Summarizes verdicts.
+    pub fn new(results: Vec<ItemResult>) -> Self {
+        let accepted = results.iter().filter(|r| r.verdict == "accepted").count();
+        BatchResponse {
+            accepted,
+            rejected: results.len() - accepted,
+            results,
+        }
+    }
+}
+
+/// Checks one complaint submitted by `provider`; returns the record to publish.
+pub fn check_complaint(
+    item: &ComplaintItem,
+    provider: &str,
+    registry: &Registry,
+    opts: &VerifyOptions,
+    received_at_ms: i64,
+) -> Result<ComplaintRecord, Rejection> {
+    let claims = verify(&item.token, registry, opts)
+        .map_err(|e| Rejection::new(e.reason(), e.to_string()))?;
+    if !CODES.contains(&item.code.as_str()) {
+        return Err(Rejection::new(
+            "unknown-code",
+            format!("code {:?} is not one of {}", item.code, CODES.join(", ")),
+        ));
+    }
+    let reported_at_ms =
+        parse_rfc3339_ms(&item.reported_at).map_err(|e| Rejection::new("bad-reported-at", e))?;
+    let skew_ms = opts.clock_skew_secs * 1000;
+    if reported_at_ms > received_at_ms + skew_ms {
+        return Err(Rejection::new(
+            "reported-in-future",
+            "reported_at is later than now",
+        ));
+    }
+    if reported_at_ms < claims.iat * 1000 - skew_ms {
+        return Err(Rejection::new(
+            "reported-before-issue",
+            "reported_at is before the token was issued",
+        ));
+    }
+    let hosts = registry
+        .provider(provider)
+        .is_some_and(|p| p.hosts(&claims.rdm));
+    if !hosts {
+        return Err(Rejection::new(
+            "domain-not-hosted",
+            format!("{provider} does not host recipient domain {}; only the recipient's own provider may complain", claims.rdm),
+        ));
+    }
+    let recipient_proven = match &item.recipient_proof {
+        None => false,
+        Some(proof) if bindings_match(&claims.rcb, proof) => true,
+        Some(_) => {
+            return Err(Rejection::new(
+                "recipient-proof-mismatch",
+                "recipient_proof does not match the token's recipient binding",
+            ))
+        }
+    };
+    if let Some(r) = &item.reporter {
+        let printable = r.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if r.is_empty() || r.len() > MAX_REPORTER_LEN || !printable {
+            return Err(Rejection::new(
+                "bad-reporter",
+                format!("reporter must be 1-{MAX_REPORTER_LEN} printable ASCII characters"),
+            ));
+        }
+    }
+    Ok(ComplaintRecord {
+        jti: claims.jti,
+        esp: claims.iss,
+        sender: claims.sub,
+        provider: provider.to_string(),
+        code: item.code.clone(),
+        nature: claims.nat.to_string(),
+        campaign: claims.cmp,
+        recipient_domain: claims.rdm,
+        reporter: item.reporter.clone(),
+        recipient_proven,
+        token_iat: claims.iat,
+        token_exp: claims.exp,
+        reported_at_ms,
+        received_at_ms,
+        token: item.token.clone(),
+    })
+}
+
+/// Checks a whole batch (call it off the async reactor: it verifies signatures).
+/// A token repeated within one batch is accepted once; its copies are rejected
+/// as `duplicate-in-batch` so the response says exactly what was stored.
+pub fn check_batch(
+    items: &[ComplaintItem],
+    provider: &str,
+    registry: &Registry,
+    opts: &VerifyOptions,
+    received_at_ms: i64,
+    pool: &rayon::ThreadPool,
+) -> Vec<Result<ComplaintRecord, Rejection>> {
+    use rayon::prelude::*;
+    let mut results: Vec<_> = pool.install(|| {
+        items
+            .par_iter()
+            .map(|item| check_complaint(item, provider, registry, opts, received_at_ms))
+            .collect()
+    });
+    let mut seen = HashSet::new();
+    for r in results.iter_mut() {
+        if let Ok(rec) = r {
+            if !seen.insert(rec.jti.clone()) {
+                *r = Err(Rejection::new(
+                    "duplicate-in-batch",
+                    format!("token {} appears earlier in this request", rec.jti),
+                ));
+            }
+        }
+    }
+    results
+}

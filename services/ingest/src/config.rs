@@ -1,0 +1,77 @@
+//! Ingest settings: command-line flags, each with an environment variable and a default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Ricochet ingest: mailbox providers submit complaint tokens and delivery counts.
+///
+/// Every complaint is verified (caller, token signature, expiry, recipient
+/// domain) and acknowledged only once it is durably in Kafka.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "ricochet-ingest", version)]
+pub struct IngestConfig {
+    /// Address to listen on.
+    #[arg(long, env = "RICOCHET_INGEST_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Participants registry file (checked for changes every 2 s).
+    #[arg(long, env = "RICOCHET_REGISTRY", default_value = "registry.toml")]
+    pub registry: PathBuf,
+    /// The `aud` providers' bearer tokens must carry.
+    #[arg(
+        long,
+        env = "RICOCHET_INGEST_AUDIENCE",
+        default_value = "ricochet-ingest"
+    )]
+    pub audience: String,
+    /// Tolerated clock skew for token times, seconds.
+    #[arg(long, env = "RICOCHET_CLOCK_SKEW_SECS", default_value_t = 60)]
+    pub clock_skew_secs: i64,
+    /// Most items in one request (413 beyond).
+    #[arg(long, env = "RICOCHET_INGEST_MAX_ITEMS", default_value_t = 1000)]
+    pub max_items: usize,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, env = "RICOCHET_INGEST_MAX_BODY", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Sustained requests per second allowed per provider (429 beyond).
+    #[arg(long, env = "RICOCHET_INGEST_RATE", default_value_t = 200)]
+    pub rate_per_sec: u32,
+    /// Burst of requests allowed per provider above the sustained rate.
+    #[arg(long, env = "RICOCHET_INGEST_BURST", default_value_t = 400)]
+    pub burst: u32,
+    /// Whole-request deadline in milliseconds, including reading the body and Kafka acks.
+    #[arg(
+        long,
+        env = "RICOCHET_INGEST_REQUEST_TIMEOUT_MS",
+        default_value_t = 15_000
+    )]
+    pub request_timeout_ms: u64,
+    /// How long to wait for Kafka to acknowledge a batch before answering 503, ms.
+    #[arg(
+        long,
+        env = "RICOCHET_INGEST_KAFKA_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub kafka_timeout_ms: u64,
+    /// Topic accepted complaints go to.
+    #[arg(long, env = "RICOCHET_TOPIC_COMPLAINTS", default_value = ricochet_kafka::topics::COMPLAINTS)]
+    pub complaints_topic: String,
+    /// Topic delivery counts go to.
+    #[arg(long, env = "RICOCHET_TOPIC_DELIVERIES", default_value = ricochet_kafka::topics::DELIVERIES)]
+    pub deliveries_topic: String,
+    /// Threads verifying signatures (0 = one per core).
+    #[arg(long, env = "RICOCHET_INGEST_VERIFY_THREADS", default_value_t = 0)]
+    pub verify_threads: usize,
+}
+
+impl IngestConfig {
+    /// The request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The Kafka acknowledgement deadline.
+    pub fn kafka_timeout(&self) -> Duration {
+        Duration::from_millis(self.kafka_timeout_ms)
+    }
+}

@@ -1,0 +1,91 @@
+//! `POST /v1/deliveries`: delivered-message counts, the denominator of every rate.
+
+use ricochet_kafka::DeliveryRecord;
+use ricochet_registry::Registry;
+use ricochet_token::claims::is_sender_id;
+use serde::{Deserialize, Serialize};
+
+use crate::complaints::Rejection;
+use crate::timefmt::parse_rfc3339_ms;
+
+/// Oldest hour a report may be for: 60 days, the longest token lifetime.
+pub const MAX_AGE_SECS: i64 = 60 * 86_400;
+/// Largest count for one sender, hour and provider.
+pub const MAX_DELIVERED: u64 = 1_000_000_000;
+
+/// Request body.
+#[derive(Debug, Deserialize)]
+pub struct DeliveryBatch {
+    /// The counts, at most the configured item limit.
+    pub deliveries: Vec<DeliveryItem>,
+}
+
+/// One count as a provider reports it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DeliveryItem {
+    /// ESP id.
+    pub esp: String,
+    /// Sender id.
+    pub sender: String,
+    /// Start of the hour (RFC 3339, on the hour).
+    pub hour: String,
+    /// Messages from this sender delivered to this provider's users in that hour
+    /// (the full count: a later report for the same hour replaces this one).
+    pub delivered: u64,
+}
+
+fn reject(reason: &'static str, detail: impl Into<String>) -> Rejection {
+    Rejection {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// Checks one delivery count reported by `provider`.
+pub fn check_delivery(
+    item: &DeliveryItem,
+    provider: &str,
+    registry: &Registry,
+    received_at_ms: i64,
+) -> Result<DeliveryRecord, Rejection> {
+    if registry.esp(&item.esp).is_none() {
+        return Err(reject(
+            "unknown-esp",
+            format!("{:?} is not a registered ESP", item.esp),
+        ));
+    }
+    if !is_sender_id(&item.sender) {
+        return Err(reject(
+            "invalid-sender",
+            "sender must be 1-128 of A-Z a-z 0-9 . _ : @ + -",
+        ));
+    }
+    let hour_ms = parse_rfc3339_ms(&item.hour).map_err(|e| reject("bad-hour", e))?;
+    if hour_ms % 3_600_000 != 0 {
+        return Err(reject(
+            "hour-not-aligned",
+            "hour must be the start of an hour (e.g. 2026-11-22T13:00:00Z)",
+        ));
+    }
+    let hour = hour_ms / 1000;
+    if hour_ms > received_at_ms {
+        return Err(reject("hour-in-future", "hour has not started yet"));
+    }
+    if hour < received_at_ms / 1000 - MAX_AGE_SECS {
+        return Err(reject("hour-too-old", "hour is more than 60 days ago"));
+    }
+    if item.delivered > MAX_DELIVERED {
+        return Err(reject(
+            "delivered-out-of-range",
+            format!("delivered must be at most {MAX_DELIVERED}"),
+        ));
+    }
+    Ok(DeliveryRecord {
+        esp: item.esp.clone(),
+        sender: item.sender.clone(),
+        provider: provider.to_string(),
+        hour,
+        delivered: item.delivered,
+        received_at_ms,
+    })
+}

@@ -1,0 +1,56 @@
+//! Ricochet ingest: the provider-facing front door.
+//!
+//! `POST /v1/complaints` and `POST /v1/deliveries` take batches from mailbox
+//! providers, authenticate the caller ([`auth`]), check every item
+//! ([`complaints`], [`deliveries`]) and answer `200` only once every accepted
+//! item is acknowledged by Kafka ([`publish`]). Errors are RFC 9457 problem
+//! documents ([`problem`]). The API is specified in `schemas/openapi/ingest.yaml`.
+
+pub mod app;
+pub mod auth;
+pub mod complaints;
+pub mod config;
+pub mod deliveries;
+pub mod metrics;
+pub mod problem;
+pub mod publish;
+pub mod timefmt;
+
+pub use app::{router, AppState};
+pub use config::IngestConfig;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight
+/// requests and flushes the producer. Also keeps the registry and the broker
+/// probe fresh while running.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let _watcher = state.registry().watch(Duration::from_secs(2));
+    let probe_state = state.clone();
+    let probe = tokio::spawn(async move {
+        loop {
+            probe_state.probe_kafka().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    info!(addr = %listener.local_addr()?, "ingest listening");
+    axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    probe.abort();
+    info!("draining done; flushing the Kafka producer");
+    let publisher = state.publisher().clone();
+    if let Err(e) =
+        tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(10))).await?
+    {
+        warn!(error = %e, "producer flush incomplete");
+    }
+    Ok(())
+}
