@@ -625,3 +625,159 @@ async fn broker_down_gives_503_and_nothing_unacknowledged_is_reported_accepted()
     );
     assert_eq!(acked.len(), 20);
 }
+
+#[tokio::test]
+async fn the_openapi_spec_matches_the_routes() {
+    let w = World::start(kafka(), &[]).await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schemas/openapi/ingest.json"
+    );
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut in_spec = BTreeSet::new();
+    for (p, ops) in spec["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            in_spec.insert((method.clone(), p.clone()));
+        }
+    }
+    let served: BTreeSet<(String, String)> = ricochet_ingest::app::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        in_spec, served,
+        "schemas/openapi/ingest.json and app::ROUTES differ"
+    );
+    // Each documented operation is really routed (no 404/405), and nothing else is.
+    for (method, p) in &in_spec {
+        let req = w.http.request(
+            method.to_uppercase().parse().unwrap(),
+            format!("{}{p}", w.url),
+        );
+        let status = req.send().await.unwrap().status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {p}: {status}"
+        );
+    }
+    let status = w
+        .http
+        .get(format!("{}/v1/complaints", w.url))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let resp = w
+        .http
+        .post(format!("{}/v1/nothing", w.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn metrics_and_readiness_report_what_happened() {
+    let w = World::start(kafka(), &[]).await;
+    let items = vec![
+        complaint(&w.token("shop-1", "mail.example"), "unwanted"),
+        complaint(&w.token("shop-1", "other.example"), "unwanted"),
+    ];
+    let (status, _) = w
+        .post("/v1/complaints", &json!({ "complaints": items }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = w
+        .http
+        .get(format!("{}/metrics", w.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"ricochet_ingest_items_total{reason="none",route="/v1/complaints",verdict="accepted"} 1"#,
+        r#"ricochet_ingest_items_total{reason="domain-not-hosted",route="/v1/complaints",verdict="rejected"} 1"#,
+        r#"ricochet_ingest_requests_total{route="/v1/complaints",status="200"} 1"#,
+        r#"ricochet_ingest_kafka_produce_seconds_count{topic="#,
+        r#"ricochet_ingest_verify_seconds_count{route="/v1/complaints"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    assert_eq!(
+        w.http
+            .get(format!("{}/healthz", w.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let url = format!("{}/readyz", w.url);
+    let http = w.http.clone();
+    ricochet_integration_tests::wait_for("readyz to report ready", Duration::from_secs(30), || {
+        let (http, url) = (http.clone(), url.clone());
+        async move { (http.get(&url).send().await.ok()?.status() == StatusCode::OK).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_a_request_in_flight() {
+    let mut broker = Broker::start().await;
+    let mut w = World::start(broker.config(), &["--kafka-timeout-ms=3000"]).await;
+    broker.kill();
+    // With the broker gone the request waits for its Kafka deadline: a window
+    // in which to ask the service to stop.
+    let body = serde_json::to_vec(
+        &json!({"complaints": [complaint(&w.token("s", "mail.example"), "unwanted")]}),
+    )
+    .unwrap();
+    let request = w
+        .http
+        .post(format!("{}/v1/complaints", w.url))
+        .header("authorization", w.bearer())
+        .body(body)
+        .send();
+    let pending = tokio::spawn(request);
+    let (http, url) = (w.http.clone(), format!("{}/metrics", w.url));
+    ricochet_integration_tests::wait_for(
+        "the request to be in flight",
+        Duration::from_secs(10),
+        || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?
+                    .contains("ricochet_ingest_in_flight_requests 1")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    w.stop.take().unwrap().send(()).unwrap();
+    let resp = pending
+        .await
+        .unwrap()
+        .expect("the in-flight request gets its answer, not a reset");
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["reason"], "kafka-unavailable");
+    assert!(
+        w.http
+            .get(format!("{}/healthz", w.url))
+            .send()
+            .await
+            .is_err(),
+        "the listener is closed after the drain"
+    );
+}
