@@ -1,5 +1,6 @@
 //! `ricochet`: the command line for ESPs, providers and operators.
 
+mod bench;
 mod db;
 mod kafka;
 mod keys;
@@ -40,6 +41,9 @@ enum Command {
     /// Kafka topics.
     #[command(subcommand)]
     Kafka(kafka::KafkaCommand),
+    /// Benchmarks against the running local stack.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// The registry file option shared by several commands.
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
             Command::Token(c) => token::run(c),
             Command::Db(c) => db::run(c).await,
             Command::Kafka(c) => kafka::run(c).await,
+            Command::Bench(c) => bench::run(c).await,
         }
     });
     match result {

@@ -24,7 +24,7 @@ use crate::auth::authenticate_provider;
 use crate::complaints::{
     check_batch, BatchResponse, ComplaintBatch, ComplaintItem, ItemResult, Rejection,
 };
-use crate::config::IngestConfig;
+use crate::config::{IngestConfig, VerifyMode};
 use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
 use crate::metrics::Metrics;
 use crate::problem::{JsonLocation, Problem};
@@ -196,6 +196,7 @@ trait BatchKind {
         provider: &str,
         registry: &Registry,
         now_ms: i64,
+        pool: Option<&rayon::ThreadPool>,
     ) -> Vec<Result<Self::Record, Rejection>>;
     fn key(record: &Self::Record) -> String;
     fn id(record: &Self::Record) -> Option<String>;
@@ -219,12 +220,13 @@ impl BatchKind for Complaints {
         provider: &str,
         registry: &Registry,
         now_ms: i64,
+        pool: Option<&rayon::ThreadPool>,
     ) -> Vec<Result<ComplaintRecord, Rejection>> {
         let opts = VerifyOptions {
             now: now_ms / 1000,
             clock_skew_secs: state.inner.config.clock_skew_secs,
         };
-        check_batch(items, provider, registry, &opts, now_ms, &state.inner.pool)
+        check_batch(items, provider, registry, &opts, now_ms, pool)
     }
     fn key(r: &ComplaintRecord) -> String {
         sender_key(&r.esp, &r.sender)
@@ -252,6 +254,7 @@ impl BatchKind for Deliveries {
         provider: &str,
         registry: &Registry,
         now_ms: i64,
+        _: Option<&rayon::ThreadPool>,
     ) -> Vec<Result<DeliveryRecord, Rejection>> {
         items
             .iter()
@@ -360,20 +363,32 @@ where
     }
 
     let started = Instant::now();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (s, p, r) = (state.clone(), provider.clone(), registry.clone());
-    // Signature checks are CPU-bound: run them on the verification pool so the
-    // reactor keeps serving other connections.
-    inner.pool.spawn(move || {
-        let _ = tx.send((K::check(&s, &items, &p, &r, now), items));
-    });
-    let (checked, _items) = rx.await.map_err(|_| {
+    let worker_gone = || {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "verification worker stopped",
         )
-    })?;
+    };
+    // Signature checks are CPU-bound: off the reactor (pool or blocking
+    // threads) it keeps serving other connections meanwhile.
+    let checked = match config.verify_mode {
+        VerifyMode::Pool => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (s, p, r) = (state.clone(), provider.clone(), registry.clone());
+            inner.pool.spawn(move || {
+                let _ = tx.send(K::check(&s, &items, &p, &r, now, Some(&s.inner.pool)));
+            });
+            rx.await.map_err(|_| worker_gone())?
+        }
+        VerifyMode::Blocking => {
+            let (s, p, r) = (state.clone(), provider.clone(), registry.clone());
+            tokio::task::spawn_blocking(move || K::check(&s, &items, &p, &r, now, None))
+                .await
+                .map_err(|_| worker_gone())?
+        }
+        VerifyMode::Inline => K::check(state, &items, &provider, &registry, now, None),
+    };
     inner
         .metrics
         .verify_seconds

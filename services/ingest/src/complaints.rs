@@ -208,24 +208,24 @@ pub fn check_complaint(
     })
 }
 
-/// Checks a whole batch (call it off the async reactor: it verifies signatures).
-/// A token repeated within one batch is accepted once; its copies are rejected
-/// as `duplicate-in-batch` so the response says exactly what was stored.
+/// Checks a whole batch (call it off the async reactor: it verifies signatures),
+/// in parallel on `pool` if given. A token repeated within one batch is accepted
+/// once; its copies are rejected as `duplicate-in-batch` so the response says
+/// exactly what was stored.
 pub fn check_batch(
     items: &[ComplaintItem],
     provider: &str,
     registry: &Registry,
     opts: &VerifyOptions,
     received_at_ms: i64,
-    pool: &rayon::ThreadPool,
+    pool: Option<&rayon::ThreadPool>,
 ) -> Vec<Result<ComplaintRecord, Rejection>> {
     use rayon::prelude::*;
-    let mut results: Vec<_> = pool.install(|| {
-        items
-            .par_iter()
-            .map(|item| check_complaint(item, provider, registry, opts, received_at_ms))
-            .collect()
-    });
+    let check = |item| check_complaint(item, provider, registry, opts, received_at_ms);
+    let mut results: Vec<_> = match pool {
+        Some(pool) => pool.install(|| items.par_iter().map(check).collect()),
+        None => items.iter().map(check).collect(),
+    };
     let mut seen = HashSet::new();
     for r in results.iter_mut() {
         if let Ok(rec) = r {

@@ -59,6 +59,11 @@ pub struct IngestConfig {
     /// Topic delivery counts go to.
     #[arg(long, env = "RICOCHET_TOPIC_DELIVERIES", default_value = ricochet_kafka::topics::DELIVERIES)]
     pub deliveries_topic: String,
+    /// Where signatures are checked: `pool` (a dedicated thread pool, items of a
+    /// request in parallel), `blocking` (tokio's blocking threads, one request
+    /// per thread) or `inline` (on the async reactor; for comparison only).
+    #[arg(long, env = "RICOCHET_INGEST_VERIFY_MODE", value_enum, default_value_t = VerifyMode::Pool)]
+    pub verify_mode: VerifyMode,
     /// Threads verifying signatures (0 = one per core).
     #[arg(long, env = "RICOCHET_INGEST_VERIFY_THREADS", default_value_t = 0)]
     pub verify_threads: usize,
@@ -74,4 +79,15 @@ impl IngestConfig {
     pub fn kafka_timeout(&self) -> Duration {
         Duration::from_millis(self.kafka_timeout_ms)
     }
+}
+
+/// Where signature verification runs (see `ricochet bench ingest` for the comparison).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// A dedicated rayon pool; one request's items are checked in parallel.
+    Pool,
+    /// `tokio::task::spawn_blocking`; one request's items checked on one thread.
+    Blocking,
+    /// On the async worker threads (blocks the reactor while verifying).
+    Inline,
 }

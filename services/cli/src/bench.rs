@@ -1,0 +1,447 @@
+//! `ricochet bench`: benchmarks that print figures and ratios against a
+//! baseline measured in the same run.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use ricochet_kafka::{ensure_topics, KafkaConfig};
+use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, Registry};
+use ricochet_token::bearer::mint_bearer;
+use ricochet_token::verify::unix_now;
+use ricochet_token::{mint, verify, Algorithm, Nature, SigningKey, TokenRequest, VerifyOptions};
+use serde_json::json;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Drive a real ingest process over HTTP with pre-minted tokens.
+    ///
+    /// Starts `ricochet-ingest` (next to this binary) against the broker in
+    /// RICOCHET_KAFKA_BROKERS with its own registry and topic, measures the
+    /// single-core token-verification rate in this process as the baseline,
+    /// then sends every token and prints complaints/s, latency percentiles,
+    /// the ratio to the baseline per core ingest used, and ingest's peak RSS.
+    Ingest {
+        /// Tokens to pre-mint and submit.
+        #[arg(long, default_value_t = 50_000)]
+        tokens: usize,
+        /// Complaints per request.
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Verification modes to compare: pool, blocking, inline (comma-separated).
+        #[arg(long, default_value = "pool,blocking,inline", value_delimiter = ',')]
+        modes: Vec<String>,
+        /// The ingest binary (default: next to this one).
+        #[arg(long)]
+        ingest_bin: Option<PathBuf>,
+        /// Rounds; each round measures the baseline and every mode again, and the
+        /// table shows medians (a 2-core machine running client, broker and
+        /// service at once is noisy).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
+    match cmd {
+        BenchCommand::Ingest {
+            tokens,
+            batch,
+            concurrency,
+            modes,
+            ingest_bin,
+            rounds,
+        } => {
+            bench_ingest(
+                tokens,
+                batch.max(1),
+                concurrency.max(1),
+                &modes,
+                ingest_bin,
+                rounds.max(1),
+            )
+            .await
+        }
+    }
+}
+
+/// Figures of one drive of the service.
+struct Drive {
+    mode: String,
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cores_used: f64,
+    rss_mib: f64,
+    accepted: usize,
+}
+
+async fn bench_ingest(
+    n: usize,
+    batch: usize,
+    concurrency: usize,
+    modes: &[String],
+    ingest_bin: Option<PathBuf>,
+    rounds: usize,
+) -> Result<ExitCode> {
+    let bin = match ingest_bin {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("ricochet-ingest"),
+    };
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found; build it with `cargo build --release -p ricochet-ingest`",
+        bin.display()
+    );
+    let kafka = KafkaConfig::from_env()?;
+    let dir = tempfile::tempdir()?;
+    let registry_path = dir.path().join("registry.toml");
+    let esp = SigningKey::generate(Algorithm::EdDSA, "bench-esp-1")?;
+    let provider = SigningKey::generate(Algorithm::EdDSA, "bench-mail-1")?;
+    for (kind, id, key, domains) in [
+        (ParticipantKind::Esp, "bench-esp.example", &esp, vec![]),
+        (
+            ParticipantKind::Provider,
+            "bench-mail.example",
+            &provider,
+            vec!["bench.example".to_string()],
+        ),
+    ] {
+        add_participant(
+            &registry_path,
+            &NewParticipant {
+                kind,
+                id: id.into(),
+                name: id.into(),
+                keys: vec![key.public_jwk()],
+                domains,
+                webhook_url: None,
+            },
+        )?;
+    }
+
+    eprintln!("minting {n} tokens ...");
+    let now = unix_now();
+    let tokens: Vec<String> = (0..n)
+        .map(|i| {
+            let req = TokenRequest::new(
+                "bench-esp.example",
+                &format!("sender-{}", i % 1000),
+                Nature::Marketing,
+                &format!("user{i}@bench.example"),
+                now - 60,
+            );
+            mint(&esp, &req).map(|(t, _)| t)
+        })
+        .collect::<Result<_, _>>()?;
+
+    let registry = Registry::load(&registry_path)?;
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        tokens
+            .chunks(batch)
+            .map(|chunk| {
+                let items: Vec<_> = chunk
+                    .iter()
+                    .map(|t| json!({"token": t, "code": "unwanted", "reported_at": ricochet_now_rfc3339()}))
+                    .collect();
+                serde_json::to_vec(&json!({ "complaints": items })).unwrap()
+            })
+            .collect(),
+    );
+    let mut drives = vec![];
+    let mut baselines = vec![];
+    for round in 1..=rounds {
+        let (verify_rate, signature_rate) = baseline(&tokens, &registry, &esp)?;
+        let all_cores = baseline_all_cores(&tokens, &registry);
+        eprintln!("round {round}/{rounds}: baseline: one core alone {verify_rate:.0} tokens/s verified ({signature_rate:.0} bare signatures/s); all cores at once {all_cores:.0} per core");
+        baselines.push((verify_rate, signature_rate, all_cores));
+        for mode in modes {
+            let topic = format!("bench-complaints-{}-{}", mode, std::process::id());
+            ensure_topics(&kafka, &[&topic]).await?;
+            let mut ingest = IngestProcess::start(&bin, &registry_path, &topic, mode, &kafka)?;
+            ingest.wait_ready().await?;
+            let bearer = format!(
+                "Bearer {}",
+                mint_bearer(
+                    &provider,
+                    "bench-mail.example",
+                    "ricochet-ingest",
+                    unix_now(),
+                    300
+                )?
+            );
+            eprintln!("driving ingest (verify mode {mode}): {} requests of {batch}, {concurrency} in flight ...", bodies.len());
+            let cpu_before = ingest.cpu_seconds()?;
+            let started = Instant::now();
+            let (latencies, accepted) =
+                drive(&ingest.url, &bearer, bodies.clone(), concurrency).await?;
+            let wall = started.elapsed().as_secs_f64();
+            let cpu = ingest.cpu_seconds()? - cpu_before;
+            let rss = ingest.peak_rss_mib()?;
+            ingest.stop();
+            drives.push(Drive {
+                mode: mode.clone(),
+                per_sec: accepted as f64 / wall,
+                p50_ms: percentile(&latencies, 0.50),
+                p99_ms: percentile(&latencies, 0.99),
+                cores_used: cpu / wall,
+                rss_mib: rss,
+                accepted,
+            });
+        }
+    }
+    let verify_rate = median(baselines.iter().map(|b| b.0));
+    let signature_rate = median(baselines.iter().map(|b| b.1));
+    let all_cores_rate = median(baselines.iter().map(|b| b.2));
+
+    println!();
+    println!("ricochet bench ingest: {n} tokens, batch {batch}, concurrency {concurrency}, {} cores, medians of {rounds} round(s)", std::thread::available_parallelism().map_or(0, |c| c.get()));
+    println!("baseline A (this process, one core alone): {verify_rate:.0} token verifications/s ({signature_rate:.0} bare Ed25519 signature checks/s)");
+    println!("baseline B (this process, every core verifying at once): {all_cores_rate:.0} token verifications/s per core");
+    println!();
+    println!("| verify mode | complaints/s | p50 ms | p99 ms | ingest cores used | per core / A | per core / B | ingest peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for mode in modes {
+        let of = |f: fn(&Drive) -> f64| median(drives.iter().filter(|d| &d.mode == mode).map(f));
+        let (per_sec, cores) = (of(|d| d.per_sec), of(|d| d.cores_used));
+        let per_core = of(|d| d.per_sec / d.cores_used.max(0.01));
+        println!(
+            "| {mode} | {per_sec:.0} | {:.1} | {:.1} | {cores:.2} | {:.0} % | {:.0} % | {:.1} |",
+            of(|d| d.p50_ms),
+            of(|d| d.p99_ms),
+            per_core / verify_rate * 100.0,
+            per_core / all_cores_rate * 100.0,
+            of(|d| d.rss_mib),
+        );
+    }
+    if drives.iter().any(|d| d.accepted != n) {
+        bail!("not every token was accepted; see the table");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ricochet_now_rfc3339() -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .expect("RFC 3339 formatting")
+}
+
+/// Baseline rates on one core in this process: full token verification
+/// (the code path ingest runs per item) and bare Ed25519 signature checks.
+fn baseline(tokens: &[String], registry: &Registry, esp: &SigningKey) -> Result<(f64, f64)> {
+    let opts = VerifyOptions::now();
+    let sample = &tokens[..tokens.len().min(20_000)];
+    let started = Instant::now();
+    for t in sample {
+        verify(t, registry, &opts).context("baseline verification")?;
+    }
+    let verify_rate = sample.len() as f64 / started.elapsed().as_secs_f64();
+    let key = esp.verifying_key();
+    let inputs: Vec<(&str, Vec<u8>)> = sample
+        .iter()
+        .map(|t| {
+            let (input, sig) = t.rsplit_once('.').unwrap();
+            (input, base64_decode(sig))
+        })
+        .collect();
+    let started = Instant::now();
+    for (input, sig) in &inputs {
+        anyhow::ensure!(key.verify(input.as_bytes(), sig), "baseline signature");
+    }
+    Ok((
+        verify_rate,
+        inputs.len() as f64 / started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// Token verifications per second per core when every core verifies at once
+/// (on SMT or shared cores this is lower than one core alone).
+fn baseline_all_cores(tokens: &[String], registry: &Registry) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let sample = &tokens[..tokens.len().min(20_000 * cores)];
+    let opts = VerifyOptions::now();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for chunk in sample.chunks(sample.len().div_ceil(cores)) {
+            scope.spawn(move || {
+                for t in chunk {
+                    let _ = verify(t, registry, &opts);
+                }
+            });
+        }
+    });
+    sample.len() as f64 / started.elapsed().as_secs_f64() / cores as f64
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap_or_default()
+}
+
+fn percentile(sorted_ms: &[f64], q: f64) -> f64 {
+    if sorted_ms.is_empty() {
+        return 0.0;
+    }
+    sorted_ms[((sorted_ms.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Sends every body with `concurrency` requests in flight; returns sorted latencies (ms) and accepted items.
+async fn drive(
+    url: &str,
+    bearer: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    concurrency: usize,
+) -> Result<(Vec<f64>, usize)> {
+    let http = reqwest::Client::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = vec![];
+    for _ in 0..concurrency {
+        let (http, next, bodies) = (http.clone(), next.clone(), bodies.clone());
+        let (url, bearer) = (format!("{url}/v1/complaints"), bearer.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = vec![];
+            let mut accepted = 0usize;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let started = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .header("authorization", &bearer)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let v: serde_json::Value = resp.json().await?;
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                anyhow::ensure!(status.is_success(), "ingest answered {status}: {v}");
+                accepted += v["accepted"].as_u64().unwrap_or(0) as usize;
+            }
+            anyhow::Ok((latencies, accepted))
+        }));
+    }
+    let mut all = vec![];
+    let mut accepted = 0;
+    for t in tasks {
+        let (l, a) = t.await??;
+        all.extend(l);
+        accepted += a;
+    }
+    all.sort_by(|a, b| a.total_cmp(b));
+    Ok((all, accepted))
+}
+
+/// A `ricochet-ingest` child process on a free loopback port.
+struct IngestProcess {
+    child: Child,
+    url: String,
+}
+
+impl IngestProcess {
+    fn start(
+        bin: &PathBuf,
+        registry: &std::path::Path,
+        topic: &str,
+        mode: &str,
+        kafka: &KafkaConfig,
+    ) -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(bin)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--registry",
+                &registry.display().to_string(),
+                "--complaints-topic",
+                topic,
+                "--verify-mode",
+                mode,
+                "--rate-per-sec",
+                "1000000",
+                "--burst",
+                "1000000",
+            ])
+            .env("RICOCHET_KAFKA_BROKERS", &kafka.brokers)
+            .env("RICOCHET_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(IngestProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("{}/readyz", self.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("ingest exited during start-up: {status}");
+            }
+            anyhow::ensure!(Instant::now() < deadline, "ingest not ready within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// User plus system CPU time of the process so far.
+    fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let after_name = &stat[stat.rfind(')').context("stat format")? + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Ok(ticks / hz)
+    }
+
+    /// Peak resident set size (VmHWM) in MiB.
+    fn peak_rss_mib(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .context("VmHWM missing")?
+            .parse()?;
+        Ok(kb / 1024.0)
+    }
+
+    fn stop(&mut self) {
+        // SAFETY: plain signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for IngestProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
