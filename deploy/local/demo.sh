@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job on the local stack (called by `deploy/local/stack demo` with the
-# stack up and its settings exported). Today it walks one complaint token
-# through the parts that exist: schema, topics, keys, registry, mint, verify.
-# Usage: demo.sh RICOCHET_BINARY WORK_DIR
+# stack up and its settings exported). It walks complaints through the parts
+# that exist so far: schema, topics, keys, registry, tokens, ingest, Kafka.
+# Usage: demo.sh BIN_DIR WORK_DIR   (BIN_DIR holds ricochet and ricochet-ingest)
 set -euo pipefail
-ricochet=$1
+bin=$1
 work=$2
+ricochet=$bin/ricochet
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
@@ -26,24 +27,45 @@ export RICOCHET_REGISTRY=$work/registry.toml
   --domain mail-demo.example --jwks provider.jwks
 "$ricochet" registry check
 
-step "The ESP mints a token for one message"
+step "Ingest starts ($RICOCHET_INGEST_URL)"
+setsid "$bin/ricochet-ingest" >>"$RICOCHET_LOG_DIR/ingest.log" 2>&1 </dev/null &
+echo $! >"$RICOCHET_RUN_DIR/ingest.pid"
+for _ in $(seq 1 100); do
+  curl -fsS "$RICOCHET_INGEST_URL/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "$RICOCHET_INGEST_URL/readyz" || { tail -20 "$RICOCHET_LOG_DIR/ingest.log"; exit 1; }
+echo
+
+step "The ESP mints a token for each message it sends"
 token=$("$ricochet" token mint --key esp.jwk --iss esp-demo.example --sub shop-42 \
   --nature newsletter --campaign black-friday --recipient carol@mail-demo.example)
 printf 'Complaint-Token: %s\n(%d characters)\n' "$token" "${#token}"
+for i in 1 2 3; do
+  "$ricochet" token mint --key esp.jwk --iss esp-demo.example --sub shop-7 \
+    --nature transactional --recipient "user$i@mail-demo.example"
+done >more-tokens.txt
 
-step "The provider verifies it when Carol reports the message"
+step "The provider checks the token when Carol reports the message"
 "$ricochet" token verify "$token"
 
-step "A forged copy (one character changed) is refused with its reason"
+step "The provider submits Carol's complaint, proving she is the recipient"
+"$ricochet" complaint submit --key provider.jwk --provider mail-demo.example \
+  --recipient carol@mail-demo.example "$token"
+
+step "More complaints, one forged (a character changed) and one repeated"
 forged="${token%?}"
 [ "${token: -1}" = A ] && forged="${forged}B" || forged="${forged}A"
-"$ricochet" token verify "$forged" || true
+{ cat more-tokens.txt; echo "$forged"; head -1 more-tokens.txt; } \
+  | "$ricochet" complaint submit --key provider.jwk --provider mail-demo.example --code misrepresented - || true
 
 step "Where to look"
 cat <<TXT
-Prometheus:  $RICOCHET_PROMETHEUS_URL  (targets: $RICOCHET_PROMETHEUS_URL/targets)
+Ingest:      $RICOCHET_INGEST_URL/metrics  (running; API in schemas/openapi/ingest.json)
+Prometheus:  $RICOCHET_PROMETHEUS_URL/targets  (scrapes ingest)
 ClickHouse:  $RICOCHET_CLICKHOUSE_URL/play  (database ricochet: complaints, deliveries)
-Dashboards:  dashboards/ (Grafana JSON; the services that feed them arrive with the next issues)
+Kafka:       $RICOCHET_KAFKA_BROKERS  topics complaints.v1, deliveries.v1, penalties.v1
+Dashboards:  dashboards/ (Grafana JSON; arrive with the loader and scoring)
 Files:       $work (keys, registry.toml)
 Stop:        deploy/local/stack down
 TXT

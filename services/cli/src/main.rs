@@ -1,6 +1,7 @@
 //! `ricochet`: the command line for ESPs, providers and operators.
 
 mod bench;
+mod complaint;
 mod db;
 mod kafka;
 mod keys;
@@ -35,6 +36,9 @@ enum Command {
     /// Mint a complaint token (ESP side) or verify one (provider side).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Submit complaints to ingest (provider side).
+    #[command(subcommand)]
+    Complaint(complaint::ComplaintCommand),
     /// ClickHouse schema.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
             Command::Keys(c) => keys::run(c),
             Command::Registry(c) => registry::run(c),
             Command::Token(c) => token::run(c),
+            Command::Complaint(c) => complaint::run(c).await,
             Command::Db(c) => db::run(c).await,
             Command::Kafka(c) => kafka::run(c).await,
             Command::Bench(c) => bench::run(c).await,

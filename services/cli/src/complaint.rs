@@ -1,0 +1,125 @@
+//! `ricochet complaint`: the provider side of the API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use ricochet_token::bearer::mint_bearer;
+use ricochet_token::verify::unix_now;
+use serde_json::{json, Value};
+
+#[derive(Subcommand, Debug)]
+pub enum ComplaintCommand {
+    /// Submit complaints to ingest as a provider; prints each verdict.
+    ///
+    /// Exit code 0 if every complaint was accepted, 2 if any was rejected.
+    Submit {
+        /// Ingest base URL.
+        #[arg(
+            long,
+            env = "RICOCHET_INGEST_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        /// The provider's private JWK (signs the bearer token).
+        #[arg(long)]
+        key: PathBuf,
+        /// The provider's participant id.
+        #[arg(long)]
+        provider: String,
+        /// Complaint code: unwanted, misrepresented, policy-violation, phishing, unsubscribe-ignored, not-spam.
+        #[arg(long, default_value = "unwanted")]
+        code: String,
+        /// Recipient address, to prove the recipient binding (optional).
+        #[arg(long)]
+        recipient: Option<String>,
+        /// Complaint tokens (Complaint-Token header values); - reads one per line from stdin.
+        #[arg(required = true)]
+        tokens: Vec<String>,
+    },
+}
+
+pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
+    let ComplaintCommand::Submit {
+        url,
+        key,
+        provider,
+        code,
+        recipient,
+        tokens,
+    } = cmd;
+    let key = crate::keys::load_private(&key)?;
+    let tokens: Vec<String> = if tokens == ["-"] {
+        std::io::read_to_string(std::io::stdin())?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_string())
+            .collect()
+    } else {
+        tokens
+    };
+    let now = unix_now();
+    let reported_at = time::OffsetDateTime::from_unix_timestamp(now)?
+        .format(&time::format_description::well_known::Rfc3339)?;
+    let items: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            let mut item = json!({"token": t, "code": code, "reported_at": reported_at});
+            if let (Some(r), Some(jti)) = (&recipient, jti_of(t)) {
+                item["recipient_proof"] =
+                    json!(ricochet_token::binding::recipient_binding(&jti, r));
+            }
+            item
+        })
+        .collect();
+    let bearer = mint_bearer(&key, &provider, "ricochet-ingest", now, 120)?;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/complaints", url.trim_end_matches('/')))
+        .bearer_auth(bearer)
+        .json(&json!({ "complaints": items }))
+        .send()
+        .await
+        .with_context(|| format!("POST {url}/v1/complaints"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.context("reading the response")?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "ingest answered {status}: {} ({})",
+            body["reason"].as_str().unwrap_or("?"),
+            body["detail"].as_str().unwrap_or("")
+        );
+    }
+    let mut all_accepted = true;
+    for r in body["results"].as_array().into_iter().flatten() {
+        let verdict = r["verdict"].as_str().unwrap_or("?");
+        all_accepted &= verdict == "accepted";
+        println!(
+            "{:<4} {:<9} {}",
+            r["index"],
+            verdict,
+            r["jti"].as_str().or(r["reason"].as_str()).unwrap_or("")
+        );
+    }
+    println!(
+        "accepted {}, rejected {}",
+        body["accepted"], body["rejected"]
+    );
+    Ok(if all_accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// The `jti` of a token, read without verification (only to compute the proof).
+fn jti_of(token: &str) -> Option<String> {
+    use base64::Engine;
+    let claims = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok()?["jti"]
+        .as_str()
+        .map(String::from)
+}
