@@ -95,6 +95,36 @@ async fn migrate_insert_and_count_each_token_once() {
         vec![complaint("BBBBBBBBBBBBBBBBBBBBBB", "mail.example", 2)]
     );
 
+    // The token reported through two providers is flagged.
+    let flagged: Vec<String> = client
+        .query("SELECT jti FROM multi_provider_tokens")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(flagged, vec!["AAAAAAAAAAAAAAAAAAAAAA".to_string()]);
+    // The hourly roll-up stays exact: per provider, and across providers.
+    let per_sender: u64 = client
+        .query("SELECT uniqExactMerge(tokens) FROM complaints_hourly WHERE esp = 'esp-a.example' AND sender = 'acct-1'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        per_sender, 3,
+        "three tokens, one of them inserted twice through two providers"
+    );
+    let by_provider: Vec<(String, u64)> = client
+        .query("SELECT provider, uniqExactMerge(tokens) FROM complaints_hourly GROUP BY provider ORDER BY provider")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_provider,
+        vec![
+            ("mail.example".to_string(), 3),
+            ("other.example".to_string(), 1)
+        ]
+    );
+
     // Deliveries: a corrected report for the same hour replaces the first.
     let mut insert = client.insert::<DeliveryRow>("deliveries").await.unwrap();
     for (delivered, received_at) in [(100, 1), (150, 2)] {
@@ -117,6 +147,12 @@ async fn migrate_insert_and_count_each_token_once() {
         .await
         .unwrap();
     assert_eq!(delivered, 150);
+    let rolled_up: u64 = client
+        .query("SELECT sum(d) FROM (SELECT argMaxMerge(delivered) AS d FROM deliveries_hourly GROUP BY esp, sender, hour, provider)")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(rolled_up, 150, "the roll-up keeps the newest report too");
 
     config
         .server_client()
