@@ -3,6 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The complaint codes a provider may send (`code`).
+pub const COMPLAINT_CODES: [&str; 6] = [
+    "unwanted",
+    "misrepresented",
+    "policy-violation",
+    "phishing",
+    "unsubscribe-ignored",
+    "not-spam",
+];
+
 /// A complaint that passed every check at ingest (`complaints.v1`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplaintRecord {

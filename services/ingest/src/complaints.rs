@@ -11,14 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::timefmt::parse_rfc3339_ms;
 
 /// The complaint codes a provider may send.
-pub const CODES: [&str; 6] = [
-    "unwanted",
-    "misrepresented",
-    "policy-violation",
-    "phishing",
-    "unsubscribe-ignored",
-    "not-spam",
-];
+pub use ricochet_kafka::records::COMPLAINT_CODES as CODES;
 
 /// Longest reporter pseudonym.
 pub const MAX_REPORTER_LEN: usize = 128;
