@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the local stack (called by `deploy/local/stack demo` with the
 # stack up and its settings exported). It walks complaints through the parts
-# that exist so far: schema, topics, keys, registry, tokens, ingest, Kafka.
-# Usage: demo.sh BIN_DIR WORK_DIR   (BIN_DIR holds ricochet and ricochet-ingest)
+# that exist so far: schema, topics, keys, registry, tokens, ingest, Kafka,
+# loader, ClickHouse.
+# Usage: demo.sh BIN_DIR WORK_DIR   (BIN_DIR holds ricochet, ricochet-ingest, ricochet-loader)
 set -euo pipefail
 bin=$1
 work=$2
@@ -27,15 +28,27 @@ export RICOCHET_REGISTRY=$work/registry.toml
   --domain mail-demo.example --jwks provider.jwks
 "$ricochet" registry check
 
-step "Ingest starts ($RICOCHET_INGEST_URL)"
-setsid "$bin/ricochet-ingest" >>"$RICOCHET_LOG_DIR/ingest.log" 2>&1 </dev/null &
-echo $! >"$RICOCHET_RUN_DIR/ingest.pid"
-for _ in $(seq 1 100); do
-  curl -fsS "$RICOCHET_INGEST_URL/readyz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -fsS "$RICOCHET_INGEST_URL/readyz" || { tail -20 "$RICOCHET_LOG_DIR/ingest.log"; exit 1; }
-echo
+# start_service NAME READY_URL: runs $bin/ricochet-NAME in its own session
+# (pid file beside the stack's, so `stack down` stops it) and waits until ready.
+start_service() {
+  local name=$1 ready=$2
+  setsid "$bin/ricochet-$name" >>"$RICOCHET_LOG_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$RICOCHET_RUN_DIR/$name.pid"
+  for _ in $(seq 1 300); do
+    curl -fsS "$ready" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  tail -20 "$RICOCHET_LOG_DIR/$name.log"
+  echo "$name did not become ready ($ready)" >&2
+  exit 1
+}
+
+step "Ingest and the loader start ($RICOCHET_INGEST_URL, http://$RICOCHET_LOADER_LISTEN)"
+start_service ingest "$RICOCHET_INGEST_URL/readyz"
+start_service loader "http://$RICOCHET_LOADER_LISTEN/readyz"
+echo "both ready"
+
+since_ms=$(date +%s%3N) # this run's complaints only, when the stack holds earlier runs
 
 step "The ESP mints a token for each message it sends"
 token=$("$ricochet" token mint --key esp.jwk --iss esp-demo.example --sub shop-42 \
@@ -59,13 +72,24 @@ forged="${token%?}"
 { cat more-tokens.txt; echo "$forged"; head -1 more-tokens.txt; } \
   | "$ricochet" complaint submit --key provider.jwk --provider mail-demo.example --code misrepresented - || true
 
+step "The loader writes them to ClickHouse, each token once"
+query() { curl -fsS "$RICOCHET_CLICKHOUSE_URL/?database=ricochet" --data-binary "$1"; }
+this_run="esp = 'esp-demo.example' AND received_at >= fromUnixTimestamp64Milli($since_ms)"
+expected=$(( $(wc -l <more-tokens.txt) + 1 ))
+for _ in $(seq 1 150); do
+  [ "$(query "SELECT uniqExact(jti) FROM complaints WHERE $this_run")" -ge "$expected" ] && break
+  sleep 0.2
+done
+query "SELECT sender, code, uniqExact(jti) AS complaints FROM complaints WHERE $this_run GROUP BY sender, code ORDER BY sender FORMAT PrettyCompactMonoBlock"
+
 step "Where to look"
 cat <<TXT
 Ingest:      $RICOCHET_INGEST_URL/metrics  (running; API in schemas/openapi/ingest.json)
-Prometheus:  $RICOCHET_PROMETHEUS_URL/targets  (scrapes ingest)
+Loader:      http://$RICOCHET_LOADER_LISTEN/metrics  (running)
+Prometheus:  $RICOCHET_PROMETHEUS_URL/targets  (scrapes ingest and the loader)
 ClickHouse:  $RICOCHET_CLICKHOUSE_URL/play  (database ricochet: complaints, deliveries)
 Kafka:       $RICOCHET_KAFKA_BROKERS  topics complaints.v1, deliveries.v1, penalties.v1
-Dashboards:  dashboards/ (Grafana JSON; arrive with the loader and scoring)
+Dashboards:  dashboards/ (Grafana JSON; arrive with scoring)
 Files:       $work (keys, registry.toml)
 Stop:        deploy/local/stack down
 TXT
