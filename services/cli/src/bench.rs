@@ -46,6 +46,28 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Load a pre-filled topic into ClickHouse with the loader, and with the
+    /// naive pipe a user would write instead, in one run; print both rates.
+    ///
+    /// The pipe is `ricochet bench consume-json` (a console consumer on the
+    /// project's librdkafka: Debian's kcat is too old for tansu) piped into
+    /// curl posting `INSERT ... FORMAT JSONEachRow` to ClickHouse's HTTP port.
+    Loader {
+        /// Records to pre-fill the topic with.
+        #[arg(long, default_value_t = 200_000)]
+        records: usize,
+        /// The loader binary (default: next to this one).
+        #[arg(long)]
+        loader_bin: Option<PathBuf>,
+    },
+    /// Print every record of a topic's value, one per line, then exit at the end
+    /// of every partition (the console consumer of the naive pipe).
+    #[command(hide = true)]
+    ConsumeJson {
+        /// Topic to read from the beginning.
+        #[arg(long)]
+        topic: String,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
@@ -68,6 +90,11 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             )
             .await
         }
+        BenchCommand::Loader {
+            records,
+            loader_bin,
+        } => crate::bench_loader::run(records, loader_bin).await,
+        BenchCommand::ConsumeJson { topic } => crate::bench_loader::consume_json(&topic),
     }
 }
 

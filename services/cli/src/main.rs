@@ -1,6 +1,7 @@
 //! `ricochet`: the command line for ESPs, providers and operators.
 
 mod bench;
+mod bench_loader;
 mod complaint;
 mod db;
 mod kafka;
