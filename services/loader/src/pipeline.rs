@@ -128,8 +128,9 @@ impl Flusher {
             }
             .await;
             if result.is_err() {
-                self.metrics.clickhouse_errors.inc();
+                // Readiness first: whoever sees the error count sees not-ready too.
                 self.clickhouse_ok.store(false, Ordering::Relaxed);
+                self.metrics.clickhouse_errors.inc();
             }
             result
         })?;

@@ -251,13 +251,25 @@ async fn n_records_make_n_tokens_and_a_resend_changes_nothing() {
         (d == 77).then_some(())
     })
     .await;
-    assert!(
-        loader
-            .metric("ricochet_loader_rows_inserted_total")
+    wait_for(
+        "the delivery insert to be counted",
+        Duration::from_secs(10),
+        || async {
+            (loader.metric("ricochet_loader_rows_inserted_total").await? >= 2001.0).then_some(())
+        },
+    )
+    .await;
+    let ready = reqwest::get(loader.metrics.replace("/metrics", "/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    let final_rows: u64 =
+        s.ch.client()
+            .query("SELECT count() FROM complaints FINAL")
+            .fetch_one()
             .await
-            .unwrap()
-            >= 2001.0
-    );
+            .unwrap();
+    assert_eq!(final_rows, 1000, "FINAL collapses the duplicates");
 }
 
 #[tokio::test]
@@ -471,6 +483,14 @@ async fn clickhouse_down_for_a_while_loses_nothing() {
         },
     )
     .await;
+    let ready = reqwest::get(loader.metrics.replace("/metrics", "/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "not ready while inserts fail"
+    );
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
