@@ -165,7 +165,10 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            ricochet_telemetry::metrics::CONTENT_TYPE,
+        )],
         state.inner.metrics.render(),
     )
 }

@@ -1,8 +1,6 @@
 //! Ingest's Prometheus metrics.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Every metric ingest exports at `/metrics`.
 #[derive(Clone)]
@@ -96,11 +94,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut out = vec![];
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding");
-        String::from_utf8(out).expect("utf-8 metrics")
+        ricochet_telemetry::metrics::render(&self.registry)
     }
 }
 

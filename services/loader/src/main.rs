@@ -28,7 +28,18 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let (m, h) = (metrics.clone(), health.clone());
     let app = Router::new()
-        .route("/metrics", get(move || async move { m.render() }))
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        ricochet_telemetry::metrics::CONTENT_TYPE,
+                    )],
+                    m.render(),
+                )
+            }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
