@@ -1,0 +1,297 @@
+//! What a window of counts says about a sender: weights, anti-abuse caps,
+//! Wilson bounds, and the tier the evidence supports.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wilson::{wilson_bounds, Z_95};
+
+/// Penalty tiers, in increasing severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Nothing to report.
+    Ok,
+    /// Complaints approach the limits mailbox providers enforce.
+    Warning,
+    /// The ESP should slow this sender down.
+    Throttle,
+    /// The ESP should stop this sender until reviewed.
+    Suspend,
+    /// The sender should not send through any participating ESP.
+    Exclude,
+}
+
+impl Tier {
+    /// Every tier, least severe first.
+    pub const ALL: [Tier; 5] = [
+        Tier::Ok,
+        Tier::Warning,
+        Tier::Throttle,
+        Tier::Suspend,
+        Tier::Exclude,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Ok => "ok",
+            Tier::Warning => "warning",
+            Tier::Throttle => "throttle",
+            Tier::Suspend => "suspend",
+            Tier::Exclude => "exclude",
+        }
+    }
+}
+
+/// Every number scoring uses; all of it is configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Lower Wilson bound at or above which a sender is at least `warning`.
+    /// Default 0.10 %: Gmail's "keep below" line and Amazon SES's review level.
+    pub warning: f64,
+    /// Default 0.30 %: Gmail's "never reach" line.
+    pub throttle: f64,
+    /// Default 0.50 %: the rate at which Amazon SES pauses sending.
+    pub suspend: f64,
+    /// Default 1.0 %: twice the SES pause rate; sustained, this is no accident.
+    pub exclude: f64,
+    /// Below this many delivered messages a window is "insufficient data", never 0 %.
+    pub min_delivered: u64,
+    /// Weight of each complaint code; `not-spam` is negative (it offsets).
+    pub weights: BTreeMap<String, f64>,
+    /// Most complaints one reporter pseudonym adds to one sender's window.
+    pub max_per_reporter: u64,
+    /// Largest share of a sender's weighted complaints one provider may supply,
+    /// applied when at least two providers delivered the sender's mail.
+    pub max_provider_share: f64,
+    /// Days a sender must stay below its tier's threshold before the tier falls.
+    pub cool_down_days: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let weights = [
+            ("unwanted", 1.0),
+            ("policy-violation", 1.0),
+            ("unsubscribe-ignored", 1.5),
+            ("misrepresented", 3.0),
+            ("phishing", 5.0),
+            ("not-spam", -1.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Policy {
+            warning: 0.001,
+            throttle: 0.003,
+            suspend: 0.005,
+            exclude: 0.01,
+            min_delivered: 1_000,
+            weights,
+            max_per_reporter: 3,
+            max_provider_share: 0.75,
+            cool_down_days: 7,
+        }
+    }
+}
+
+impl Policy {
+    /// The threshold of `tier` (0 for `ok`).
+    pub fn threshold(&self, tier: Tier) -> f64 {
+        match tier {
+            Tier::Ok => 0.0,
+            Tier::Warning => self.warning,
+            Tier::Throttle => self.throttle,
+            Tier::Suspend => self.suspend,
+            Tier::Exclude => self.exclude,
+        }
+    }
+
+    /// The most severe tier whose threshold `lower_bound` reaches.
+    pub fn tier_for(&self, lower_bound: f64) -> Tier {
+        Tier::ALL
+            .into_iter()
+            .rev()
+            .find(|t| lower_bound >= self.threshold(*t))
+            .unwrap_or(Tier::Ok)
+    }
+
+    /// The weight of a code (unknown codes weigh like `unwanted`).
+    pub fn weight(&self, code: &str) -> f64 {
+        self.weights.get(code).copied().unwrap_or(1.0)
+    }
+}
+
+/// Distinct-token counts for one sender in one window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowCounts {
+    /// Messages delivered (the denominator).
+    pub delivered: u64,
+    /// Delivered messages per provider (for the provider-share cap).
+    pub delivered_by_provider: BTreeMap<String, u64>,
+    /// Complaints per (code, provider).
+    pub complaints: BTreeMap<(String, String), u64>,
+    /// Complaints per reporter pseudonym, for reporters above the cap only.
+    pub heavy_reporters: BTreeMap<String, u64>,
+}
+
+/// What one window says, with the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// Delivered messages.
+    pub delivered: u64,
+    /// Weighted complaints after caps and offsets (never below 0).
+    pub weighted: f64,
+    /// Complaints removed by the per-reporter cap.
+    pub capped_reporter: f64,
+    /// Weighted complaints removed by the provider-share cap.
+    pub capped_provider: f64,
+    /// weighted / delivered.
+    pub rate: f64,
+    /// Wilson bounds of the rate (z = 1.96).
+    pub lower: f64,
+    /// Upper bound.
+    pub upper: f64,
+    /// `None` when there is too little volume to say anything.
+    pub tier: Option<Tier>,
+}
+
+/// Assesses one window of counts under `policy`.
+pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
+    // Weighted complaints per provider, offsets included.
+    let mut by_provider: BTreeMap<&str, f64> = BTreeMap::new();
+    for ((code, provider), n) in &counts.complaints {
+        *by_provider.entry(provider).or_default() += policy.weight(code) * *n as f64;
+    }
+    // One reporter adds at most max_per_reporter; the excess counts as removed `unwanted`.
+    let capped_reporter: f64 = counts
+        .heavy_reporters
+        .values()
+        .map(|n| n.saturating_sub(policy.max_per_reporter) as f64)
+        .sum();
+    let mut total: f64 = by_provider.values().map(|v| v.max(0.0)).sum();
+    let mut capped_provider = 0.0;
+    let delivering = counts
+        .delivered_by_provider
+        .values()
+        .filter(|d| **d > 0)
+        .count();
+    if delivering >= 2 && total > 0.0 {
+        let cap = policy.max_provider_share * total;
+        for v in by_provider.values() {
+            capped_provider += (v.max(0.0) - cap).max(0.0);
+        }
+        total -= capped_provider;
+    }
+    let offsets: f64 = by_provider.values().filter(|v| **v < 0.0).sum();
+    let weighted = (total + offsets - capped_reporter).max(0.0);
+    let delivered = counts.delivered;
+    let (lower, upper) = wilson_bounds(weighted, delivered as f64, Z_95);
+    let rate = if delivered == 0 {
+        0.0
+    } else {
+        weighted / delivered as f64
+    };
+    let tier = (delivered >= policy.min_delivered).then(|| policy.tier_for(lower));
+    Assessment {
+        delivered,
+        weighted,
+        capped_reporter,
+        capped_provider,
+        rate,
+        lower,
+        upper,
+        tier,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn counts(delivered: u64, complaints: &[(&str, &str, u64)]) -> WindowCounts {
+        WindowCounts {
+            delivered,
+            delivered_by_provider: BTreeMap::from([("p1".to_string(), delivered)]),
+            complaints: complaints
+                .iter()
+                .map(|(c, p, n)| ((c.to_string(), p.to_string()), *n))
+                .collect(),
+            heavy_reporters: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn too_little_volume_is_insufficient_data_not_zero() {
+        let a = assess(&counts(999, &[]), &Policy::default());
+        assert_eq!(a.tier, None);
+        let a = assess(&counts(1000, &[]), &Policy::default());
+        assert_eq!(a.tier, Some(Tier::Ok));
+    }
+
+    #[test]
+    fn thresholds_apply_to_the_lower_bound() {
+        let p = Policy::default();
+        // 0.4 % observed on 10,000: lower bound ≈ 0.29 %, so warning, not throttle.
+        let a = assess(&counts(10_000, &[("unwanted", "p1", 40)]), &p);
+        assert!(a.rate > p.throttle && a.lower < p.throttle, "{a:?}");
+        assert_eq!(a.tier, Some(Tier::Warning));
+        // The same rate on 1,000,000 messages is certain enough for throttle.
+        let a = assess(&counts(1_000_000, &[("unwanted", "p1", 4_000)]), &p);
+        assert_eq!(a.tier, Some(Tier::Throttle));
+    }
+
+    #[test]
+    fn misrepresentation_and_phishing_weigh_more_and_not_spam_offsets() {
+        let p = Policy::default();
+        let plain = assess(&counts(100_000, &[("unwanted", "p1", 100)]), &p);
+        let lying = assess(&counts(100_000, &[("misrepresented", "p1", 100)]), &p);
+        let phish = assess(&counts(100_000, &[("phishing", "p1", 100)]), &p);
+        assert!(plain.weighted < lying.weighted && lying.weighted < phish.weighted);
+        let offset = assess(
+            &counts(100_000, &[("unwanted", "p1", 100), ("not-spam", "p1", 40)]),
+            &p,
+        );
+        assert_eq!(offset.weighted, 60.0);
+        let only_positive = assess(&counts(100_000, &[("not-spam", "p1", 40)]), &p);
+        assert_eq!(only_positive.weighted, 0.0, "never below zero");
+    }
+
+    #[test]
+    fn one_reporter_counts_at_most_the_cap() {
+        let p = Policy::default();
+        let mut c = counts(10_000, &[("unwanted", "p1", 50)]);
+        c.heavy_reporters.insert("bomber".into(), 45);
+        let a = assess(&c, &p);
+        assert_eq!(a.capped_reporter, 42.0);
+        assert_eq!(a.weighted, 8.0);
+    }
+
+    #[test]
+    fn one_provider_supplies_at_most_its_share_when_others_deliver_too() {
+        let p = Policy::default();
+        let mut c = counts(10_000, &[("unwanted", "p1", 90), ("unwanted", "p2", 10)]);
+        c.delivered_by_provider.insert("p2".into(), 5_000);
+        let a = assess(&c, &p);
+        assert_eq!(a.capped_provider, 90.0 - 75.0);
+        assert_eq!(a.weighted, 85.0);
+        // Alone, a provider is not capped: there is nobody to compare with.
+        let a = assess(&counts(10_000, &[("unwanted", "p1", 90)]), &p);
+        assert_eq!(a.capped_provider, 0.0);
+    }
+
+    proptest! {
+        #[test]
+        fn more_complaints_never_lower_the_tier(delivered in 1_000u64..2_000_000, n in 0u64..50_000, extra in 1u64..5_000, code in prop::sample::select(vec!["unwanted", "misrepresented", "phishing", "policy-violation"])) {
+            let p = Policy::default();
+            let a = assess(&counts(delivered, &[(code, "p1", n)]), &p);
+            let b = assess(&counts(delivered, &[(code, "p1", n + extra)]), &p);
+            prop_assert!(b.tier >= a.tier, "{:?} -> {:?}", a.tier, b.tier);
+            prop_assert!(b.lower >= a.lower);
+        }
+    }
+}
