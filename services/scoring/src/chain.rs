@@ -10,7 +10,7 @@ use thiserror::Error;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One tier change, as stored in `penalties`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
 pub struct PenaltyEntry {
     /// ESP id: the chain this row belongs to.
     pub esp: String,

@@ -7,6 +7,7 @@
 //! per-ESP hash chain that makes the penalty history tamper-evident).
 
 pub mod chain;
+pub mod engine;
 pub mod hysteresis;
 pub mod policy;
 pub mod wilson;

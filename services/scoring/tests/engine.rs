@@ -1,0 +1,194 @@
+//! Scoring runs against the real ClickHouse with the migrated schema.
+
+use ricochet_integration_tests::clickhouse;
+use ricochet_scoring::chain::{verify_chain, ChainError};
+use ricochet_scoring::engine::{penalty_chain, score_once};
+use ricochet_scoring::{Policy, Tier};
+use ricochet_storage::{ClickHouseConfig, ComplaintRow, DeliveryRow, Migrator};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The test's "now": the real time, so the reputation table's 30-day TTL keeps the rows.
+fn t0() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn complaint(jti: String, sender: &str, provider: &str, at_ms: i64) -> ComplaintRow {
+    ComplaintRow {
+        jti,
+        esp: "esp-a.example".into(),
+        sender: sender.into(),
+        provider: provider.into(),
+        code: "unwanted".into(),
+        nature: "marketing".into(),
+        campaign: String::new(),
+        recipient_domain: "mail.example".into(),
+        reporter: String::new(),
+        recipient_proven: false,
+        token_iat: (at_ms / 1000 - 3600) as u32,
+        token_exp: (at_ms / 1000 + 86_400) as u32,
+        reported_at: at_ms,
+        received_at: at_ms,
+        kafka_partition: 0,
+        kafka_offset: 0,
+    }
+}
+
+async fn deliver(ch: &ClickHouseConfig, sender: &str, delivered: u64, at_ms: i64) {
+    let mut insert = ch
+        .client()
+        .insert::<DeliveryRow>("deliveries")
+        .await
+        .unwrap();
+    let hour = (at_ms / 1000 / 3600 * 3600) as u32;
+    insert
+        .write(&DeliveryRow {
+            esp: "esp-a.example".into(),
+            sender: sender.into(),
+            provider: "p1.example".into(),
+            hour,
+            delivered,
+            received_at: at_ms,
+        })
+        .await
+        .unwrap();
+    insert.end().await.unwrap();
+}
+
+async fn complain(ch: &ClickHouseConfig, rows: Vec<ComplaintRow>) {
+    let mut insert = ch
+        .client()
+        .insert::<ComplaintRow>("complaints")
+        .await
+        .unwrap();
+    for r in &rows {
+        insert.write(r).await.unwrap();
+    }
+    insert.end().await.unwrap();
+}
+
+#[tokio::test]
+async fn tiers_rise_on_evidence_fall_after_a_week_and_the_chain_catches_tampering() {
+    let ch = clickhouse("it_scoring");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let policy = Policy::default();
+    let client = ch.client();
+    #[allow(non_snake_case)]
+    let T0 = t0();
+
+    // bad: 60 complaints on 10,000 (0.6 %, lower bound 0.47 %) → throttle.
+    // good: 1 complaint, reported through two providers, on 10,000 → ok, counted once.
+    // tiny: 5 on 100 → insufficient data, never a tier.
+    deliver(&ch, "bad", 10_000, T0).await;
+    deliver(&ch, "good", 10_000, T0).await;
+    deliver(&ch, "tiny", 100, T0).await;
+    let mut rows: Vec<ComplaintRow> = (0..60)
+        .map(|i| complaint(format!("bad{i:020}"), "bad", "p1.example", T0 - 60_000))
+        .collect();
+    rows.push(complaint(
+        "good00000000000000000001".into(),
+        "good",
+        "p1.example",
+        T0 - 60_000,
+    ));
+    rows.push(complaint(
+        "good00000000000000000001".into(),
+        "good",
+        "p2.example",
+        T0 - 30_000,
+    ));
+    rows.extend(
+        (0..5).map(|i| complaint(format!("tiny{i:019}"), "tiny", "p1.example", T0 - 60_000)),
+    );
+    complain(&ch, rows).await;
+
+    let run = score_once(&client, &policy, T0).await.unwrap();
+    assert_eq!(run.senders, 3);
+    assert_eq!(run.changes.len(), 1, "{:?}", run.changes);
+    let change = &run.changes[0];
+    assert_eq!(
+        (
+            change.sender.as_str(),
+            change.from_tier.as_str(),
+            change.to_tier.as_str(),
+            change.rule.as_str()
+        ),
+        ("bad", "ok", "throttle", "rise-on-lower-bound")
+    );
+    let evidence: serde_json::Value = serde_json::from_str(&change.evidence).unwrap();
+    assert_eq!(evidence["windows"]["24h"]["delivered"], 10_000);
+    assert_eq!(evidence["windows"]["24h"]["weighted"], 60.0);
+    let good_weighted: f64 = client
+        .query("SELECT weighted FROM reputation WHERE sender = 'good' AND window = '24h'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        good_weighted, 1.0,
+        "a token reported by two providers counts once"
+    );
+    let tiny: String = client
+        .query("SELECT toString(tier) FROM reputation WHERE sender = 'tiny' AND window = '24h'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(tiny, "insufficient-data");
+
+    // The same data again: nothing changes, nothing is appended.
+    let again = score_once(&client, &policy, T0 + 10_000).await.unwrap();
+    assert!(again.changes.is_empty());
+
+    // Clean weeks later: the cool-down starts, and the tier falls only after seven
+    // days below, and only as far as the evidence of the longest window allows.
+    deliver(&ch, "bad", 10_000, T0 + 8 * DAY_MS).await;
+    assert!(score_once(&client, &policy, T0 + 8 * DAY_MS)
+        .await
+        .unwrap()
+        .changes
+        .is_empty());
+    deliver(&ch, "bad", 10_000, T0 + 14 * DAY_MS).await;
+    assert!(
+        score_once(&client, &policy, T0 + 14 * DAY_MS)
+            .await
+            .unwrap()
+            .changes
+            .is_empty(),
+        "six days below is not seven"
+    );
+    deliver(&ch, "bad", 10_000, T0 + 15 * DAY_MS).await;
+    let fall = score_once(&client, &policy, T0 + 15 * DAY_MS)
+        .await
+        .unwrap();
+    assert_eq!(fall.changes.len(), 1);
+    assert_eq!(
+        (
+            fall.changes[0].to_tier.as_str(),
+            fall.changes[0].rule.as_str()
+        ),
+        ("warning", "fall-after-cool-down"),
+        "the 30-day window still holds 60 complaints on 40,000 deliveries (0.15 %)"
+    );
+    assert_eq!(fall.per_tier.get(&Tier::Throttle), None);
+
+    let chain = penalty_chain(&client, "esp-a.example").await.unwrap();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(verify_chain(&chain), Ok(()));
+
+    // Rewriting history breaks the chain at the rewritten row.
+    client
+        .query("ALTER TABLE penalties UPDATE to_tier = 'warning' WHERE seq = 1 SETTINGS mutations_sync = 2")
+        .execute()
+        .await
+        .unwrap();
+    let chain = penalty_chain(&client, "esp-a.example").await.unwrap();
+    assert_eq!(verify_chain(&chain), Err(ChainError::Altered { seq: 1 }));
+
+    ch.server_client()
+        .query(&format!("DROP DATABASE `{}`", ch.database))
+        .execute()
+        .await
+        .unwrap();
+}
