@@ -1,5 +1,6 @@
 //! `ricochet`: the command line for ESPs, providers and operators.
 
+mod audit;
 mod bench;
 mod bench_loader;
 mod complaint;
@@ -46,6 +47,9 @@ enum Command {
     /// Kafka topics.
     #[command(subcommand)]
     Kafka(kafka::KafkaCommand),
+    /// Audit the penalty log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Benchmarks against the running local stack.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
             Command::Complaint(c) => complaint::run(c).await,
             Command::Db(c) => db::run(c).await,
             Command::Kafka(c) => kafka::run(c).await,
+            Command::Audit(c) => audit::run(c).await,
             Command::Bench(c) => bench::run(c).await,
         }
     });

@@ -1,0 +1,94 @@
+//! `ricochet audit verify` against penalties written by a real scoring run.
+
+use std::process::Command;
+
+use ricochet_integration_tests::clickhouse;
+use ricochet_scoring::engine::score_once;
+use ricochet_scoring::Policy;
+use ricochet_storage::{ComplaintRow, DeliveryRow, Migrator};
+
+#[tokio::test]
+async fn audit_verify_passes_an_intact_chain_and_names_the_rewritten_row() {
+    let ch = clickhouse("it_audit");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let client = ch.client();
+    let mut d = client.insert::<DeliveryRow>("deliveries").await.unwrap();
+    for sender in ["s1", "s2"] {
+        d.write(&DeliveryRow {
+            esp: "esp-a.example".into(),
+            sender: sender.into(),
+            provider: "p.example".into(),
+            hour: (now / 1000 / 3600 * 3600) as u32,
+            delivered: 5_000,
+            received_at: now,
+        })
+        .await
+        .unwrap();
+    }
+    d.end().await.unwrap();
+    let mut c = client.insert::<ComplaintRow>("complaints").await.unwrap();
+    for sender in ["s1", "s2"] {
+        for i in 0..100 {
+            c.write(&ComplaintRow {
+                jti: format!("{sender}x{i:020}"),
+                esp: "esp-a.example".into(),
+                sender: sender.into(),
+                provider: "p.example".into(),
+                code: "phishing".into(),
+                nature: "account".into(),
+                campaign: String::new(),
+                recipient_domain: "p.example".into(),
+                reporter: String::new(),
+                recipient_proven: true,
+                token_iat: (now / 1000 - 3600) as u32,
+                token_exp: (now / 1000 + 86_400) as u32,
+                reported_at: now - 1000,
+                received_at: now - 1000,
+                kafka_partition: 0,
+                kafka_offset: i,
+            })
+            .await
+            .unwrap();
+        }
+    }
+    c.end().await.unwrap();
+    let run = score_once(&client, &Policy::default(), now).await.unwrap();
+    assert_eq!(run.changes.len(), 2, "both senders rise to exclude");
+
+    let audit = || {
+        Command::new(env!("CARGO_BIN_EXE_ricochet"))
+            .args(["audit", "verify", "--esp", "esp-a.example"])
+            .env("RICOCHET_CLICKHOUSE_URL", &ch.url)
+            .env("RICOCHET_CLICKHOUSE_DATABASE", &ch.database)
+            .output()
+            .unwrap()
+    };
+    let ok = audit();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).starts_with("chain intact: esp-a.example, 2 row(s)")
+    );
+
+    client
+        .query("ALTER TABLE penalties UPDATE evidence = '{}' WHERE seq = 2 SETTINGS mutations_sync = 2")
+        .execute()
+        .await
+        .unwrap();
+    let broken = audit();
+    assert_eq!(broken.status.code(), Some(2));
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(out.contains("row seq 2 was altered"), "{out}");
+    ch.server_client()
+        .query(&format!("DROP DATABASE `{}`", ch.database))
+        .execute()
+        .await
+        .unwrap();
+}
