@@ -20,16 +20,16 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::auth::authenticate_provider;
 use crate::complaints::{
     check_batch, BatchResponse, ComplaintBatch, ComplaintItem, ItemResult, Rejection,
 };
 use crate::config::{IngestConfig, VerifyMode};
 use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
 use crate::metrics::Metrics;
-use crate::problem::{JsonLocation, Problem};
 use crate::publish::Publisher;
 use crate::timefmt::now_ms;
+use ricochet_http::{authenticate, JsonLocation, Problem};
+use ricochet_registry::ParticipantKind;
 
 /// The routes this service serves (kept in sync with `schemas/openapi/ingest.yaml` by a test).
 pub const ROUTES: [(&str, &str); 5] = [
@@ -333,7 +333,13 @@ where
         clock_skew_secs: config.clock_skew_secs,
     };
     let (parts, body) = request.into_parts();
-    let provider = authenticate_provider(&parts.headers, &registry, &config.audience, &opts)?;
+    let provider = authenticate(
+        &parts.headers,
+        &registry,
+        ParticipantKind::Provider,
+        &config.audience,
+        &opts,
+    )?;
     if let Err(not_until) = inner.limiter.check_key(&provider) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),

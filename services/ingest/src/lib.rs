@@ -1,18 +1,16 @@
 //! Ricochet ingest: the provider-facing front door.
 //!
 //! `POST /v1/complaints` and `POST /v1/deliveries` take batches from mailbox
-//! providers, authenticate the caller ([`auth`]), check every item
+//! providers, authenticate the caller (`ricochet_http::auth`), check every item
 //! ([`complaints`], [`deliveries`]) and answer `200` only once every accepted
 //! item is acknowledged by Kafka ([`publish`]). Errors are RFC 9457 problem
-//! documents ([`problem`]). The API is specified in `schemas/openapi/ingest.yaml`.
+//! documents (`ricochet_http::problem`). The API is specified in `schemas/openapi/ingest.yaml`.
 
 pub mod app;
-pub mod auth;
 pub mod complaints;
 pub mod config;
 pub mod deliveries;
 pub mod metrics;
-pub mod problem;
 pub mod publish;
 pub mod timefmt;
 

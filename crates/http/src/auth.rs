@@ -1,4 +1,4 @@
-//! Who is calling: the provider's own bearer JWT, checked against the registry.
+//! Who is calling: the participant's own bearer JWT, checked against the registry.
 
 use axum::http::{header, HeaderMap, StatusCode};
 use ricochet_registry::{ParticipantKind, Registry};
@@ -10,14 +10,16 @@ use crate::problem::Problem;
 /// Longest Authorization header read; anything longer is refused unparsed.
 const MAX_AUTHORIZATION_LEN: usize = 4096;
 
-/// Authenticates the caller as a registered provider; returns its id.
+/// Authenticates the caller as a registered participant of `kind` (providers
+/// for ingest, ESPs for the ESP API); returns its id.
 ///
 /// 401 for anything that fails authentication (missing, malformed, `alg`
 /// outside the allow-list, unknown key, bad signature, expired, wrong `aud`),
 /// 403 when the signature is made with a key registered to someone else.
-pub fn authenticate_provider(
+pub fn authenticate(
     headers: &HeaderMap,
     registry: &Registry,
+    kind: ParticipantKind,
     audience: &str,
     opts: &VerifyOptions,
 ) -> Result<String, Problem> {
@@ -43,12 +45,7 @@ pub fn authenticate_provider(
             Problem::unauthorized("malformed-credentials", "expected the Bearer scheme")
         })?
         .trim();
-    match verify_bearer(
-        token,
-        &registry.keys_of(ParticipantKind::Provider),
-        audience,
-        opts,
-    ) {
+    match verify_bearer(token, &registry.keys_of(kind), audience, opts) {
         Ok(claims) => Ok(claims.iss),
         Err(e) if e.reason() == "key-of-another-participant" => Err(Problem::new(
             StatusCode::FORBIDDEN,
