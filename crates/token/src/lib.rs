@@ -11,6 +11,7 @@
 pub mod bearer;
 pub mod binding;
 pub mod claims;
+pub mod detached;
 mod error;
 mod jws;
 pub mod keys;

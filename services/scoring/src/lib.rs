@@ -6,6 +6,7 @@
 //! (tiers rise at once and fall only after a week below), and [`chain`] (the
 //! per-ESP hash chain that makes the penalty history tamper-evident).
 
+pub mod api;
 pub mod chain;
 pub mod engine;
 pub mod hysteresis;

@@ -1,23 +1,43 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
+use ricochet_registry::RegistryHandle;
+use ricochet_scoring::api::{router, ApiState};
 use ricochet_scoring::engine::score_once;
 use ricochet_scoring::Policy;
 use ricochet_storage::ClickHouseConfig;
+use ricochet_token::{Jwk, SigningKey};
 use tracing::{info, warn};
 
 /// Ricochet scoring: computes sender reputation and penalty tiers from
-/// ClickHouse on an interval and records every tier change in the
-/// hash-chained `penalties` table.
+/// ClickHouse on an interval, records every tier change in the hash-chained
+/// `penalties` table, and serves the ESP API (offenders, reputation), with
+/// every response signed by Ricochet's key.
 #[derive(Parser, Debug)]
 #[command(name = "ricochet-scoring", version)]
 struct Args {
     /// Seconds between scoring runs.
     #[arg(long, env = "RICOCHET_SCORING_INTERVAL_SECS", default_value_t = 10)]
     interval_secs: u64,
-    /// Run once and exit.
+    /// Run once and exit (no API).
     #[arg(long)]
     once: bool,
+    /// Address of the ESP API.
+    #[arg(
+        long,
+        env = "RICOCHET_SCORING_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
+    listen: SocketAddr,
+    /// Participants registry (ESPs authenticate against it).
+    #[arg(long, env = "RICOCHET_REGISTRY", default_value = "registry.toml")]
+    registry: PathBuf,
+    /// Ricochet's private JWK, which signs API responses (`ricochet keys new`).
+    #[arg(long, env = "RICOCHET_SIGNING_KEY", required_unless_present = "once")]
+    signing_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -26,6 +46,24 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = ClickHouseConfig::from_env().client();
     let policy = Policy::default();
+    if !args.once {
+        let path = args.signing_key.as_ref().expect("required by clap");
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let jwk: Jwk = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JWK", path.display()))?;
+        let key = SigningKey::from_jwk(&jwk)
+            .with_context(|| format!("loading the signing key {}", path.display()))?;
+        let registry = RegistryHandle::open(&args.registry)
+            .with_context(|| format!("loading registry {}", args.registry.display()))?;
+        let _watch = registry.watch(Duration::from_secs(2));
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        info!(addr = %args.listen, "ESP API listening");
+        let app = router(ApiState::new(client.clone(), registry, key));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let now_ms = std::time::SystemTime::now()
