@@ -2,8 +2,8 @@
 # The main job on the local stack (called by `deploy/local/stack demo` with the
 # stack up and its settings exported). It walks complaints through the parts
 # that exist so far: schema, topics, keys, registry, tokens, ingest, Kafka,
-# loader, ClickHouse.
-# Usage: demo.sh BIN_DIR WORK_DIR   (BIN_DIR holds ricochet, ricochet-ingest, ricochet-loader)
+# loader, ClickHouse, scoring, and the offender report an ESP receives.
+# Usage: demo.sh BIN_DIR WORK_DIR   (BIN_DIR holds ricochet and its services)
 set -euo pipefail
 bin=$1
 work=$2
@@ -82,14 +82,42 @@ for _ in $(seq 1 150); do
 done
 query "SELECT sender, code, uniqExact(jti) AS complaints FROM complaints WHERE $this_run GROUP BY sender, code ORDER BY sender FORMAT PrettyCompactMonoBlock"
 
+step "Scoring starts (ESP API $RICOCHET_ESP_API_URL, signed with Ricochet's own key)"
+"$ricochet" keys new --kid ricochet-demo-2026-11 --out ricochet.jwk >ricochet.jwks
+export RICOCHET_SIGNING_KEY=$work/ricochet.jwk RICOCHET_SCORING_INTERVAL_SECS=2
+start_service scoring "$RICOCHET_ESP_API_URL/.well-known/jwks.json"
+echo "ready"
+
+step "A day of mail: Demo Mail reports deliveries, and its users complain about shop-7"
+"$ricochet" delivery submit --key provider.jwk --provider mail-demo.example \
+  --esp esp-demo.example --sender shop-7 --delivered 2000
+"$ricochet" delivery submit --key provider.jwk --provider mail-demo.example \
+  --esp esp-demo.example --sender shop-42 --delivered 2000
+for i in $(seq 1 40); do
+  "$ricochet" token mint --key esp.jwk --iss esp-demo.example --sub shop-7 \
+    --nature transactional --recipient "victim$i@mail-demo.example"
+done >shop-7-tokens.txt
+"$ricochet" complaint submit --key provider.jwk --provider mail-demo.example \
+  --code misrepresented - <shop-7-tokens.txt | tail -1
+
+step "The offender report ESP Demo receives (signature verified against Ricochet's JWKS)"
+for _ in $(seq 1 100); do
+  "$ricochet" report offenders --key esp.jwk --esp esp-demo.example --format csv \
+    --ricochet-jwks ricochet.jwks | grep -q shop-7 && break
+  sleep 0.3
+done
+"$ricochet" report offenders --key esp.jwk --esp esp-demo.example --ricochet-jwks ricochet.jwks
+"$ricochet" audit verify --esp esp-demo.example
+
 step "Where to look"
 cat <<TXT
 Ingest:      $RICOCHET_INGEST_URL/metrics  (running; API in schemas/openapi/ingest.json)
 Loader:      http://$RICOCHET_LOADER_LISTEN/metrics  (running)
+ESP API:     $RICOCHET_ESP_API_URL/v1/offenders  (running; ESP bearer auth, signed responses)
 Prometheus:  $RICOCHET_PROMETHEUS_URL/targets  (scrapes ingest and the loader)
 ClickHouse:  $RICOCHET_CLICKHOUSE_URL/play  (database ricochet: complaints, deliveries)
 Kafka:       $RICOCHET_KAFKA_BROKERS  topics complaints.v1, deliveries.v1, penalties.v1
-Dashboards:  dashboards/ (Grafana JSON; arrive with scoring)
+Dashboards:  dashboards/ (Grafana JSON: the next step of the project)
 Files:       $work (keys, registry.toml)
 Stop:        deploy/local/stack down
 TXT

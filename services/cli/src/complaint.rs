@@ -10,6 +10,39 @@ use ricochet_token::verify::unix_now;
 use serde_json::{json, Value};
 
 #[derive(Subcommand, Debug)]
+pub enum DeliveryCommand {
+    /// Report how many messages of one sender were delivered in one hour (the
+    /// provider's full count for that hour; a later report replaces it).
+    Submit {
+        /// Ingest base URL.
+        #[arg(
+            long,
+            env = "RICOCHET_INGEST_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        /// The provider's private JWK (signs the bearer token).
+        #[arg(long)]
+        key: PathBuf,
+        /// The provider's participant id.
+        #[arg(long)]
+        provider: String,
+        /// ESP id.
+        #[arg(long)]
+        esp: String,
+        /// Sender id.
+        #[arg(long)]
+        sender: String,
+        /// Messages delivered.
+        #[arg(long)]
+        delivered: u64,
+        /// Start of the hour, RFC 3339 (default: the current hour).
+        #[arg(long)]
+        hour: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ComplaintCommand {
     /// Submit complaints to ingest as a provider; prints each verdict.
     ///
@@ -73,23 +106,15 @@ pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
             item
         })
         .collect();
-    let bearer = mint_bearer(&key, &provider, "ricochet-ingest", now, 120)?;
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/complaints", url.trim_end_matches('/')))
-        .bearer_auth(bearer)
-        .json(&json!({ "complaints": items }))
-        .send()
-        .await
-        .with_context(|| format!("POST {url}/v1/complaints"))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.context("reading the response")?;
-    if !status.is_success() {
-        anyhow::bail!(
-            "ingest answered {status}: {} ({})",
-            body["reason"].as_str().unwrap_or("?"),
-            body["detail"].as_str().unwrap_or("")
-        );
-    }
+    let body = post(
+        &url,
+        "/v1/complaints",
+        &key,
+        &provider,
+        now,
+        &json!({ "complaints": items }),
+    )
+    .await?;
     let mut all_accepted = true;
     for r in body["results"].as_array().into_iter().flatten() {
         let verdict = r["verdict"].as_str().unwrap_or("?");
@@ -110,6 +135,67 @@ pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
+    let DeliveryCommand::Submit {
+        url,
+        key,
+        provider,
+        esp,
+        sender,
+        delivered,
+        hour,
+    } = cmd;
+    let key = crate::keys::load_private(&key)?;
+    let now = unix_now();
+    let hour = match hour {
+        Some(h) => h,
+        None => time::OffsetDateTime::from_unix_timestamp(now / 3600 * 3600)?
+            .format(&time::format_description::well_known::Rfc3339)?,
+    };
+    let body = json!({"deliveries": [{"esp": esp, "sender": sender, "hour": hour, "delivered": delivered}]});
+    let results = post(&url, "/v1/deliveries", &key, &provider, now, &body).await?;
+    let r = &results["results"][0];
+    println!(
+        "{} {}",
+        r["verdict"].as_str().unwrap_or("?"),
+        r["reason"].as_str().unwrap_or("")
+    );
+    Ok(if r["verdict"] == "accepted" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// POSTs `body` to ingest as `provider`; returns the 200 body or the problem as an error.
+async fn post(
+    url: &str,
+    path: &str,
+    key: &ricochet_token::SigningKey,
+    provider: &str,
+    now: i64,
+    body: &Value,
+) -> Result<Value> {
+    let bearer = mint_bearer(key, provider, "ricochet-ingest", now, 120)?;
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", url.trim_end_matches('/')))
+        .bearer_auth(bearer)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}{path}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.context("reading the response")?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "ingest answered {status}: {} ({})",
+            body["reason"].as_str().unwrap_or("?"),
+            body["detail"].as_str().unwrap_or("")
+        );
+    }
+    Ok(body)
 }
 
 /// The `jti` of a token, read without verification (only to compute the proof).

@@ -8,6 +8,7 @@ mod db;
 mod kafka;
 mod keys;
 mod registry;
+mod report;
 mod token;
 
 use std::path::PathBuf;
@@ -41,12 +42,18 @@ enum Command {
     /// Submit complaints to ingest (provider side).
     #[command(subcommand)]
     Complaint(complaint::ComplaintCommand),
+    /// Report delivered counts to ingest (provider side).
+    #[command(subcommand)]
+    Delivery(complaint::DeliveryCommand),
     /// ClickHouse schema.
     #[command(subcommand)]
     Db(db::DbCommand),
     /// Kafka topics.
     #[command(subcommand)]
     Kafka(kafka::KafkaCommand),
+    /// Reports for ESPs (offenders).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Audit the penalty log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -76,8 +83,10 @@ fn main() -> ExitCode {
             Command::Registry(c) => registry::run(c),
             Command::Token(c) => token::run(c),
             Command::Complaint(c) => complaint::run(c).await,
+            Command::Delivery(c) => complaint::run_delivery(c).await,
             Command::Db(c) => db::run(c).await,
             Command::Kafka(c) => kafka::run(c).await,
+            Command::Report(c) => report::run(c).await,
             Command::Audit(c) => audit::run(c).await,
             Command::Bench(c) => bench::run(c).await,
         }
