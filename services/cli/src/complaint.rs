@@ -157,11 +157,13 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
     let body = json!({"deliveries": [{"esp": esp, "sender": sender, "hour": hour, "delivered": delivered}]});
     let results = post(&url, "/v1/deliveries", &key, &provider, now, &body).await?;
     let r = &results["results"][0];
-    println!(
-        "{} {}",
-        r["verdict"].as_str().unwrap_or("?"),
-        r["reason"].as_str().unwrap_or("")
-    );
+    let verdict = r["verdict"].as_str().unwrap_or("?");
+    match r["reason"].as_str() {
+        Some(reason) => println!("{verdict} {reason}: {}", r["detail"].as_str().unwrap_or("")),
+        None => {
+            println!("{verdict}: {delivered} delivered for {esp}/{sender} in the hour from {hour}")
+        }
+    }
     Ok(if r["verdict"] == "accepted" {
         ExitCode::SUCCESS
     } else {
