@@ -9,24 +9,31 @@ use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
 use serde_json::{json, Value};
 
+/// Who calls ingest, and where.
+#[derive(clap::Args, Debug)]
+pub struct Provider {
+    /// Ingest base URL.
+    #[arg(
+        long,
+        env = "RICOCHET_INGEST_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// The provider's private JWK (signs the bearer token).
+    #[arg(long)]
+    key: PathBuf,
+    /// The provider's participant id.
+    #[arg(long)]
+    provider: String,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DeliveryCommand {
     /// Report how many messages of one sender were delivered in one hour (the
     /// provider's full count for that hour; a later report replaces it).
     Submit {
-        /// Ingest base URL.
-        #[arg(
-            long,
-            env = "RICOCHET_INGEST_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        url: String,
-        /// The provider's private JWK (signs the bearer token).
-        #[arg(long)]
-        key: PathBuf,
-        /// The provider's participant id.
-        #[arg(long)]
-        provider: String,
+        #[command(flatten)]
+        caller: Provider,
         /// ESP id.
         #[arg(long)]
         esp: String,
@@ -48,19 +55,8 @@ pub enum ComplaintCommand {
     ///
     /// Exit code 0 if every complaint was accepted, 2 if any was rejected.
     Submit {
-        /// Ingest base URL.
-        #[arg(
-            long,
-            env = "RICOCHET_INGEST_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        url: String,
-        /// The provider's private JWK (signs the bearer token).
-        #[arg(long)]
-        key: PathBuf,
-        /// The provider's participant id.
-        #[arg(long)]
-        provider: String,
+        #[command(flatten)]
+        caller: Provider,
         /// Complaint code: unwanted, misrepresented, policy-violation, phishing, unsubscribe-ignored, not-spam.
         #[arg(long, default_value = "unwanted")]
         code: String,
@@ -75,9 +71,7 @@ pub enum ComplaintCommand {
 
 pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
     let ComplaintCommand::Submit {
-        url,
-        key,
-        provider,
+        caller: Provider { url, key, provider },
         code,
         recipient,
         tokens,
@@ -139,9 +133,7 @@ pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
 
 pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
     let DeliveryCommand::Submit {
-        url,
-        key,
-        provider,
+        caller: Provider { url, key, provider },
         esp,
         sender,
         delivered,

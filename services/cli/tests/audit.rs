@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use ricochet_integration_tests::clickhouse;
+use ricochet_integration_tests::{clickhouse, complaint_row, insert_rows};
 use ricochet_scoring::engine::score_once;
 use ricochet_scoring::Policy;
 use ricochet_storage::{ComplaintRow, DeliveryRow, Migrator};
@@ -30,32 +30,22 @@ async fn audit_verify_passes_an_intact_chain_and_names_the_rewritten_row() {
         .unwrap();
     }
     d.end().await.unwrap();
-    let mut c = client.insert::<ComplaintRow>("complaints").await.unwrap();
-    for sender in ["s1", "s2"] {
-        for i in 0..100 {
-            c.write(&ComplaintRow {
-                jti: format!("{sender}x{i:020}"),
-                esp: "esp-a.example".into(),
-                sender: sender.into(),
-                provider: "p.example".into(),
-                code: "phishing".into(),
-                nature: "account".into(),
-                campaign: String::new(),
-                recipient_domain: "p.example".into(),
-                reporter: String::new(),
-                recipient_proven: true,
-                token_iat: (now / 1000 - 3600) as u32,
-                token_exp: (now / 1000 + 86_400) as u32,
-                reported_at: now - 1000,
-                received_at: now - 1000,
-                kafka_partition: 0,
-                kafka_offset: i,
+    let rows: Vec<ComplaintRow> = ["s1", "s2"]
+        .iter()
+        .flat_map(|sender| {
+            (0..100).map(move |i| {
+                complaint_row(
+                    &format!("{sender}x{i:020}"),
+                    "esp-a.example",
+                    sender,
+                    "p.example",
+                    "phishing",
+                    now - 1000,
+                )
             })
-            .await
-            .unwrap();
-        }
-    }
-    c.end().await.unwrap();
+        })
+        .collect();
+    insert_rows(&ch, "complaints", &rows).await;
     let run = score_once(&client, &Policy::default(), now).await.unwrap();
     assert_eq!(run.changes.len(), 2, "both senders rise to exclude");
 

@@ -1,6 +1,6 @@
 //! Scoring runs against the real ClickHouse with the migrated schema.
 
-use ricochet_integration_tests::clickhouse;
+use ricochet_integration_tests::{clickhouse, complaint_row, insert_rows};
 use ricochet_scoring::chain::{verify_chain, ChainError};
 use ricochet_scoring::engine::{penalty_chain, score_once};
 use ricochet_scoring::{Policy, Tier};
@@ -17,24 +17,7 @@ fn t0() -> i64 {
 }
 
 fn complaint(jti: String, sender: &str, provider: &str, at_ms: i64) -> ComplaintRow {
-    ComplaintRow {
-        jti,
-        esp: "esp-a.example".into(),
-        sender: sender.into(),
-        provider: provider.into(),
-        code: "unwanted".into(),
-        nature: "marketing".into(),
-        campaign: String::new(),
-        recipient_domain: "mail.example".into(),
-        reporter: String::new(),
-        recipient_proven: false,
-        token_iat: (at_ms / 1000 - 3600) as u32,
-        token_exp: (at_ms / 1000 + 86_400) as u32,
-        reported_at: at_ms,
-        received_at: at_ms,
-        kafka_partition: 0,
-        kafka_offset: 0,
-    }
+    complaint_row(&jti, "esp-a.example", sender, provider, "unwanted", at_ms)
 }
 
 async fn deliver(ch: &ClickHouseConfig, sender: &str, delivered: u64, at_ms: i64) {
@@ -59,15 +42,7 @@ async fn deliver(ch: &ClickHouseConfig, sender: &str, delivered: u64, at_ms: i64
 }
 
 async fn complain(ch: &ClickHouseConfig, rows: Vec<ComplaintRow>) {
-    let mut insert = ch
-        .client()
-        .insert::<ComplaintRow>("complaints")
-        .await
-        .unwrap();
-    for r in &rows {
-        insert.write(r).await.unwrap();
-    }
-    insert.end().await.unwrap();
+    insert_rows(ch, "complaints", &rows).await;
 }
 
 #[tokio::test]

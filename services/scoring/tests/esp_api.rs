@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use reqwest::StatusCode;
-use ricochet_integration_tests::clickhouse;
+use ricochet_integration_tests::{clickhouse, complaint_row, insert_rows};
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, RegistryHandle};
 use ricochet_scoring::api::{router, ApiState, AUDIENCE, SIGNATURE_HEADER};
 use ricochet_scoring::engine::score_once;
@@ -29,30 +29,19 @@ async fn seed(ch: &ClickHouseConfig, esp: &str, sender: &str, complaints: u64, n
     .await
     .unwrap();
     d.end().await.unwrap();
-    let mut c = client.insert::<ComplaintRow>("complaints").await.unwrap();
-    for i in 0..complaints {
-        c.write(&ComplaintRow {
-            jti: format!("{esp}-{sender}-{i:012}").replace('.', "_"),
-            esp: esp.into(),
-            sender: sender.into(),
-            provider: "p.example".into(),
-            code: "unwanted".into(),
-            nature: "marketing".into(),
-            campaign: String::new(),
-            recipient_domain: "p.example".into(),
-            reporter: String::new(),
-            recipient_proven: false,
-            token_iat: (now / 1000 - 3600) as u32,
-            token_exp: (now / 1000 + 86_400) as u32,
-            reported_at: now - 1000,
-            received_at: now - 1000,
-            kafka_partition: 0,
-            kafka_offset: i,
+    let rows: Vec<ComplaintRow> = (0..complaints)
+        .map(|i| {
+            complaint_row(
+                &format!("{esp}-{sender}-{i:012}").replace('.', "_"),
+                esp,
+                sender,
+                "p.example",
+                "unwanted",
+                now - 1000,
+            )
         })
-        .await
-        .unwrap();
-    }
-    c.end().await.unwrap();
+        .collect();
+    insert_rows(ch, "complaints", &rows).await;
 }
 
 #[tokio::test]
