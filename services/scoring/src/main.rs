@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use ricochet_registry::RegistryHandle;
 use ricochet_scoring::api::{router, ApiState};
+use ricochet_scoring::dispatch::Dispatcher;
 use ricochet_scoring::engine::score_once;
 use ricochet_scoring::Policy;
 use ricochet_storage::ClickHouseConfig;
@@ -35,9 +36,12 @@ struct Args {
     /// Participants registry (ESPs authenticate against it).
     #[arg(long, env = "RICOCHET_REGISTRY", default_value = "registry.toml")]
     registry: PathBuf,
-    /// Ricochet's private JWK, which signs API responses (`ricochet keys new`).
+    /// Ricochet's private JWK, which signs API responses and webhooks (`ricochet keys new`).
     #[arg(long, env = "RICOCHET_SIGNING_KEY", required_unless_present = "once")]
     signing_key: Option<PathBuf>,
+    /// Topic every tier change is produced to.
+    #[arg(long, env = "RICOCHET_TOPIC_PENALTIES", default_value = ricochet_kafka::topics::PENALTIES)]
+    penalties_topic: String,
 }
 
 #[tokio::main]
@@ -61,8 +65,33 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         info!(addr = %args.listen, "ESP API listening");
-        let app = router(ApiState::new(client.clone(), registry, key));
+        let app = router(ApiState::new(
+            client.clone(),
+            registry.clone(),
+            SigningKey::from_jwk(&jwk)?,
+        ));
         tokio::spawn(async move { axum::serve(listener, app).await });
+        let producer = ricochet_kafka::KafkaConfig::from_env()?
+            .producer_config()
+            .create()?;
+        let dispatcher = Dispatcher::new(
+            client.clone(),
+            registry,
+            key,
+            producer,
+            args.penalties_topic.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                if let Err(e) = dispatcher.run_once(now_ms).await {
+                    warn!(error = %e, "penalty dispatch failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

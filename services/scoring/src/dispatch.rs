@@ -1,0 +1,217 @@
+//! Pushing penalties to ESPs: every row of the penalty log goes to the
+//! `penalties.v1` topic and, for ESPs with a webhook URL, to a signed webhook.
+//! The log is the outbox and `penalty_dispatch` holds a cursor per channel
+//! and ESP, advanced only after the channel accepted the rows: a failure or a
+//! restart resends (at least once, in order), never loses.
+
+use std::time::Duration;
+
+use clickhouse::{Client, Row};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use ricochet_registry::RegistryHandle;
+use ricochet_token::detached::sign_detached;
+use ricochet_token::SigningKey;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use crate::api::SIGNATURE_HEADER;
+use crate::chain::PenaltyEntry;
+
+/// Rows sent per channel, ESP and pass.
+const PAGE: u64 = 100;
+/// Longest wait between webhook retries.
+const MAX_BACKOFF_MS: i64 = 300_000;
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+struct Cursor {
+    channel: String,
+    esp: String,
+    last_seq: u64,
+    attempts: u32,
+    next_attempt_ms: i64,
+    last_error: String,
+    updated_at: i64,
+}
+
+/// What one pass delivered.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Rows produced to Kafka.
+    pub kafka: usize,
+    /// Rows accepted by webhooks.
+    pub webhook: usize,
+    /// Webhook deliveries that failed (to be retried).
+    pub webhook_failures: usize,
+}
+
+/// Sends the penalty log to Kafka and webhooks.
+pub struct Dispatcher {
+    client: Client,
+    registry: RegistryHandle,
+    key: SigningKey,
+    producer: FutureProducer,
+    topic: String,
+    http: reqwest::Client,
+}
+
+/// The JSON of one penalty as ESPs receive it (topic message and webhook item).
+pub fn penalty_json(e: &PenaltyEntry) -> Value {
+    json!({
+        "esp": e.esp, "seq": e.seq, "sender": e.sender, "at_ms": e.at_ms,
+        "from_tier": e.from_tier, "to_tier": e.to_tier, "rule": e.rule,
+        "evidence": serde_json::from_str::<Value>(&e.evidence).unwrap_or(Value::Null),
+        "prev_hash": e.prev_hash, "hash": e.hash,
+    })
+}
+
+impl Dispatcher {
+    /// A dispatcher writing to `topic` with `producer` and signing webhooks with `key`.
+    pub fn new(
+        client: Client,
+        registry: RegistryHandle,
+        key: SigningKey,
+        producer: FutureProducer,
+        topic: String,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("HTTP client");
+        Dispatcher {
+            client,
+            registry,
+            key,
+            producer,
+            topic,
+            http,
+        }
+    }
+
+    async fn cursor(&self, channel: &str, esp: &str) -> clickhouse::error::Result<Cursor> {
+        let found: Option<Cursor> = self
+            .client
+            .query("SELECT toString(channel) AS channel, toString(esp) AS esp, last_seq, attempts, next_attempt_ms, last_error, updated_at FROM penalty_dispatch FINAL WHERE channel = ? AND esp = ?")
+            .bind(channel)
+            .bind(esp)
+            .fetch_optional()
+            .await?;
+        Ok(found.unwrap_or(Cursor {
+            channel: channel.into(),
+            esp: esp.into(),
+            last_seq: 0,
+            attempts: 0,
+            next_attempt_ms: 0,
+            last_error: String::new(),
+            updated_at: 0,
+        }))
+    }
+
+    async fn save(&self, mut c: Cursor, now_ms: i64) -> clickhouse::error::Result<()> {
+        // Strictly increasing versions, even within one millisecond.
+        c.updated_at = now_ms.max(c.updated_at + 1);
+        let mut insert = self.client.insert::<Cursor>("penalty_dispatch").await?;
+        insert.write(&c).await?;
+        insert.end().await
+    }
+
+    async fn pending(&self, esp: &str, after: u64) -> clickhouse::error::Result<Vec<PenaltyEntry>> {
+        self.client
+            .query("SELECT esp, seq, sender, at_ms, toString(from_tier) AS from_tier, toString(to_tier) AS to_tier, toString(rule) AS rule, evidence, prev_hash, hash FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?")
+            .bind(esp)
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all()
+            .await
+    }
+
+    /// One pass over every ESP with penalties: sends what each channel has not yet accepted.
+    pub async fn run_once(&self, now_ms: i64) -> clickhouse::error::Result<DispatchReport> {
+        let esps: Vec<String> = self
+            .client
+            .query("SELECT DISTINCT toString(esp) FROM penalties")
+            .fetch_all()
+            .await?;
+        let registry = self.registry.current();
+        let mut report = DispatchReport::default();
+        for esp in esps {
+            // Kafka: every ESP.
+            let mut c = self.cursor("kafka", &esp).await?;
+            let rows = self.pending(&esp, c.last_seq).await?;
+            let mut sent = 0;
+            for r in &rows {
+                let payload = penalty_json(r).to_string();
+                let key = format!("{}/{}", r.esp, r.sender);
+                match self
+                    .producer
+                    .send(
+                        FutureRecord::to(&self.topic).key(&key).payload(&payload),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        c.last_seq = r.seq;
+                        sent += 1;
+                    }
+                    Err((e, _)) => {
+                        warn!(%esp, seq = r.seq, error = %e, "penalty not produced; retrying next pass");
+                        c.last_error = e.to_string();
+                        break;
+                    }
+                }
+            }
+            if sent > 0 {
+                report.kafka += sent;
+                self.save(c, now_ms).await?;
+            }
+            // Webhook: ESPs that registered a URL.
+            let Some(url) = registry.esp(&esp).and_then(|e| e.webhook_url.clone()) else {
+                continue;
+            };
+            let mut c = self.cursor("webhook", &esp).await?;
+            if c.next_attempt_ms > now_ms {
+                continue;
+            }
+            let rows = self.pending(&esp, c.last_seq).await?;
+            let Some(last) = rows.last() else { continue };
+            let body = serde_json::to_vec(
+                &json!({"esp": esp, "items": rows.iter().map(penalty_json).collect::<Vec<_>>()}),
+            )
+            .expect("JSON");
+            let signature = sign_detached(&self.key, &body).expect("signing");
+            let outcome = self
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header(SIGNATURE_HEADER, signature)
+                .body(body)
+                .send()
+                .await;
+            match outcome {
+                Ok(resp) if resp.status().is_success() => {
+                    info!(%esp, through = last.seq, "webhook delivered");
+                    report.webhook += rows.len();
+                    c.last_seq = last.seq;
+                    c.attempts = 0;
+                    c.next_attempt_ms = 0;
+                    c.last_error.clear();
+                }
+                failure => {
+                    let why = match failure {
+                        Ok(resp) => format!("HTTP {}", resp.status()),
+                        Err(e) => e.to_string(),
+                    };
+                    c.attempts += 1;
+                    let backoff = (1_000i64 << c.attempts.min(20)).min(MAX_BACKOFF_MS);
+                    c.next_attempt_ms = now_ms + backoff;
+                    warn!(%esp, attempts = c.attempts, retry_in_ms = backoff, error = %why, "webhook failed");
+                    c.last_error = why;
+                    report.webhook_failures += 1;
+                }
+            }
+            self.save(c, now_ms).await?;
+        }
+        Ok(report)
+    }
+}
