@@ -11,6 +11,7 @@ pub mod chain;
 pub mod dispatch;
 pub mod engine;
 pub mod hysteresis;
+pub mod metrics;
 pub mod policy;
 pub mod wilson;
 

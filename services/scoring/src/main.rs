@@ -8,7 +8,8 @@ use ricochet_registry::RegistryHandle;
 use ricochet_scoring::api::{router, ApiState};
 use ricochet_scoring::dispatch::Dispatcher;
 use ricochet_scoring::engine::score_once;
-use ricochet_scoring::Policy;
+use ricochet_scoring::metrics::Metrics;
+use ricochet_scoring::{Policy, Tier};
 use ricochet_storage::ClickHouseConfig;
 use ricochet_token::{Jwk, SigningKey};
 use tracing::{info, warn};
@@ -50,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = ClickHouseConfig::from_env().client();
     let policy = Policy::default();
+    let metrics = Metrics::new();
     if !args.once {
         let path = args.signing_key.as_ref().expect("required by clap");
         let text =
@@ -65,15 +67,46 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         info!(addr = %args.listen, "ESP API listening");
+        let m = metrics.clone();
+        let ready = metrics.clone();
+        let interval = args.interval_secs as i64;
         let app = router(ApiState::new(
             client.clone(),
             registry.clone(),
             SigningKey::from_jwk(&jwk)?,
-        ));
+        ))
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        ricochet_telemetry::metrics::CONTENT_TYPE,
+                    )],
+                    m.render(),
+                )
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || async move {
+                // Ready while scoring is fresh: a run succeeded within three intervals.
+                let age = ricochet_token::verify::unix_now() - ready.last_success.get();
+                let fresh = age <= 3 * interval.max(1) + 5;
+                let status = if fresh {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                };
+                (status, format!("last successful scoring run {age} s ago\n"))
+            }),
+        );
         tokio::spawn(async move { axum::serve(listener, app).await });
         let producer = ricochet_kafka::KafkaConfig::from_env()?
             .producer_config()
             .create()?;
+        let dm = metrics.clone();
         let dispatcher = Dispatcher::new(
             client.clone(),
             registry,
@@ -86,8 +119,19 @@ async fn main() -> anyhow::Result<()> {
                 let now_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
-                if let Err(e) = dispatcher.run_once(now_ms).await {
-                    warn!(error = %e, "penalty dispatch failed; retrying");
+                match dispatcher.run_once(now_ms).await {
+                    Ok(r) => {
+                        dm.dispatched
+                            .with_label_values(&["kafka"])
+                            .inc_by(r.kafka as u64);
+                        dm.dispatched
+                            .with_label_values(&["webhook-delivered"])
+                            .inc_by(r.webhook as u64);
+                        dm.dispatched
+                            .with_label_values(&["webhook-failed"])
+                            .inc_by(r.webhook_failures as u64);
+                    }
+                    Err(e) => warn!(error = %e, "penalty dispatch failed; retrying"),
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -101,6 +145,21 @@ async fn main() -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         match score_once(&client, &policy, now_ms).await {
             Ok(r) => {
+                metrics.run_seconds.observe(started.elapsed().as_secs_f64());
+                metrics.last_success.set(now_ms / 1000);
+                for t in Tier::ALL {
+                    let n = r.per_tier.get(&t).copied().unwrap_or(0);
+                    metrics
+                        .senders
+                        .with_label_values(&[t.as_str()])
+                        .set(n as i64);
+                }
+                for c in &r.changes {
+                    metrics
+                        .changes
+                        .with_label_values(&[c.to_tier.as_str()])
+                        .inc();
+                }
                 info!(senders = r.senders, changes = r.changes.len(), took = ?started.elapsed(), "scoring run")
             }
             Err(e) if args.once => return Err(e.into()),

@@ -1,0 +1,84 @@
+//! Scoring's Prometheus metrics.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Every metric scoring exports at `/metrics`.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Duration of one scoring run.
+    pub run_seconds: Histogram,
+    /// Senders per tier in force after the last run.
+    pub senders: IntGaugeVec,
+    /// Tier changes written, by new tier.
+    pub changes: IntCounterVec,
+    /// Webhook deliveries by outcome (`delivered`, `failed`) and rows sent to Kafka (`kafka`).
+    pub dispatched: IntCounterVec,
+    /// Unix time of the last successful run (staleness = now - this).
+    pub last_success: prometheus::IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers the metrics.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let run_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "ricochet_scoring_run_seconds",
+                "Duration of one scoring run",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )
+        .unwrap();
+        let senders = IntGaugeVec::new(
+            Opts::new("ricochet_scoring_senders", "Senders per tier in force"),
+            &["tier"],
+        )
+        .unwrap();
+        let changes = IntCounterVec::new(
+            Opts::new(
+                "ricochet_scoring_tier_changes_total",
+                "Tier changes written, by new tier",
+            ),
+            &["to_tier"],
+        )
+        .unwrap();
+        let dispatched = IntCounterVec::new(
+            Opts::new(
+                "ricochet_scoring_dispatched_total",
+                "Penalty rows and webhook calls by outcome",
+            ),
+            &["outcome"],
+        )
+        .unwrap();
+        let last_success = prometheus::IntGauge::new(
+            "ricochet_scoring_last_success_timestamp_seconds",
+            "Unix time of the last successful scoring run",
+        )
+        .unwrap();
+        registry.register(Box::new(run_seconds.clone())).unwrap();
+        registry.register(Box::new(senders.clone())).unwrap();
+        registry.register(Box::new(changes.clone())).unwrap();
+        registry.register(Box::new(dispatched.clone())).unwrap();
+        registry.register(Box::new(last_success.clone())).unwrap();
+        Metrics {
+            registry,
+            run_seconds,
+            senders,
+            changes,
+            dispatched,
+            last_success,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        ricochet_telemetry::metrics::render(&self.registry)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
