@@ -19,6 +19,8 @@ use ricochet_token::{JwkSet, SigningKey, VerifyOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::metrics::Metrics;
+
 /// The header carrying the detached signature of the body.
 pub const SIGNATURE_HEADER: &str = "ricochet-signature";
 /// The `aud` ESP bearer tokens must carry.
@@ -26,11 +28,15 @@ pub const AUDIENCE: &str = "ricochet-esp-api";
 /// Most offenders returned in one page.
 pub const MAX_PAGE: u64 = 1000;
 
-/// The routes this API serves.
-pub const ROUTES: [(&str, &str); 3] = [
+/// The routes the scoring service serves; kept in sync with
+/// `schemas/openapi/esp-api.json` by a test.
+pub const ROUTES: [(&str, &str); 6] = [
     ("get", "/v1/offenders"),
     ("get", "/v1/senders/{sender}/reputation"),
     ("get", "/.well-known/jwks.json"),
+    ("get", "/metrics"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
 ];
 
 /// What the handlers share.
@@ -43,16 +49,27 @@ struct Inner {
     client: Client,
     registry: RegistryHandle,
     key: SigningKey,
+    metrics: Metrics,
+    interval_secs: i64,
 }
 
 impl ApiState {
-    /// An API over `client`'s database, authenticating ESPs from `registry`, signing with `key`.
-    pub fn new(client: Client, registry: RegistryHandle, key: SigningKey) -> Self {
+    /// An API over `client`'s database, authenticating ESPs from `registry`,
+    /// signing with `key`, exporting `metrics` of runs every `interval_secs`.
+    pub fn new(
+        client: Client,
+        registry: RegistryHandle,
+        key: SigningKey,
+        metrics: Metrics,
+        interval_secs: u64,
+    ) -> Self {
         ApiState {
             inner: Arc::new(Inner {
                 client,
                 registry,
                 key,
+                metrics,
+                interval_secs: interval_secs as i64,
             }),
         }
     }
@@ -64,6 +81,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/offenders", get(offenders))
         .route("/v1/senders/{sender}/reputation", get(reputation))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
         .with_state(state)
 }
@@ -273,4 +293,27 @@ async fn jwks(State(state): State<ApiState>) -> Response {
         serde_json::to_string(&set).expect("JWKS serializes"),
     )
         .into_response()
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            ricochet_telemetry::metrics::CONTENT_TYPE,
+        )],
+        state.inner.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Ready while scoring is fresh: a run succeeded within three intervals.
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let age = unix_now() - state.inner.metrics.last_success.get();
+    let fresh = age <= 3 * state.inner.interval_secs.max(1) + 5;
+    let status = if fresh {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, format!("last successful scoring run {age} s ago\n")).into_response()
 }

@@ -67,41 +67,13 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         info!(addr = %args.listen, "ESP API listening");
-        let m = metrics.clone();
-        let ready = metrics.clone();
-        let interval = args.interval_secs as i64;
         let app = router(ApiState::new(
             client.clone(),
             registry.clone(),
             SigningKey::from_jwk(&jwk)?,
-        ))
-        .route(
-            "/metrics",
-            axum::routing::get(move || async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        ricochet_telemetry::metrics::CONTENT_TYPE,
-                    )],
-                    m.render(),
-                )
-            }),
-        )
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            axum::routing::get(move || async move {
-                // Ready while scoring is fresh: a run succeeded within three intervals.
-                let age = ricochet_token::verify::unix_now() - ready.last_success.get();
-                let fresh = age <= 3 * interval.max(1) + 5;
-                let status = if fresh {
-                    axum::http::StatusCode::OK
-                } else {
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE
-                };
-                (status, format!("last successful scoring run {age} s ago\n"))
-            }),
-        );
+            metrics.clone(),
+            args.interval_secs,
+        ));
         tokio::spawn(async move { axum::serve(listener, app).await });
         let producer = ricochet_kafka::KafkaConfig::from_env()?
             .producer_config()

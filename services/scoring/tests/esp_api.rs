@@ -83,6 +83,8 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
         ch.client(),
         RegistryHandle::open(&registry).unwrap(),
         ricochet_key,
+        ricochet_scoring::metrics::Metrics::new(),
+        10,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -193,9 +195,42 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // Every route of the OpenAPI spec is served (never 404/405).
+    for (_, path) in ricochet_scoring::api::ROUTES {
+        let url = format!("{url}{}", path.replace("{sender}", "a-bad"));
+        let status = http.get(url).send().await.unwrap().status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{path}: {status}"
+        );
+    }
     ch.server_client()
         .query(&format!("DROP DATABASE `{}`", ch.database))
         .execute()
         .await
         .unwrap();
+}
+
+#[test]
+fn the_openapi_spec_matches_the_routes() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schemas/openapi/esp-api.json"
+    );
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut documented = std::collections::BTreeSet::new();
+    for (p, ops) in spec["paths"].as_object().unwrap() {
+        for m in ops.as_object().unwrap().keys() {
+            documented.insert((m.clone(), p.clone()));
+        }
+    }
+    let served: std::collections::BTreeSet<(String, String)> = ricochet_scoring::api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        documented, served,
+        "schemas/openapi/esp-api.json and api::ROUTES differ"
+    );
 }
