@@ -91,6 +91,8 @@ pub struct RunReport {
     pub changes: Vec<PenaltyEntry>,
     /// Senders per tier in force after the run.
     pub per_tier: BTreeMap<Tier, usize>,
+    /// Campaigns flagged for a burst of complaints in the last hour.
+    pub bursts: Vec<Burst>,
 }
 
 fn tier_from(s: &str) -> Tier {
@@ -159,7 +161,67 @@ async fn window_counts(
     Ok(out)
 }
 
-fn evidence(windows: &BTreeMap<&str, Assessment>, rule: Option<Rule>, policy: &Policy) -> String {
+#[derive(Row, Deserialize)]
+struct BurstAgg {
+    esp: String,
+    sender: String,
+    campaign: String,
+    complaints: u64,
+}
+
+/// A campaign that drew a burst of complaints in the last hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Burst {
+    /// ESP id.
+    pub esp: String,
+    /// Sender id.
+    pub sender: String,
+    /// Campaign id.
+    pub campaign: String,
+    /// Distinct complaints in the hour.
+    pub complaints: u64,
+}
+
+/// Campaigns over the burst thresholds in the hour before `now_ms`.
+async fn bursts(
+    client: &Client,
+    policy: &Policy,
+    now_ms: i64,
+) -> clickhouse::error::Result<Vec<Burst>> {
+    let rows: Vec<BurstAgg> = client
+        .query(
+            "SELECT esp, sender, campaign, complaints FROM (
+                 SELECT esp, sender, campaign, uniqExact(jti) AS complaints,
+                        sum(uniqExact(jti)) OVER (PARTITION BY esp, sender) AS sender_total
+                 FROM complaints
+                 WHERE reported_at >= fromUnixTimestamp64Milli(?) AND reported_at <= fromUnixTimestamp64Milli(?)
+                 GROUP BY esp, sender, campaign)
+             WHERE campaign != '' AND complaints >= ? AND complaints >= ? * sender_total
+             ORDER BY esp, sender, campaign",
+        )
+        .bind(now_ms - 3_600_000)
+        .bind(now_ms)
+        .bind(policy.burst_min_complaints)
+        .bind(policy.burst_share)
+        .fetch_all()
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Burst {
+            esp: r.esp,
+            sender: r.sender,
+            campaign: r.campaign,
+            complaints: r.complaints,
+        })
+        .collect())
+}
+
+fn evidence(
+    windows: &BTreeMap<&str, Assessment>,
+    rule: Option<Rule>,
+    policy: &Policy,
+    bursts: &[&Burst],
+) -> String {
     let per_window: BTreeMap<&str, serde_json::Value> = windows
         .iter()
         .map(|(w, a)| {
@@ -179,6 +241,7 @@ fn evidence(windows: &BTreeMap<&str, Assessment>, rule: Option<Rule>, policy: &P
         "rule": rule,
         "thresholds": {"warning": policy.warning, "throttle": policy.throttle, "suspend": policy.suspend, "exclude": policy.exclude},
         "min_delivered": policy.min_delivered,
+        "campaign_bursts": bursts.iter().map(|b| json!({"campaign": b.campaign, "complaints_last_hour": b.complaints})).collect::<Vec<_>>(),
     })
     .to_string()
 }
@@ -238,6 +301,7 @@ pub async fn score_once(
     let mut standing_rows = vec![];
     let mut report = RunReport {
         senders: senders.len(),
+        bursts: bursts(client, policy, now_ms).await?,
         ..Default::default()
     };
     for key in senders {
@@ -248,7 +312,12 @@ pub async fn score_once(
         let evidence_tier = assessed.values().filter_map(|a| a.tier).max();
         let before = standing.get(&key).copied().unwrap_or_default();
         let (after, rule) = step(before, evidence_tier, now_ms / 1000, policy);
-        let ev = evidence(&assessed, rule, policy);
+        let sender_bursts: Vec<&Burst> = report
+            .bursts
+            .iter()
+            .filter(|b| b.esp == key.0 && b.sender == key.1)
+            .collect();
+        let ev = evidence(&assessed, rule, policy, &sender_bursts);
         for (w, a) in &assessed {
             reputation.push(ReputationRow {
                 esp: key.0.clone(),

@@ -132,7 +132,10 @@ async fn main() -> anyhow::Result<()> {
                         .with_label_values(&[c.to_tier.as_str()])
                         .inc();
                 }
-                info!(senders = r.senders, changes = r.changes.len(), took = ?started.elapsed(), "scoring run")
+                for b in &r.bursts {
+                    warn!(esp = %b.esp, sender = %b.sender, campaign = %b.campaign, complaints = b.complaints, "campaign burst");
+                }
+                info!(senders = r.senders, changes = r.changes.len(), bursts = r.bursts.len(), took = ?started.elapsed(), "scoring run")
             }
             Err(e) if args.once => return Err(e.into()),
             Err(e) => warn!(error = %e, "scoring run failed; retrying next interval"),

@@ -68,6 +68,11 @@ pub struct Policy {
     pub max_provider_share: f64,
     /// Days a sender must stay below its tier's threshold before the tier falls.
     pub cool_down_days: i64,
+    /// A campaign with at least this many complaints in the last hour...
+    pub burst_min_complaints: u64,
+    /// ...making up at least this share of its sender's complaints in that hour
+    /// is flagged as a burst (evidence and metrics; a flag, not a penalty).
+    pub burst_share: f64,
 }
 
 impl Default for Policy {
@@ -93,6 +98,8 @@ impl Default for Policy {
             max_per_reporter: 3,
             max_provider_share: 0.75,
             cool_down_days: 7,
+            burst_min_complaints: 50,
+            burst_share: 0.5,
         }
     }
 }

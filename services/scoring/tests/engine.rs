@@ -80,8 +80,33 @@ async fn tiers_rise_on_evidence_fall_after_a_week_and_the_chain_catches_tamperin
     );
     complain(&ch, rows).await;
 
+    // blaster: one campaign draws 60 complaints in an hour on 100,000 messages:
+    // no tier (0.06 %), but a burst to flag.
+    deliver(&ch, "blaster", 100_000, T0).await;
+    let blast: Vec<ComplaintRow> = (0..60)
+        .map(|i| ComplaintRow {
+            campaign: "spring-blast".into(),
+            ..complaint(
+                format!("blast{i:019}"),
+                "blaster",
+                "p1.example",
+                T0 - 60_000,
+            )
+        })
+        .collect();
+    complain(&ch, blast).await;
+
     let run = score_once(&client, &policy, T0).await.unwrap();
-    assert_eq!(run.senders, 3);
+    assert_eq!(run.senders, 4);
+    assert_eq!(run.bursts.len(), 1, "{:?}", run.bursts);
+    assert_eq!(
+        (
+            run.bursts[0].sender.as_str(),
+            run.bursts[0].campaign.as_str(),
+            run.bursts[0].complaints
+        ),
+        ("blaster", "spring-blast", 60)
+    );
     assert_eq!(run.changes.len(), 1, "{:?}", run.changes);
     let change = &run.changes[0];
     assert_eq!(
