@@ -132,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
                         .with_label_values(&[c.to_tier.as_str()])
                         .inc();
                 }
+                metrics.bursts.set(r.bursts.len() as i64);
                 for b in &r.bursts {
                     warn!(esp = %b.esp, sender = %b.sender, campaign = %b.campaign, complaints = b.complaints, "campaign burst");
                 }

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub dispatched: IntCounterVec,
     /// Unix time of the last successful run (staleness = now - this).
     pub last_success: prometheus::IntGauge,
+    /// Campaigns flagged for a complaint burst in the last hour, at the last run.
+    pub bursts: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -61,6 +63,12 @@ impl Metrics {
         registry.register(Box::new(changes.clone())).unwrap();
         registry.register(Box::new(dispatched.clone())).unwrap();
         registry.register(Box::new(last_success.clone())).unwrap();
+        let bursts = prometheus::IntGauge::new(
+            "ricochet_scoring_campaign_bursts",
+            "Campaigns with a complaint burst in the last hour",
+        )
+        .unwrap();
+        registry.register(Box::new(bursts.clone())).unwrap();
         Metrics {
             registry,
             run_seconds,
@@ -68,6 +76,7 @@ impl Metrics {
             changes,
             dispatched,
             last_success,
+            bursts,
         }
     }
 
