@@ -16,20 +16,18 @@ async fn audit_verify_passes_an_intact_chain_and_names_the_rewritten_row() {
         .unwrap()
         .as_millis() as i64;
     let client = ch.client();
-    let mut d = client.insert::<DeliveryRow>("deliveries").await.unwrap();
-    for sender in ["s1", "s2"] {
-        d.write(&DeliveryRow {
+    let deliveries: Vec<DeliveryRow> = ["s1", "s2"]
+        .iter()
+        .map(|sender| DeliveryRow {
             esp: "esp-a.example".into(),
-            sender: sender.into(),
+            sender: sender.to_string(),
             provider: "p.example".into(),
             hour: (now / 1000 / 3600 * 3600) as u32,
             delivered: 5_000,
             received_at: now,
         })
-        .await
-        .unwrap();
-    }
-    d.end().await.unwrap();
+        .collect();
+    insert_rows(&ch, "deliveries", &deliveries).await;
     let rows: Vec<ComplaintRow> = ["s1", "s2"]
         .iter()
         .flat_map(|sender| {

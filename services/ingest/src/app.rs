@@ -137,11 +137,6 @@ impl AppState {
         self.inner.metrics.kafka_up.set(i64::from(ok));
         ok
     }
-
-    /// Verifies batches the way the service does, for benchmarks.
-    pub fn verify_pool(&self) -> &rayon::ThreadPool {
-        &self.inner.pool
-    }
 }
 
 /// The router with every route.

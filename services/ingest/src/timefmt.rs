@@ -14,11 +14,3 @@ pub fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
-
-/// Formats Unix seconds as RFC 3339 (UTC).
-pub fn format_rfc3339(secs: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}

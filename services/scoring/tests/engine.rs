@@ -21,24 +21,15 @@ fn complaint(jti: String, sender: &str, provider: &str, at_ms: i64) -> Complaint
 }
 
 async fn deliver(ch: &ClickHouseConfig, sender: &str, delivered: u64, at_ms: i64) {
-    let mut insert = ch
-        .client()
-        .insert::<DeliveryRow>("deliveries")
-        .await
-        .unwrap();
-    let hour = (at_ms / 1000 / 3600 * 3600) as u32;
-    insert
-        .write(&DeliveryRow {
-            esp: "esp-a.example".into(),
-            sender: sender.into(),
-            provider: "p1.example".into(),
-            hour,
-            delivered,
-            received_at: at_ms,
-        })
-        .await
-        .unwrap();
-    insert.end().await.unwrap();
+    let row = DeliveryRow {
+        esp: "esp-a.example".into(),
+        sender: sender.into(),
+        provider: "p1.example".into(),
+        hour: (at_ms / 1000 / 3600 * 3600) as u32,
+        delivered,
+        received_at: at_ms,
+    };
+    insert_rows(ch, "deliveries", &[row]).await;
 }
 
 async fn complain(ch: &ClickHouseConfig, rows: Vec<ComplaintRow>) {

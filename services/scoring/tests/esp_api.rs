@@ -16,19 +16,15 @@ use ricochet_token::{Algorithm, JwkSet, SigningKey};
 use serde_json::Value;
 
 async fn seed(ch: &ClickHouseConfig, esp: &str, sender: &str, complaints: u64, now: i64) {
-    let client = ch.client();
-    let mut d = client.insert::<DeliveryRow>("deliveries").await.unwrap();
-    d.write(&DeliveryRow {
+    let delivery = DeliveryRow {
         esp: esp.into(),
         sender: sender.into(),
         provider: "p.example".into(),
         hour: (now / 1000 / 3600 * 3600) as u32,
         delivered: 10_000,
         received_at: now,
-    })
-    .await
-    .unwrap();
-    d.end().await.unwrap();
+    };
+    insert_rows(ch, "deliveries", &[delivery]).await;
     let rows: Vec<ComplaintRow> = (0..complaints)
         .map(|i| {
             complaint_row(
