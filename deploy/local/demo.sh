@@ -13,7 +13,10 @@ mkdir -p "$work"
 cd "$work"
 step() { printf '\n== %s\n' "$*"; }
 
-step "ClickHouse schema ($RICOCHET_CLICKHOUSE_URL)"
+query() { curl -fsS "$RICOCHET_CLICKHOUSE_URL/?database=ricochet" --data-binary "$1"; }
+
+step "ClickHouse schema ($RICOCHET_CLICKHOUSE_URL); the demo starts from an empty database"
+curl -fsS "$RICOCHET_CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS ricochet SYNC"
 "$ricochet" db migrate
 
 step "Kafka topics ($RICOCHET_KAFKA_BROKERS)"
@@ -73,7 +76,6 @@ forged="${token%?}"
   | "$ricochet" complaint submit --key provider.jwk --provider mail-demo.example --code misrepresented - || true
 
 step "The loader writes them to ClickHouse, each token once"
-query() { curl -fsS "$RICOCHET_CLICKHOUSE_URL/?database=ricochet" --data-binary "$1"; }
 this_run="esp = 'esp-demo.example' AND received_at >= fromUnixTimestamp64Milli($since_ms)"
 expected=$(( $(wc -l <more-tokens.txt) + 1 ))
 for _ in $(seq 1 150); do
@@ -84,7 +86,7 @@ query "SELECT sender, code, uniqExact(jti) AS complaints FROM complaints WHERE $
 
 step "Scoring starts (ESP API $RICOCHET_ESP_API_URL, signed with Ricochet's own key)"
 "$ricochet" keys new --kid ricochet-demo-2026-11 --out ricochet.jwk >ricochet.jwks
-export RICOCHET_SIGNING_KEY=$work/ricochet.jwk RICOCHET_SCORING_INTERVAL_SECS=2
+export RICOCHET_SIGNING_KEY=$work/ricochet.jwk RICOCHET_SCORING_INTERVAL_SECS=1
 start_service scoring "$RICOCHET_ESP_API_URL/.well-known/jwks.json"
 echo "ready"
 
@@ -109,15 +111,20 @@ done
 "$ricochet" report offenders --key esp.jwk --esp esp-demo.example --ricochet-jwks ricochet.jwks
 "$ricochet" audit verify --esp esp-demo.example
 
+step "A simulated world: 3 providers, 3 ESPs, 1,500 senders, an attacker and a forger, 24 hours in about a minute"
+"$ricochet" simulate --keys-dir sim-keys ${RICOCHET_SIMULATE_ARGS:-}
+"$ricochet" audit verify --esp esp-alpha.example
+
 step "Where to look"
 cat <<TXT
 Ingest:      $RICOCHET_INGEST_URL/metrics  (running; API in schemas/openapi/ingest.json)
 Loader:      http://$RICOCHET_LOADER_LISTEN/metrics  (running)
 ESP API:     $RICOCHET_ESP_API_URL/v1/offenders  (running; ESP bearer auth, signed responses)
-Prometheus:  $RICOCHET_PROMETHEUS_URL/targets  (scrapes ingest and the loader)
+Prometheus:  $RICOCHET_PROMETHEUS_URL/targets  (scrapes ingest, the loader and scoring; alert rules in deploy/prometheus)
 ClickHouse:  $RICOCHET_CLICKHOUSE_URL/play  (database ricochet: complaints, deliveries)
 Kafka:       $RICOCHET_KAFKA_BROKERS  topics complaints.v1, deliveries.v1, penalties.v1
-Dashboards:  dashboards/ (Grafana JSON: the next step of the project)
+Dashboards:  dashboards/*.json for Grafana (provisioning: deploy/grafana); check their queries here with
+             ricochet dashboards check --esp esp-alpha.example --sender <a sender> --rules deploy/prometheus/ricochet-alerts.yml
 Files:       $work (keys, registry.toml)
 Stop:        deploy/local/stack down
 TXT

@@ -229,3 +229,12 @@ where
     }
     insert.end().await.expect("insert acknowledged");
 }
+
+/// Drops a test's own database (the end of every ClickHouse test).
+pub async fn drop_database(ch: &ClickHouseConfig) {
+    ch.server_client()
+        .query(&format!("DROP DATABASE IF EXISTS `{}`", ch.database))
+        .execute()
+        .await
+        .unwrap();
+}

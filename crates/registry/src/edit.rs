@@ -25,6 +25,20 @@ pub struct NewParticipant {
     pub webhook_url: Option<String>,
 }
 
+impl NewParticipant {
+    /// A participant with one key, named by its id, and no webhook.
+    pub fn with_key(kind: ParticipantKind, id: &str, key: Jwk, domains: Vec<String>) -> Self {
+        NewParticipant {
+            kind,
+            id: id.into(),
+            name: id.into(),
+            keys: vec![key],
+            domains,
+            webhook_url: None,
+        }
+    }
+}
+
 fn io(path: &Path) -> impl Fn(std::io::Error) -> RegistryError + '_ {
     move |source| RegistryError::Io {
         path: path.to_path_buf(),

@@ -1,14 +1,16 @@
 //! `ricochet bench`: benchmarks that print figures and ratios against a
 //! baseline measured in the same run.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use ricochet_kafka::{ensure_topics, KafkaConfig};
+
+use crate::service_process::ServiceProcess;
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, Registry};
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
@@ -60,6 +62,51 @@ pub enum BenchCommand {
         #[arg(long)]
         loader_bin: Option<PathBuf>,
     },
+    /// Score synthetic senders inserted straight into ClickHouse: a full
+    /// rescore and an incremental run, before and after merging, against a
+    /// plain pass over the complaints and the per-token GROUP BY, same run.
+    ///
+    /// Uses its own database (dropped at the end unless --keep).
+    Scoring {
+        /// Senders (each with a delivery report a day for 30 days).
+        #[arg(long, default_value_t = 1_000_000)]
+        senders: u64,
+        /// Complaints spread over the senders and 30 days.
+        #[arg(long, default_value_t = 50_000_000)]
+        complaints: u64,
+        /// Keep the bench database for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Use this database; if it holds this bench's rows already (a run
+        /// with --keep), they are reused instead of inserted again.
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// End-to-end freshness: from a provider's 200 to the tier change in the
+    /// ESP's offenders API, under steady background load.
+    ///
+    /// Starts ingest, loader and scoring (next to this binary) with their own
+    /// registry, topics and database; sends background complaints at --rate
+    /// and, spread over the run, probes that each push one sender to
+    /// `throttle`; prints p50/p99 next to the baseline (probe complaints in
+    /// ClickHouse, same probes).
+    Freshness {
+        /// Background complaints per second.
+        #[arg(long, default_value_t = 5_000)]
+        rate: u64,
+        /// Seconds of background load.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Probes (tier changes) measured during the load.
+        #[arg(long, default_value_t = 40)]
+        probes: usize,
+        /// Scoring interval given to the scoring service, seconds.
+        #[arg(long, default_value_t = 0.25)]
+        scoring_interval: f64,
+        /// Loader batch age limit, ms.
+        #[arg(long, default_value_t = 200)]
+        loader_batch_ms: u64,
+    },
     /// Print every record of a topic's value, one per line, then exit at the end
     /// of every partition (the console consumer of the naive pipe).
     #[command(hide = true)]
@@ -72,6 +119,28 @@ pub enum BenchCommand {
 
 pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
+        BenchCommand::Freshness {
+            rate,
+            seconds,
+            probes,
+            scoring_interval,
+            loader_batch_ms,
+        } => {
+            crate::bench_freshness::run(crate::bench_freshness::FreshnessArgs {
+                rate,
+                seconds: seconds.max(10),
+                probes: probes.max(1),
+                scoring_interval,
+                loader_batch_ms,
+            })
+            .await
+        }
+        BenchCommand::Scoring {
+            senders,
+            complaints,
+            keep,
+            database,
+        } => crate::bench_scoring::run(senders, complaints, keep, database).await,
         BenchCommand::Ingest {
             tokens,
             batch,
@@ -142,14 +211,7 @@ async fn bench_ingest(
     ] {
         add_participant(
             &registry_path,
-            &NewParticipant {
-                kind,
-                id: id.into(),
-                name: id.into(),
-                keys: vec![key.public_jwk()],
-                domains,
-                webhook_url: None,
-            },
+            &NewParticipant::with_key(kind, id, key.public_jwk(), domains),
         )?;
     }
 
@@ -191,7 +253,7 @@ async fn bench_ingest(
         for mode in modes {
             let topic = format!("bench-complaints-{}-{}", mode, std::process::id());
             ensure_topics(&kafka, &[&topic]).await?;
-            let mut ingest = IngestProcess::start(&bin, &registry_path, &topic, mode, &kafka)?;
+            let mut ingest = start_ingest(&bin, &registry_path, &topic, mode, &kafka)?;
             ingest.wait_ready().await?;
             let bearer = format!(
                 "Bearer {}",
@@ -374,101 +436,29 @@ async fn drive(
     Ok((all, accepted))
 }
 
-/// A `ricochet-ingest` child process on a free loopback port.
-struct IngestProcess {
-    child: Child,
-    url: String,
-}
-
-impl IngestProcess {
-    fn start(
-        bin: &PathBuf,
-        registry: &std::path::Path,
-        topic: &str,
-        mode: &str,
-        kafka: &KafkaConfig,
-    ) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(bin)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--registry",
-                &registry.display().to_string(),
-                "--complaints-topic",
-                topic,
-                "--verify-mode",
-                mode,
-                "--rate-per-sec",
-                "1000000",
-                "--burst",
-                "1000000",
-            ])
-            .env("RICOCHET_KAFKA_BROKERS", &kafka.brokers)
-            .env("RICOCHET_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(IngestProcess {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    async fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = reqwest::Client::new();
-        loop {
-            if let Ok(r) = http.get(format!("{}/readyz", self.url)).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if let Some(status) = self.child.try_wait()? {
-                bail!("ingest exited during start-up: {status}");
-            }
-            anyhow::ensure!(Instant::now() < deadline, "ingest not ready within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// User plus system CPU time of the process so far.
-    fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let after_name = &stat[stat.rfind(')').context("stat format")? + 2..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        Ok(ticks / hz)
-    }
-
-    /// Peak resident set size (VmHWM) in MiB.
-    fn peak_rss_mib(&self) -> Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .context("VmHWM missing")?
-            .parse()?;
-        Ok(kb / 1024.0)
-    }
-
-    fn stop(&mut self) {
-        // SAFETY: plain signal to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for IngestProcess {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Starts `ricochet-ingest` for the ingest bench on a free loopback port.
+fn start_ingest(
+    bin: &Path,
+    registry: &Path,
+    topic: &str,
+    mode: &str,
+    kafka: &KafkaConfig,
+) -> Result<ServiceProcess> {
+    ServiceProcess::spawn(
+        bin,
+        "--listen",
+        &[
+            "--registry",
+            &registry.display().to_string(),
+            "--complaints-topic",
+            topic,
+            "--verify-mode",
+            mode,
+            "--rate-per-sec",
+            "1000000",
+            "--burst",
+            "1000000",
+        ],
+        &[("RICOCHET_KAFKA_BROKERS", &kafka.brokers)],
+    )
 }

@@ -2,13 +2,18 @@
 
 mod audit;
 mod bench;
+mod bench_freshness;
 mod bench_loader;
+mod bench_scoring;
 mod complaint;
+mod dashboards;
 mod db;
 mod kafka;
 mod keys;
 mod registry;
 mod report;
+mod service_process;
+mod simulate;
 mod token;
 
 use std::path::PathBuf;
@@ -60,6 +65,12 @@ enum Command {
     /// Benchmarks against the running local stack.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run a simulated world (providers, ESPs, senders, an attacker) through
+    /// the running services and compare the offender reports with the truth.
+    Simulate(simulate::SimulateArgs),
+    /// Check the Grafana dashboards against the real ClickHouse and Prometheus.
+    #[command(subcommand)]
+    Dashboards(dashboards::DashboardsCommand),
 }
 
 /// The registry file option shared by several commands.
@@ -89,6 +100,8 @@ fn main() -> ExitCode {
             Command::Report(c) => report::run(c).await,
             Command::Audit(c) => audit::run(c).await,
             Command::Bench(c) => bench::run(c).await,
+            Command::Dashboards(c) => dashboards::run(c).await,
+            Command::Simulate(a) => simulate::run(a).await,
         }
     });
     match result {

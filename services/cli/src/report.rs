@@ -8,8 +8,9 @@ use clap::{Subcommand, ValueEnum};
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::detached::verify_detached;
 use ricochet_token::verify::unix_now;
-use ricochet_token::JwkSet;
+use ricochet_token::{JwkSet, SigningKey, VerifyingKey};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -79,42 +80,7 @@ pub async fn run(cmd: ReportCommand) -> Result<ExitCode> {
         }
     };
     let ricochet_keys = JwkSet::from_json(&jwks_text)?.verifying_keys()?;
-    let mut items: Vec<Value> = vec![];
-    let mut cursor = since;
-    loop {
-        let bearer = mint_bearer(&key, &esp, "ricochet-esp-api", unix_now(), 120)?;
-        let resp = http
-            .get(format!("{url}/v1/offenders?since={cursor}&limit=1000"))
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}/v1/offenders"))?;
-        let status = resp.status();
-        let signature = resp
-            .headers()
-            .get("ricochet-signature")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        let body = resp.bytes().await?;
-        if !status.is_success() {
-            bail!(
-                "the ESP API answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
-        let signature = signature.context("the response carries no Ricochet-Signature")?;
-        verify_detached(&signature, &body, &ricochet_keys)
-            .context("Ricochet's signature on the response does not verify")?;
-        let page: Value = serde_json::from_slice(&body)?;
-        let page_items = page["items"].as_array().cloned().unwrap_or_default();
-        let next = page["next"].as_u64().unwrap_or(cursor);
-        let done = page_items.is_empty() || next == cursor;
-        items.extend(page_items);
-        cursor = next;
-        if done {
-            break;
-        }
-    }
+    let (items, cursor) = fetch_offenders(&http, &url, &key, &esp, since, &ricochet_keys).await?;
     match format {
         Format::Json => println!(
             "{}",
@@ -140,31 +106,83 @@ pub async fn run(cmd: ReportCommand) -> Result<ExitCode> {
                 );
             }
         }
-        Format::Table => {
-            println!(
-                "Offender report for {esp} (signature verified; {} change(s) since seq {since})",
-                items.len()
-            );
-            println!(
-                "{:>5}  {:<20} {:<9} -> {:<9} {:<22} {:>10} {:>9} {:>9}",
-                "seq", "sender", "from", "to", "rule", "delivered", "rate", "lower"
-            );
-            for i in &items {
-                let w = &i["evidence"]["windows"]["24h"];
-                println!(
-                    "{:>5}  {:<20} {:<9} -> {:<9} {:<22} {:>10} {:>8.3}% {:>8.3}%",
-                    i["seq"].as_u64().unwrap_or(0),
-                    i["sender"].as_str().unwrap_or(""),
-                    i["from_tier"].as_str().unwrap_or(""),
-                    i["to_tier"].as_str().unwrap_or(""),
-                    i["rule"].as_str().unwrap_or(""),
-                    w["delivered"].as_u64().unwrap_or(0),
-                    w["rate"].as_f64().unwrap_or(0.0) * 100.0,
-                    w["lower"].as_f64().unwrap_or(0.0) * 100.0,
-                );
-            }
-            println!("next cursor: {cursor}");
-        }
+        Format::Table => print_table(&esp, since, &items, cursor),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches every offender page after `since` for `esp`, verifying Ricochet's
+/// signature on each; returns the items and the new cursor.
+pub async fn fetch_offenders(
+    http: &reqwest::Client,
+    url: &str,
+    key: &SigningKey,
+    esp: &str,
+    since: u64,
+    ricochet_keys: &BTreeMap<String, VerifyingKey>,
+) -> Result<(Vec<Value>, u64)> {
+    let mut items: Vec<Value> = vec![];
+    let mut cursor = since;
+    loop {
+        let bearer = mint_bearer(key, esp, "ricochet-esp-api", unix_now(), 120)?;
+        let resp = http
+            .get(format!("{url}/v1/offenders?since={cursor}&limit=1000"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}/v1/offenders"))?;
+        let status = resp.status();
+        let signature = resp
+            .headers()
+            .get("ricochet-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = resp.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "the ESP API answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        let signature = signature.context("the response carries no Ricochet-Signature")?;
+        verify_detached(&signature, &body, ricochet_keys)
+            .context("Ricochet's signature on the response does not verify")?;
+        let page: Value = serde_json::from_slice(&body)?;
+        let page_items = page["items"].as_array().cloned().unwrap_or_default();
+        let next = page["next"].as_u64().unwrap_or(cursor);
+        let done = page_items.is_empty() || next == cursor;
+        items.extend(page_items);
+        cursor = next;
+        if done {
+            break;
+        }
+    }
+    Ok((items, cursor))
+}
+
+/// Prints offender items as the table an ESP reads.
+pub fn print_table(esp: &str, since: u64, items: &[Value], cursor: u64) {
+    println!(
+        "Offender report for {esp} (signature verified; {} change(s) since seq {since})",
+        items.len()
+    );
+    println!(
+        "{:>5}  {:<20} {:<9} -> {:<9} {:<22} {:>10} {:>9} {:>9}",
+        "seq", "sender", "from", "to", "rule", "delivered", "rate", "lower"
+    );
+    for i in items {
+        let w = &i["evidence"]["windows"]["24h"];
+        println!(
+            "{:>5}  {:<20} {:<9} -> {:<9} {:<22} {:>10} {:>8.3}% {:>8.3}%",
+            i["seq"].as_u64().unwrap_or(0),
+            i["sender"].as_str().unwrap_or(""),
+            i["from_tier"].as_str().unwrap_or(""),
+            i["to_tier"].as_str().unwrap_or(""),
+            i["rule"].as_str().unwrap_or(""),
+            w["delivered"].as_u64().unwrap_or(0),
+            w["rate"].as_f64().unwrap_or(0.0) * 100.0,
+            w["lower"].as_f64().unwrap_or(0.0) * 100.0,
+        );
+    }
+    println!("next cursor: {cursor}");
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use ricochet_integration_tests::{clickhouse, complaint_row, insert_rows};
+use ricochet_integration_tests::{clickhouse, complaint_row, drop_database, insert_rows};
 use ricochet_scoring::engine::score_once;
 use ricochet_scoring::Policy;
 use ricochet_storage::{ComplaintRow, DeliveryRow, Migrator};
@@ -74,9 +74,5 @@ async fn audit_verify_passes_an_intact_chain_and_names_the_rewritten_row() {
     assert_eq!(broken.status.code(), Some(2));
     let out = String::from_utf8_lossy(&broken.stdout);
     assert!(out.contains("row seq 2 was altered"), "{out}");
-    ch.server_client()
-        .query(&format!("DROP DATABASE `{}`", ch.database))
-        .execute()
-        .await
-        .unwrap();
+    drop_database(&ch).await;
 }

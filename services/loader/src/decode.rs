@@ -6,6 +6,9 @@ use ricochet_storage::{ComplaintRow, DeliveryRow};
 use ricochet_token::claims::{is_participant_id, is_sender_id};
 use ricochet_token::Nature;
 
+/// Every [`Poison::reason`].
+pub const POISON_REASONS: [&str; 3] = ["empty-payload", "not-json", "invalid-field"];
+
 /// Why a record cannot be loaded. It goes to the dead-letter topic with this reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Poison {

@@ -50,6 +50,10 @@ impl Metrics {
             "Records sent to the dead-letter topic",
             &["reason"],
         );
+        // Series exist from the start, so dashboards and alerts see zeros, not gaps.
+        for reason in crate::decode::POISON_REASONS {
+            dead_letters.with_label_values(&[reason]);
+        }
         let batch_rows = Histogram::with_opts(
             HistogramOpts::new("ricochet_loader_batch_rows", "Rows per flushed batch").buckets(
                 vec![

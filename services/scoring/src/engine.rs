@@ -1,53 +1,18 @@
-//! One scoring run: read window counts from ClickHouse, assess every sender,
-//! move standings through the hysteresis, and write snapshots, standings and
-//! sealed penalty rows back.
+//! Scoring runs: read window counts from ClickHouse, assess the senders in
+//! scope, move standings through the hysteresis, and write snapshots,
+//! standings and sealed penalty rows back. Runs are incremental: after a full
+//! first run, only senders with something new are rescored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::chain::{seal, PenaltyEntry};
+use crate::counts::{self, Scope, SenderCounts, SenderKey, WINDOWS};
 use crate::hysteresis::{step, Rule, Standing};
-use crate::policy::{assess, Assessment, Policy, Tier, WindowCounts};
-
-/// The windows every sender is scored over: name and length in seconds. A
-/// sender's evidence is the most severe tier any window with enough volume
-/// supports: short windows catch bursts, long ones slow, steady abuse.
-pub const WINDOWS: [(&str, i64); 4] = [
-    ("1h", 3_600),
-    ("24h", 86_400),
-    ("7d", 604_800),
-    ("30d", 2_592_000),
-];
-
-type SenderKey = (String, String);
-
-#[derive(Row, Deserialize)]
-struct DeliveredAgg {
-    esp: String,
-    sender: String,
-    provider: String,
-    delivered: u64,
-}
-
-#[derive(Row, Deserialize)]
-struct ComplaintAgg {
-    esp: String,
-    sender: String,
-    code: String,
-    provider: String,
-    tokens: u64,
-}
-
-#[derive(Row, Deserialize)]
-struct ReporterAgg {
-    esp: String,
-    sender: String,
-    reporter: String,
-    tokens: u64,
-}
+use crate::policy::{assess, Assessment, Policy, Tier};
 
 /// A row of `reputation`.
 #[derive(Debug, Row, Serialize)]
@@ -93,6 +58,24 @@ pub struct RunReport {
     pub per_tier: BTreeMap<Tier, usize>,
     /// Campaigns flagged for a burst of complaints in the last hour.
     pub bursts: Vec<Burst>,
+    /// Whether the run covered every sender (else only the dirty ones).
+    pub full: bool,
+    /// Seconds spent per phase, in order (for logs and benchmarks).
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+/// Times consecutive phases of a run.
+struct Stopwatch(std::time::Instant, Vec<(&'static str, f64)>);
+
+impl Stopwatch {
+    fn new() -> Self {
+        Stopwatch(std::time::Instant::now(), vec![])
+    }
+
+    fn lap(&mut self, phase: &'static str) {
+        self.1.push((phase, self.0.elapsed().as_secs_f64()));
+        self.0 = std::time::Instant::now();
+    }
 }
 
 fn tier_from(s: &str) -> Tier {
@@ -100,65 +83,6 @@ fn tier_from(s: &str) -> Tier {
         .into_iter()
         .find(|t| t.as_str() == s)
         .unwrap_or(Tier::Ok)
-}
-
-async fn window_counts(
-    client: &Client,
-    policy: &Policy,
-    from_ms: i64,
-    to_ms: i64,
-) -> clickhouse::error::Result<BTreeMap<SenderKey, WindowCounts>> {
-    let mut out: BTreeMap<SenderKey, WindowCounts> = BTreeMap::new();
-    let delivered: Vec<DeliveredAgg> = client
-        .query(
-            "SELECT esp, sender, provider, sum(d) AS delivered FROM (
-                 SELECT esp, sender, provider, hour, argMaxMerge(delivered) AS d FROM deliveries_hourly
-                 WHERE hour >= toDateTime(intDiv(?, 1000)) AND hour < toDateTime(intDiv(?, 1000))
-                 GROUP BY esp, sender, provider, hour)
-             GROUP BY esp, sender, provider",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all()
-        .await?;
-    for d in delivered {
-        let c = out.entry((d.esp, d.sender)).or_default();
-        c.delivered += d.delivered;
-        *c.delivered_by_provider.entry(d.provider).or_default() += d.delivered;
-    }
-    // One token, one vote: each jti counts once, for the provider that reported it first.
-    let dedup = "SELECT esp, sender, jti, argMin(code, received_at) AS code, argMin(provider, received_at) AS provider,
-                        argMin(reporter, received_at) AS reporter
-                 FROM complaints
-                 WHERE reported_at >= fromUnixTimestamp64Milli(?) AND reported_at < fromUnixTimestamp64Milli(?)
-                 GROUP BY esp, sender, jti";
-    let complaints: Vec<ComplaintAgg> = client
-        .query(&format!("SELECT esp, sender, toString(code) AS code, toString(provider) AS provider, count() AS tokens FROM ({dedup}) GROUP BY esp, sender, code, provider"))
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all()
-        .await?;
-    for c in complaints {
-        *out.entry((c.esp, c.sender))
-            .or_default()
-            .complaints
-            .entry((c.code, c.provider))
-            .or_default() += c.tokens;
-    }
-    let reporters: Vec<ReporterAgg> = client
-        .query(&format!("SELECT esp, sender, reporter, count() AS tokens FROM ({dedup}) WHERE reporter != '' GROUP BY esp, sender, reporter HAVING tokens > ?"))
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(policy.max_per_reporter)
-        .fetch_all()
-        .await?;
-    for r in reporters {
-        out.entry((r.esp, r.sender))
-            .or_default()
-            .heavy_reporters
-            .insert(r.reporter, r.tokens);
-    }
-    Ok(out)
 }
 
 #[derive(Row, Deserialize)]
@@ -246,24 +170,113 @@ fn evidence(
     .to_string()
 }
 
-/// Scores every sender with data at time `now_ms` and writes the results.
+/// Default of [`Scorer::load_margin_ms`].
+pub const LOAD_MARGIN_MS: i64 = 30_000;
+
+/// What the scorer remembers between runs. It is the only writer of
+/// standings and penalties in its database, so its memory stays true; a new
+/// scorer starts with a full run that rebuilds it.
+struct Memory {
+    /// Server clock (ms) when the previous run started reading.
+    loaded_mark_ms: i64,
+    /// Tier in force, for senders not in the default standing.
+    standing: HashMap<SenderKey, Standing>,
+    /// Newest penalty row per ESP (the chain head).
+    head: BTreeMap<String, PenaltyEntry>,
+    /// When each sender must be rescored although no new row came for it.
+    due_ms: HashMap<SenderKey, i64>,
+}
+
+/// Scores senders on demand: the first run and every `full_every` run cover
+/// every sender; the others only the senders that are dirty (new rows since
+/// the previous run, a row leaving a window, a cool-down ending).
+pub struct Scorer {
+    client: Client,
+    policy: Policy,
+    memory: Option<Memory>,
+    /// Runs since the last full one.
+    since_full: u32,
+    /// Every how many runs a full one is made anyway (0: never after the first).
+    pub full_every: u32,
+    /// Rows loaded this long before the previous run started still make their
+    /// sender dirty: an insert that began before that run may have become
+    /// visible only after it read. Rescoring a sender twice changes nothing.
+    pub load_margin_ms: i64,
+}
+
+impl Scorer {
+    /// A scorer with nothing remembered: its first run is a full one.
+    pub fn new(client: Client, policy: Policy) -> Self {
+        Scorer {
+            client,
+            policy,
+            memory: None,
+            since_full: 0,
+            full_every: 0,
+            load_margin_ms: LOAD_MARGIN_MS,
+        }
+    }
+
+    /// Scores at time `now_ms` and writes the results.
+    pub async fn run(&mut self, now_ms: i64) -> clickhouse::error::Result<RunReport> {
+        let full = self.memory.is_none()
+            || (self.full_every > 0 && self.since_full + 1 >= self.full_every);
+        let mark: i64 = self
+            .client
+            .query("SELECT toUnixTimestamp64Milli(now64(3))")
+            .fetch_one()
+            .await?;
+        let mut scope_secs = 0.0;
+        let scope = if full {
+            self.memory = Some(load_memory(&self.client, mark).await?);
+            self.since_full = 0;
+            Scope::All
+        } else {
+            self.since_full += 1;
+            let memory = self.memory.as_ref().expect("checked above");
+            let started = std::time::Instant::now();
+            fill_scope(&self.client, memory, now_ms, self.load_margin_ms).await?;
+            scope_secs = started.elapsed().as_secs_f64();
+            Scope::Listed
+        };
+        let memory = self.memory.as_mut().expect("set above");
+        let result = score(&self.client, &self.policy, memory, scope, now_ms).await;
+        match result {
+            Ok(mut report) => {
+                memory.loaded_mark_ms = mark;
+                report.full = full;
+                if !full {
+                    report.phases.insert(0, ("find dirty senders", scope_secs));
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                // Whatever was half-written, the next run starts over from the database.
+                self.memory = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Scores every sender with data at time `now_ms` and writes the results
+/// (a full run of a new [`Scorer`]).
 pub async fn score_once(
     client: &Client,
     policy: &Policy,
     now_ms: i64,
 ) -> clickhouse::error::Result<RunReport> {
-    let mut windows = vec![];
-    for (name, secs) in WINDOWS {
-        windows.push((
-            name,
-            window_counts(client, policy, now_ms - secs * 1000, now_ms + 1).await?,
-        ));
-    }
+    Scorer::new(client.clone(), policy.clone())
+        .run(now_ms)
+        .await
+}
+
+async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Memory> {
     let standings: Vec<StandingRow> = client
         .query("SELECT esp, sender, toString(tier) AS tier, below_since, updated_at FROM sender_standing FINAL")
         .fetch_all()
         .await?;
-    let mut standing: BTreeMap<SenderKey, Standing> = standings
+    let standing = standings
         .into_iter()
         .map(|r| {
             (
@@ -279,7 +292,7 @@ pub async fn score_once(
         .query("SELECT toString(esp) AS esp, max(p.seq) AS seq, argMax(p.hash, p.seq) AS hash FROM penalties AS p GROUP BY esp")
         .fetch_all()
         .await?;
-    let mut head: BTreeMap<String, PenaltyEntry> = heads
+    let head = heads
         .into_iter()
         .map(|h| {
             let e = PenaltyEntry {
@@ -291,12 +304,90 @@ pub async fn score_once(
             (h.esp, e)
         })
         .collect();
+    Ok(Memory {
+        loaded_mark_ms: mark,
+        standing,
+        head,
+        due_ms: HashMap::new(),
+    })
+}
 
-    let senders: BTreeSet<SenderKey> = windows
+#[derive(Row, Serialize)]
+struct ScopeRow<'a> {
+    esp: &'a str,
+    sender: &'a str,
+}
+
+/// Lists this run's dirty senders in `scoring_scope`.
+async fn fill_scope(
+    client: &Client,
+    memory: &Memory,
+    now_ms: i64,
+    margin_ms: i64,
+) -> clickhouse::error::Result<()> {
+    client
+        .query("TRUNCATE TABLE scoring_scope")
+        .execute()
+        .await?;
+    let since = memory.loaded_mark_ms - margin_ms;
+    client
+        .query(
+            "INSERT INTO scoring_scope
+             SELECT DISTINCT esp, sender FROM complaints WHERE loaded_at >= fromUnixTimestamp64Milli(?)
+             UNION DISTINCT
+             SELECT DISTINCT esp, sender FROM deliveries WHERE loaded_at >= fromUnixTimestamp64Milli(?)",
+        )
+        .bind(since)
+        .bind(since)
+        .execute()
+        .await?;
+    let due: Vec<&SenderKey> = memory
+        .due_ms
         .iter()
-        .flat_map(|(_, m)| m.keys().cloned())
-        .chain(standing.keys().cloned())
+        .filter(|(_, at)| **at <= now_ms)
+        .map(|(k, _)| k)
         .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let mut insert = client.insert::<ScopeRow>("scoring_scope").await?;
+    for (esp, sender) in due {
+        insert.write(&ScopeRow { esp, sender }).await?;
+    }
+    insert.end().await
+}
+
+/// One run over `scope`: assess, step standings, seal changes, write.
+async fn score(
+    client: &Client,
+    policy: &Policy,
+    memory: &mut Memory,
+    scope: Scope,
+    now_ms: i64,
+) -> clickhouse::error::Result<RunReport> {
+    let mut watch = Stopwatch::new();
+    let counts = counts::read(client, policy, scope, now_ms).await?;
+    watch.lap("read counts");
+    let mut senders: Vec<(SenderKey, SenderCounts)> = counts.into_iter().collect();
+    // Senders in scope without rows in any window still step (a cool-down
+    // may end); those whose data all left the windows keep their standing.
+    let without_rows: Vec<SenderKey> = match scope {
+        Scope::All => memory.standing.keys().cloned().collect(),
+        Scope::Listed => {
+            client
+                .query("SELECT esp, sender FROM scoring_scope")
+                .fetch_all::<(String, String)>()
+                .await?
+        }
+    };
+    let with_rows: HashSet<&SenderKey> = senders.iter().map(|(k, _)| k).collect();
+    let extra: Vec<SenderKey> = without_rows
+        .into_iter()
+        .filter(|k| !with_rows.contains(k))
+        .collect();
+    senders.extend(extra.into_iter().map(|k| (k, SenderCounts::default())));
+    // Sorted, so the penalty chain order does not depend on hashing.
+    senders.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut reputation = vec![];
     let mut standing_rows = vec![];
     let mut report = RunReport {
@@ -304,20 +395,22 @@ pub async fn score_once(
         bursts: bursts(client, policy, now_ms).await?,
         ..Default::default()
     };
-    for key in senders {
-        let assessed: BTreeMap<&str, Assessment> = windows
+    watch.lap("read bursts");
+    let mut next_due: Vec<(SenderKey, Option<i64>)> = Vec::with_capacity(senders.len());
+    for (key, c) in senders {
+        let assessed: BTreeMap<&str, Assessment> = WINDOWS
             .iter()
-            .filter_map(|(w, m)| m.get(&key).map(|c| (*w, assess(c, policy))))
+            .zip(&c.windows)
+            .filter_map(|((w, _), counts)| counts.as_ref().map(|c| (*w, assess(c, policy))))
             .collect();
         let evidence_tier = assessed.values().filter_map(|a| a.tier).max();
-        let before = standing.get(&key).copied().unwrap_or_default();
+        let before = memory.standing.get(&key).copied().unwrap_or_default();
         let (after, rule) = step(before, evidence_tier, now_ms / 1000, policy);
         let sender_bursts: Vec<&Burst> = report
             .bursts
             .iter()
             .filter(|b| b.esp == key.0 && b.sender == key.1)
             .collect();
-        let ev = evidence(&assessed, rule, policy, &sender_bursts);
         for (w, a) in &assessed {
             reputation.push(ReputationRow {
                 esp: key.0.clone(),
@@ -343,14 +436,14 @@ pub async fn score_once(
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default(),
-                evidence: ev,
+                evidence: evidence(&assessed, Some(rule), policy, &sender_bursts),
                 ..blank(&key.0)
             };
-            let sealed = seal(entry, head.get(&key.0));
-            head.insert(key.0.clone(), sealed.clone());
+            let sealed = seal(entry, memory.head.get(&key.0));
+            memory.head.insert(key.0.clone(), sealed.clone());
             report.changes.push(sealed);
         }
-        if after != before || !standing.contains_key(&key) {
+        if after != before {
             standing_rows.push(StandingRow {
                 esp: key.0.clone(),
                 sender: key.1.clone(),
@@ -359,16 +452,54 @@ pub async fn score_once(
                 updated_at: now_ms,
             });
         }
-        *report.per_tier.entry(after.tier).or_default() += 1;
-        standing.insert(key, after);
+        let cool_down_ends = after
+            .below_since
+            .map(|s| (s + policy.cool_down_days * 86_400) * 1000);
+        let due = match (c.next_expiry_ms, cool_down_ends) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if after == Standing::default() {
+            memory.standing.remove(&key);
+        } else {
+            memory.standing.insert(key.clone(), after);
+        }
+        next_due.push((key, due));
     }
+    watch.lap("assess");
     // Penalties first: a crash after them re-derives the same standing next run
     // from the counts, while a standing written without its penalty row would
     // hide a change from the audit log.
     insert(client, "penalties", &report.changes).await?;
     insert(client, "sender_standing", &standing_rows).await?;
     insert(client, "reputation", &reputation).await?;
+    watch.lap("write");
+    for (key, due) in next_due {
+        match due {
+            Some(at) => memory.due_ms.insert(key, at),
+            None => memory.due_ms.remove(&key),
+        };
+    }
+    report.per_tier = per_tier(memory);
+    report.phases = watch.1;
     Ok(report)
+}
+
+/// Senders per tier in force: standings hold every sender not `ok`; the
+/// senders with data in some window (all of which have a due time) and no
+/// standing are `ok`.
+fn per_tier(memory: &Memory) -> BTreeMap<Tier, usize> {
+    let mut out: BTreeMap<Tier, usize> = BTreeMap::new();
+    for s in memory.standing.values() {
+        *out.entry(s.tier).or_default() += 1;
+    }
+    let ok = memory
+        .due_ms
+        .keys()
+        .filter(|k| !memory.standing.contains_key(*k))
+        .count();
+    *out.entry(Tier::Ok).or_default() += ok;
+    out
 }
 
 fn blank(esp: &str) -> PenaltyEntry {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod counts;
 pub mod dispatch;
 pub mod engine;
 pub mod hysteresis;

@@ -7,7 +7,7 @@ use clap::Parser;
 use ricochet_registry::RegistryHandle;
 use ricochet_scoring::api::{router, ApiState};
 use ricochet_scoring::dispatch::Dispatcher;
-use ricochet_scoring::engine::score_once;
+use ricochet_scoring::engine::Scorer;
 use ricochet_scoring::metrics::Metrics;
 use ricochet_scoring::{Policy, Tier};
 use ricochet_storage::ClickHouseConfig;
@@ -21,9 +21,13 @@ use tracing::{info, warn};
 #[derive(Parser, Debug)]
 #[command(name = "ricochet-scoring", version)]
 struct Args {
-    /// Seconds between scoring runs.
-    #[arg(long, env = "RICOCHET_SCORING_INTERVAL_SECS", default_value_t = 10)]
-    interval_secs: u64,
+    /// Seconds between scoring runs (fractions allowed, e.g. 0.25).
+    #[arg(long, env = "RICOCHET_SCORING_INTERVAL_SECS", default_value_t = 10.0)]
+    interval_secs: f64,
+    /// Every how many runs one rescores every sender rather than only the
+    /// dirty ones (a safety net; 0: only the first run).
+    #[arg(long, env = "RICOCHET_SCORING_FULL_EVERY", default_value_t = 360)]
+    full_every: u32,
     /// Run once and exit (no API).
     #[arg(long)]
     once: bool,
@@ -49,6 +53,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     ricochet_telemetry::init_logging();
     let args = Args::parse();
+    anyhow::ensure!(
+        args.interval_secs.is_finite() && args.interval_secs >= 0.05,
+        "--interval-secs must be at least 0.05"
+    );
     let client = ClickHouseConfig::from_env().client();
     let policy = Policy::default();
     let metrics = Metrics::new();
@@ -72,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
             registry.clone(),
             SigningKey::from_jwk(&jwk)?,
             metrics.clone(),
-            args.interval_secs,
+            args.interval_secs.ceil() as u64,
         ));
         tokio::spawn(async move { axum::serve(listener, app).await });
         let producer = ricochet_kafka::KafkaConfig::from_env()?
@@ -109,13 +117,15 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+    let mut scorer = Scorer::new(client.clone(), policy);
+    scorer.full_every = args.full_every;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis() as i64;
         let started = std::time::Instant::now();
-        match score_once(&client, &policy, now_ms).await {
+        match scorer.run(now_ms).await {
             Ok(r) => {
                 metrics.run_seconds.observe(started.elapsed().as_secs_f64());
                 metrics.last_success.set(now_ms / 1000);
@@ -136,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
                 for b in &r.bursts {
                     warn!(esp = %b.esp, sender = %b.sender, campaign = %b.campaign, complaints = b.complaints, "campaign burst");
                 }
-                info!(senders = r.senders, changes = r.changes.len(), bursts = r.bursts.len(), took = ?started.elapsed(), "scoring run")
+                info!(full = r.full, senders = r.senders, changes = r.changes.len(), bursts = r.bursts.len(), took = ?started.elapsed(), "scoring run")
             }
             Err(e) if args.once => return Err(e.into()),
             Err(e) => warn!(error = %e, "scoring run failed; retrying next interval"),
@@ -145,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(args.interval_secs)) => {}
+            _ = tokio::time::sleep(Duration::from_secs_f64(args.interval_secs)) => {}
             _ = term.recv() => return Ok(()),
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }

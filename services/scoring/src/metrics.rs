@@ -45,6 +45,10 @@ impl Metrics {
             &["to_tier"],
         )
         .unwrap();
+        // Series exist from the start, so dashboards and alerts see zeros, not gaps.
+        for t in crate::Tier::ALL {
+            changes.with_label_values(&[t.as_str()]);
+        }
         let dispatched = IntCounterVec::new(
             Opts::new(
                 "ricochet_scoring_dispatched_total",

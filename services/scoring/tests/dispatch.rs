@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::Router;
 use rdkafka::producer::FutureProducer;
 use ricochet_integration_tests::{
-    clickhouse, complaint_row, consume_exactly, insert_rows, kafka, unique, wait_for,
+    clickhouse, complaint_row, consume_exactly, drop_database, insert_rows, kafka, unique, wait_for,
 };
 use ricochet_kafka::ensure_topics;
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, RegistryHandle};
@@ -193,9 +193,5 @@ async fn penalties_reach_kafka_and_a_flaky_webhook_in_order_across_a_restart() {
         || async { (second.run_once(t).await.ok()? == Default::default()).then_some(()) },
     )
     .await;
-    ch.server_client()
-        .query(&format!("DROP DATABASE `{}`", ch.database))
-        .execute()
-        .await
-        .unwrap();
+    drop_database(&ch).await;
 }

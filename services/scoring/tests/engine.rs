@@ -1,8 +1,8 @@
 //! Scoring runs against the real ClickHouse with the migrated schema.
 
-use ricochet_integration_tests::{clickhouse, complaint_row, insert_rows};
+use ricochet_integration_tests::{clickhouse, complaint_row, drop_database, insert_rows};
 use ricochet_scoring::chain::{verify_chain, ChainError};
-use ricochet_scoring::engine::{penalty_chain, score_once};
+use ricochet_scoring::engine::{penalty_chain, score_once, Scorer};
 use ricochet_scoring::{Policy, Tier};
 use ricochet_storage::{ClickHouseConfig, ComplaintRow, DeliveryRow, Migrator};
 
@@ -177,9 +177,110 @@ async fn tiers_rise_on_evidence_fall_after_a_week_and_the_chain_catches_tamperin
     let chain = penalty_chain(&client, "esp-a.example").await.unwrap();
     assert_eq!(verify_chain(&chain), Err(ChainError::Altered { seq: 1 }));
 
-    ch.server_client()
-        .query(&format!("DROP DATABASE `{}`", ch.database))
-        .execute()
+    drop_database(&ch).await;
+}
+
+#[tokio::test]
+async fn incremental_runs_rescore_only_senders_with_new_rows_or_sliding_windows() {
+    let ch = clickhouse("it_scoring_incr");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let policy = Policy::default();
+    let client = ch.client();
+    #[allow(non_snake_case)]
+    let T0 = t0();
+    for s in ["steady", "rising", "quiet"] {
+        deliver(&ch, s, 10_000, T0).await;
+    }
+    complain(
+        &ch,
+        (0..5)
+            .map(|i| complaint(format!("st{i:022}"), "steady", "p1.example", T0 - 1_000))
+            .collect(),
+    )
+    .await;
+
+    let mut scorer = Scorer::new(client.clone(), policy.clone());
+    // Rows loaded before a run are all it needs to see here.
+    scorer.load_margin_ms = 0;
+    let first = scorer.run(T0).await.unwrap();
+    assert!(first.full);
+    assert_eq!(first.senders, 3);
+    assert_eq!(first.per_tier.get(&Tier::Ok), Some(&3));
+
+    let idle = scorer.run(T0 + 1_000).await.unwrap();
+    assert!(!idle.full);
+    assert_eq!(idle.senders, 0, "nothing new, nothing due");
+
+    // 60 complaints on 10,000 for one sender: only it is rescored, and it rises.
+    complain(
+        &ch,
+        (0..60)
+            .map(|i| complaint(format!("ri{i:022}"), "rising", "p1.example", T0 + 1_500))
+            .collect(),
+    )
+    .await;
+    let rise = scorer.run(T0 + 2_000).await.unwrap();
+    assert!(!rise.full);
+    assert_eq!(rise.senders, 1);
+    assert_eq!(rise.changes.len(), 1);
+    assert_eq!(
+        (
+            rise.changes[0].sender.as_str(),
+            rise.changes[0].to_tier.as_str()
+        ),
+        ("rising", "throttle")
+    );
+    assert_eq!(rise.per_tier.get(&Tier::Throttle), Some(&1));
+    assert_eq!(rise.per_tier.get(&Tier::Ok), Some(&2));
+
+    // An hour later every sender's delivery hour and complaints have left the
+    // 1 h window: all are due although no row came.
+    let slid = scorer.run(T0 + 3_600_000 + 2_000).await.unwrap();
+    assert!(!slid.full);
+    assert_eq!(slid.senders, 3);
+    assert!(slid.changes.is_empty());
+    let next = scorer.run(T0 + 3_600_000 + 3_000).await.unwrap();
+    assert_eq!(
+        next.senders, 0,
+        "the next rows leave the 24 h window in a day"
+    );
+
+    // What the incremental runs left is what a full run derives from scratch.
+    let full = score_once(&client, &policy, T0 + 3_600_000 + 2_000)
         .await
         .unwrap();
+    assert!(full.changes.is_empty());
+    assert_eq!(full.per_tier, slid.per_tier);
+
+    drop_database(&ch).await;
+}
+
+#[tokio::test]
+async fn a_few_accounts_bombing_a_sender_count_at_most_the_reporter_cap_each() {
+    let ch = clickhouse("it_scoring_cap");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let client = ch.client();
+    #[allow(non_snake_case)]
+    let T0 = t0();
+    deliver(&ch, "bombed", 10_000, T0).await;
+    // 40 complaints from 2 accounts: uncapped, 0.4 % (throttle); capped at 3
+    // each, 6 on 10,000 (ok).
+    let rows = (0..40)
+        .map(|i| {
+            let mut r = complaint(format!("bo{i:022}"), "bombed", "p1.example", T0 - 60_000);
+            r.reporter = format!("attacker-{}", i % 2);
+            r
+        })
+        .collect();
+    complain(&ch, rows).await;
+    let run = score_once(&client, &Policy::default(), T0).await.unwrap();
+    assert!(run.changes.is_empty(), "{:?}", run.changes);
+    let weighted: f64 = client
+        .query("SELECT weighted FROM reputation WHERE sender = 'bombed' AND window = '24h'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(weighted, 6.0);
+
+    drop_database(&ch).await;
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use reqwest::StatusCode;
-use ricochet_integration_tests::{clickhouse, complaint_row, insert_rows};
+use ricochet_integration_tests::{clickhouse, complaint_row, drop_database, insert_rows};
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, RegistryHandle};
 use ricochet_scoring::api::{router, ApiState, AUDIENCE, SIGNATURE_HEADER};
 use ricochet_scoring::engine::score_once;
@@ -200,11 +200,7 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
             "{path}: {status}"
         );
     }
-    ch.server_client()
-        .query(&format!("DROP DATABASE `{}`", ch.database))
-        .execute()
-        .await
-        .unwrap();
+    drop_database(&ch).await;
 }
 
 #[test]

@@ -1,0 +1,452 @@
+//! `ricochet bench freshness`: how long after a provider's 200 a tier change
+//! is visible in the ESP's offenders API, under steady background load,
+//! with the real ingest, loader and scoring processes. The baseline, measured
+//! for the same probes in the same run, is the pipeline without scoring: the
+//! time until the probe's complaints are in ClickHouse.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ricochet_kafka::{ensure_topics, KafkaConfig};
+use ricochet_registry::{add_participant, NewParticipant, ParticipantKind};
+use ricochet_storage::{ClickHouseConfig, Migrator};
+use ricochet_token::bearer::mint_bearer;
+use ricochet_token::verify::unix_now;
+use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
+use serde_json::{json, Value};
+
+use crate::keys::write_private;
+use crate::service_process::ServiceProcess;
+
+const ESP: &str = "fresh-esp.example";
+const PROVIDER: &str = "fresh-mail.example";
+const DOMAIN: &str = "fresh.example";
+/// Complaints in one probe: on 10,000 deliveries, enough for `throttle`.
+const PROBE_COMPLAINTS: usize = 60;
+/// Background load goes out in this many requests a second.
+const REQUESTS_PER_SEC: u64 = 50;
+
+/// Bench settings (see `ricochet bench freshness --help`).
+pub struct FreshnessArgs {
+    pub rate: u64,
+    pub seconds: u64,
+    pub probes: usize,
+    pub scoring_interval: f64,
+    pub loader_batch_ms: u64,
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let bin = std::env::current_exe()?.with_file_name(name);
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found; build it with `cargo build --release -p {name}`",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+fn complaint_body(tokens: &[String]) -> Vec<u8> {
+    let reported_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339 formatting");
+    let items: Vec<Value> = tokens
+        .iter()
+        .map(|t| json!({"token": t, "code": "unwanted", "reported_at": reported_at}))
+        .collect();
+    serde_json::to_vec(&json!({ "complaints": items })).expect("JSON")
+}
+
+fn mint_for(esp: &SigningKey, sender: &str, n: usize, first: usize) -> Result<Vec<String>> {
+    let now = unix_now();
+    (first..first + n)
+        .map(|i| {
+            let req = TokenRequest::new(
+                ESP,
+                sender,
+                Nature::Marketing,
+                &format!("user{i}@{DOMAIN}"),
+                now - 60,
+            );
+            Ok(mint(esp, &req)?.0)
+        })
+        .collect()
+}
+
+/// Runs the bench and prints its table.
+pub async fn run(a: FreshnessArgs) -> Result<ExitCode> {
+    let (ingest_bin, loader_bin, scoring_bin) = (
+        sibling("ricochet-ingest")?,
+        sibling("ricochet-loader")?,
+        sibling("ricochet-scoring")?,
+    );
+    let kafka = KafkaConfig::from_env()?;
+    let run_id = std::process::id();
+    let ch = ClickHouseConfig::from_env().with_database(&format!("bench_freshness_{run_id}"));
+    Migrator::new(ch.clone())?
+        .run()
+        .await
+        .context("migrating the bench database")?;
+    let result = measure(
+        &a,
+        &kafka,
+        &ch,
+        run_id,
+        [&ingest_bin, &loader_bin, &scoring_bin],
+    )
+    .await;
+    ch.server_client()
+        .query(&format!("DROP DATABASE IF EXISTS `{}`", ch.database))
+        .execute()
+        .await?;
+    result
+}
+
+async fn measure(
+    a: &FreshnessArgs,
+    kafka: &KafkaConfig,
+    ch: &ClickHouseConfig,
+    run_id: u32,
+    [ingest_bin, loader_bin, scoring_bin]: [&Path; 3],
+) -> Result<ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let registry = dir.path().join("registry.toml");
+    let esp = SigningKey::generate(Algorithm::EdDSA, "fresh-esp-1")?;
+    let provider = SigningKey::generate(Algorithm::EdDSA, "fresh-mail-1")?;
+    let ricochet_key = dir.path().join("ricochet.jwk");
+    write_private(
+        &ricochet_key,
+        &SigningKey::generate(Algorithm::EdDSA, "ricochet-bench")?.private_jwk(),
+    )?;
+    for (kind, id, key, domains) in [
+        (ParticipantKind::Esp, ESP, &esp, vec![]),
+        (
+            ParticipantKind::Provider,
+            PROVIDER,
+            &provider,
+            vec![DOMAIN.to_string()],
+        ),
+    ] {
+        add_participant(
+            &registry,
+            &NewParticipant::with_key(kind, id, key.public_jwk(), domains),
+        )?;
+    }
+
+    // Denominators straight into ClickHouse: background senders deliver so
+    // much that their complaints never move a tier; each probe sender 10,000.
+    let senders = 1_000;
+    ch.client()
+        .query(&format!(
+            "INSERT INTO deliveries (esp, sender, provider, hour, delivered, received_at)
+             SELECT '{ESP}', if(number < {senders}, concat('bg-', toString(number)), concat('probe-', toString(number - {senders}))),
+                    '{PROVIDER}', toStartOfHour(now()), if(number < {senders}, 100000000, 10000), now64(3)
+             FROM numbers({})",
+            senders + a.probes as u64
+        ))
+        .execute()
+        .await?;
+
+    let background_n = (a.rate * (a.seconds + 5)) as usize;
+    eprintln!(
+        "minting {background_n} background tokens and {} probe tokens ...",
+        a.probes * PROBE_COMPLAINTS
+    );
+    let per_request = (a.rate / REQUESTS_PER_SEC).max(1) as usize;
+    let mut bodies = vec![];
+    let mut minted = 0;
+    while minted < background_n {
+        let sender = format!("bg-{}", (minted / per_request) % senders as usize);
+        bodies.push(complaint_body(&mint_for(
+            &esp,
+            &sender,
+            per_request,
+            minted,
+        )?));
+        minted += per_request;
+    }
+    let probes: Vec<Vec<String>> = (0..a.probes)
+        .map(|i| {
+            mint_for(
+                &esp,
+                &format!("probe-{i}"),
+                PROBE_COMPLAINTS,
+                1_000_000_000 + i * PROBE_COMPLAINTS,
+            )
+        })
+        .collect::<Result<_>>()?;
+
+    let topic = |t: &str| format!("fresh-{run_id}-{t}");
+    let (complaints_t, deliveries_t, dlq_t, penalties_t) = (
+        topic("complaints"),
+        topic("deliveries"),
+        topic("dlq"),
+        topic("penalties"),
+    );
+    ensure_topics(kafka, &[&complaints_t, &deliveries_t, &dlq_t, &penalties_t]).await?;
+    let registry_s = registry.display().to_string();
+    let common = [
+        ("RICOCHET_KAFKA_BROKERS", kafka.brokers.as_str()),
+        ("RICOCHET_CLICKHOUSE_URL", ch.url.as_str()),
+        ("RICOCHET_CLICKHOUSE_DATABASE", ch.database.as_str()),
+    ];
+    let mut ingest = ServiceProcess::spawn(
+        ingest_bin,
+        "--listen",
+        &[
+            "--registry",
+            &registry_s,
+            "--complaints-topic",
+            &complaints_t,
+            "--deliveries-topic",
+            &deliveries_t,
+            "--rate-per-sec",
+            "1000000",
+            "--burst",
+            "1000000",
+        ],
+        &common,
+    )?;
+    let batch_ms = a.loader_batch_ms.to_string();
+    let group = format!("fresh-{run_id}");
+    let mut loader = ServiceProcess::spawn(
+        loader_bin,
+        "--listen",
+        &[
+            "--group",
+            &group,
+            "--complaints-topic",
+            &complaints_t,
+            "--deliveries-topic",
+            &deliveries_t,
+            "--dead-letter-topic",
+            &dlq_t,
+            "--batch-ms",
+            &batch_ms,
+        ],
+        &common,
+    )?;
+    let interval = a.scoring_interval.to_string();
+    let key_s = ricochet_key.display().to_string();
+    let mut scoring = ServiceProcess::spawn(
+        scoring_bin,
+        "--listen",
+        &[
+            "--registry",
+            &registry_s,
+            "--signing-key",
+            &key_s,
+            "--interval-secs",
+            &interval,
+            "--penalties-topic",
+            &penalties_t,
+        ],
+        &common,
+    )?;
+    for s in [&mut ingest, &mut loader, &mut scoring] {
+        s.wait_ready().await?;
+    }
+    let provider_bearer = format!(
+        "Bearer {}",
+        mint_bearer(&provider, PROVIDER, "ricochet-ingest", unix_now(), 290)?
+    );
+    let esp_bearer = format!(
+        "Bearer {}",
+        mint_bearer(&esp, ESP, "ricochet-esp-api", unix_now(), 290)?
+    );
+    let http = reqwest::Client::new();
+
+    // Background load: one request every 1/REQUESTS_PER_SEC s, in flight at most 64.
+    eprintln!(
+        "background load: {} complaints/s for {} s ({} requests of {per_request}); {} probes ...",
+        a.rate,
+        a.seconds,
+        REQUESTS_PER_SEC * a.seconds,
+        a.probes
+    );
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let load = {
+        let (http, url, bearer) = (
+            http.clone(),
+            format!("{}/v1/complaints", ingest.url),
+            provider_bearer.clone(),
+        );
+        let (accepted, failed) = (accepted.clone(), failed.clone());
+        let requests = (REQUESTS_PER_SEC * a.seconds) as usize;
+        tokio::spawn(async move {
+            let slots = Arc::new(tokio::sync::Semaphore::new(64));
+            let mut tick =
+                tokio::time::interval(Duration::from_micros(1_000_000 / REQUESTS_PER_SEC));
+            let started = Instant::now();
+            let mut tasks = vec![];
+            for body in bodies.into_iter().take(requests) {
+                tick.tick().await;
+                let permit = slots.clone().acquire_owned().await.expect("open semaphore");
+                let (http, url, bearer, accepted, failed) = (
+                    http.clone(),
+                    url.clone(),
+                    bearer.clone(),
+                    accepted.clone(),
+                    failed.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let _permit = permit;
+                    match post(&http, &url, &bearer, body).await {
+                        Ok(n) => accepted.fetch_add(n, Ordering::Relaxed),
+                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+            started.elapsed().as_secs_f64()
+        })
+    };
+
+    // Probes, spread over the load after a 3 s warm-up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let spacing = Duration::from_secs_f64((a.seconds as f64 - 6.0).max(1.0) / a.probes as f64);
+    let mut loaded_ms = vec![];
+    let mut visible_ms = vec![];
+    let mut lost = 0;
+    for (i, tokens) in probes.iter().enumerate() {
+        let sender = format!("probe-{i}");
+        let n = post(
+            &http,
+            &format!("{}/v1/complaints", ingest.url),
+            &provider_bearer,
+            complaint_body(tokens),
+        )
+        .await?;
+        anyhow::ensure!(
+            n as usize == PROBE_COMPLAINTS,
+            "probe {i}: {n} of {PROBE_COMPLAINTS} accepted"
+        );
+        let t0 = Instant::now();
+        let loaded = wait_loaded(ch, &sender, t0);
+        let visible = wait_visible(&http, &scoring.url, &esp_bearer, &sender, t0);
+        let (loaded, visible) = tokio::join!(loaded, visible);
+        match (loaded?, visible?) {
+            (Some(l), Some(v)) => {
+                loaded_ms.push(l);
+                visible_ms.push(v);
+            }
+            _ => lost += 1,
+        }
+        eprint!("\rprobes done: {}/{}", i + 1, a.probes);
+        tokio::time::sleep(spacing.saturating_sub(t0.elapsed())).await;
+    }
+    eprintln!();
+    let load_secs = load.await?;
+    let achieved = accepted.load(Ordering::Relaxed) as f64 / load_secs;
+    let failures = failed.load(Ordering::Relaxed);
+    for s in [&mut scoring, &mut loader, &mut ingest] {
+        s.stop();
+    }
+
+    loaded_ms.sort_by(|a, b| a.total_cmp(b));
+    visible_ms.sort_by(|a, b| a.total_cmp(b));
+    let p = |v: &[f64], q: f64| {
+        v.get(((v.len().max(1) - 1) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!();
+    println!(
+        "freshness bench: {} probes of {PROBE_COMPLAINTS} complaints under {achieved:.0} complaints/s background load (target {}), scoring every {} s, loader batches of at most {} ms, {} cores",
+        visible_ms.len(), a.rate, a.scoring_interval, a.loader_batch_ms,
+        std::thread::available_parallelism().map_or(0, |c| c.get())
+    );
+    println!("| from the provider's 200 until | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| baseline: complaints in ClickHouse | {:.0} | {:.0} | {:.0} |",
+        p(&loaded_ms, 0.5),
+        p(&loaded_ms, 0.99),
+        p(&loaded_ms, 1.0)
+    );
+    println!(
+        "| tier change in the offenders API | {:.0} | {:.0} | {:.0} |",
+        p(&visible_ms, 0.5),
+        p(&visible_ms, 0.99),
+        p(&visible_ms, 1.0)
+    );
+    println!(
+        "scoring adds {:.0} ms at p50 ({:.2}x the baseline); background requests failed: {failures}; probes not seen within 30 s: {lost}",
+        p(&visible_ms, 0.5) - p(&loaded_ms, 0.5),
+        p(&visible_ms, 0.5) / p(&loaded_ms, 0.5)
+    );
+    anyhow::ensure!(
+        lost == 0 && failures == 0,
+        "some probes or requests failed; see above"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Posts one complaint batch; returns how many were accepted.
+async fn post(http: &reqwest::Client, url: &str, bearer: &str, body: Vec<u8>) -> Result<u64> {
+    let resp = http
+        .post(url)
+        .header("authorization", bearer)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    anyhow::ensure!(status.is_success(), "ingest answered {status}: {v}");
+    Ok(v["accepted"].as_u64().unwrap_or(0))
+}
+
+const POLL: Duration = Duration::from_millis(20);
+const GIVE_UP: Duration = Duration::from_secs(30);
+
+/// Milliseconds from `t0` until every probe complaint is in ClickHouse.
+async fn wait_loaded(ch: &ClickHouseConfig, sender: &str, t0: Instant) -> Result<Option<f64>> {
+    let client = ch.client();
+    while t0.elapsed() < GIVE_UP {
+        let n: u64 = client
+            .query("SELECT uniqExact(jti) FROM complaints WHERE esp = ? AND sender = ?")
+            .bind(ESP)
+            .bind(sender)
+            .fetch_one()
+            .await?;
+        if n as usize >= PROBE_COMPLAINTS {
+            return Ok(Some(t0.elapsed().as_secs_f64() * 1000.0));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(None)
+}
+
+/// Milliseconds from `t0` until the ESP's offenders page lists the sender.
+async fn wait_visible(
+    http: &reqwest::Client,
+    api: &str,
+    bearer: &str,
+    sender: &str,
+    t0: Instant,
+) -> Result<Option<f64>> {
+    while t0.elapsed() < GIVE_UP {
+        let page: Value = http
+            .get(format!("{api}/v1/offenders?since=0&limit=1000"))
+            .header("authorization", bearer)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let seen = page["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["sender"] == sender));
+        if seen {
+            return Ok(Some(t0.elapsed().as_secs_f64() * 1000.0));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(None)
+}

@@ -1,0 +1,258 @@
+//! `ricochet bench scoring`: a full rescore and an incremental run over
+//! synthetic rows inserted straight into ClickHouse, against two baselines
+//! measured in the same run: one plain pass over the complaints (the floor
+//! any scoring pays) and the per-token GROUP BY a first version used.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ricochet_scoring::engine::Scorer;
+use ricochet_scoring::{Policy, Tier};
+use ricochet_storage::{ClickHouseConfig, Migrator};
+
+/// Bench "now": synthetic rows spread over the 30 days before it.
+const NOW_S: i64 = 1_795_000_000;
+const DAY_S: i64 = 86_400;
+
+/// Runs the bench and prints its table.
+pub async fn run(
+    senders: u64,
+    complaints: u64,
+    keep: bool,
+    database: Option<String>,
+) -> Result<ExitCode> {
+    anyhow::ensure!(
+        senders >= 100 && complaints >= senders,
+        "need at least 100 senders and one complaint per sender"
+    );
+    let ch = ClickHouseConfig::from_env().with_database(
+        &database.unwrap_or_else(|| format!("bench_scoring_{}", std::process::id())),
+    );
+    Migrator::new(ch.clone())?
+        .run()
+        .await
+        .context("migrating the bench database")?;
+    let client = ch.client();
+    let result = measure(&ch, senders, complaints).await;
+    if !keep {
+        ch.server_client()
+            .query(&format!("DROP DATABASE IF EXISTS `{}`", ch.database))
+            .execute()
+            .await?;
+    }
+    drop(client);
+    result
+}
+
+async fn timed<F: std::future::Future<Output = Result<T>>, T>(
+    what: &str,
+    f: F,
+) -> Result<(T, f64)> {
+    eprintln!("{what} ...");
+    let started = Instant::now();
+    let out = f.await?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("{what}: {secs:.2} s");
+    Ok((out, secs))
+}
+
+async fn exec(ch: &ClickHouseConfig, sql: &str) -> Result<()> {
+    ch.client()
+        .query(sql)
+        .execute()
+        .await
+        .with_context(|| format!("running {}", sql.lines().next().unwrap_or(sql)))
+}
+
+/// Inserts the synthetic deliveries and complaints; returns both fill times.
+async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f64, f64)> {
+    // Each sender: one delivery report a day for 30 days, 2,000-2,600 a day.
+    // Complaints: spread over the senders and the 30 days; one sender in a
+    // hundred draws ten times its share (the offenders).
+    let (_, fill_deliveries) = timed(
+        &format!("inserting {} delivery reports", senders * 30),
+        exec(
+            ch,
+            &format!(
+                "INSERT INTO deliveries (esp, sender, provider, hour, delivered, received_at)
+                 SELECT concat('esp-', toString(s % 20)), concat('sender-', toString(s)),
+                        ['gmail.example','yahoo.example','outlook.example'][(s + d) % 3 + 1],
+                        toStartOfHour(toDateTime({NOW_S} - d * {DAY_S} - 5400)), 2000 + (s % 7) * 100,
+                        fromUnixTimestamp64Milli(toInt64({NOW_S} - d * {DAY_S}) * 1000)
+                 FROM (SELECT number % {senders} AS s, intDiv(number, {senders}) AS d FROM numbers({}))",
+                senders * 30
+            ),
+        ),
+    )
+    .await?;
+    let offenders = senders / 100;
+    let (_, fill_complaints) = timed(
+        &format!("inserting {complaints} complaints"),
+        exec(
+            ch,
+            &format!(
+                "INSERT INTO complaints (jti, esp, sender, provider, code, nature, campaign, recipient_domain,
+                                         reporter, recipient_proven, token_iat, token_exp, reported_at,
+                                         received_at, kafka_partition, kafka_offset)
+                 SELECT concat('jti-', toString(number)), concat('esp-', toString(s % 20)), concat('sender-', toString(s)),
+                        ['gmail.example','yahoo.example','outlook.example'][number % 3 + 1],
+                        multiIf(number % 50 = 0, 'phishing', number % 20 = 0, 'not-spam', 'unwanted'),
+                        'marketing', concat('c', toString(s % 5000)), 'example.net',
+                        concat('r', toString(cityHash64(number) % 100000000)), true,
+                        toDateTime(at - 60), toDateTime(at + 60 * {DAY_S}),
+                        fromUnixTimestamp64Milli(at * 1000), fromUnixTimestamp64Milli(at * 1000 + 1000),
+                        0, number
+                 FROM (SELECT number,
+                              if(number % 10 = 0 AND {offenders} > 0, intDiv(number, 10) % {offenders}, number % {senders}) AS s,
+                              toInt64({NOW_S} - 1 - (cityHash64(number, 1) % (30 * {DAY_S}))) AS at
+                       FROM numbers({complaints}))"
+            ),
+        ),
+    )
+    .await?;
+    Ok((fill_deliveries, fill_complaints))
+}
+
+async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<ExitCode> {
+    let client = ch.client();
+    let per_sender = complaints / senders;
+    let filled: u64 = client
+        .query("SELECT count() FROM complaints WHERE jti LIKE 'jti-%'")
+        .fetch_one()
+        .await?;
+    let (fill_deliveries, fill_complaints) = if filled == complaints {
+        eprintln!(
+            "{} already holds the synthetic rows; not filling again",
+            ch.database
+        );
+        (0.0, 0.0)
+    } else {
+        anyhow::ensure!(filled == 0, "{} holds another bench's rows", ch.database);
+        fill(ch, senders, complaints).await?
+    };
+    let offenders = senders / 100;
+    eprintln!(
+        "{senders} senders, {complaints} complaints ({per_sender} per sender; {offenders} senders draw about 10x their share)"
+    );
+
+    let now_ms = NOW_S * 1000;
+    let policy = Policy::default();
+    let floor_sql =
+        "SELECT count() FROM (SELECT esp, sender, count() FROM complaints GROUP BY esp, sender)";
+    let naive_sql = "SELECT count() FROM (SELECT esp, sender, jti, argMin((code, provider, reporter), received_at)
+                     FROM complaints GROUP BY esp, sender, jti)";
+    let mut rows = vec![];
+    let mut breakdown = vec![];
+    for state in ["as inserted", "merged"] {
+        if state == "merged" {
+            timed(
+                "merging (OPTIMIZE FINAL; background merges reach the same state over time)",
+                async {
+                    exec(ch, "OPTIMIZE TABLE complaints FINAL").await?;
+                    exec(ch, "OPTIMIZE TABLE deliveries FINAL").await
+                },
+            )
+            .await?;
+        }
+        let (_, floor) = timed("floor: one GROUP BY sender over complaints", async {
+            Ok(client.query(floor_sql).fetch_one::<u64>().await?)
+        })
+        .await?;
+        let (_, naive) = timed("baseline: GROUP BY jti (first version)", async {
+            Ok(client.query(naive_sql).fetch_one::<u64>().await?)
+        })
+        .await?;
+        let mut scorer = Scorer::new(client.clone(), policy.clone());
+        // The fill ran seconds ago; in service such rows are older than the
+        // load margin and no longer make their senders dirty.
+        scorer.load_margin_ms = 0;
+        let (full, full_secs) = timed("full rescore (new scorer)", async {
+            Ok(scorer.run(now_ms).await?)
+        })
+        .await?;
+        // A trickle of new complaints for one sender in a thousand.
+        let touched = (senders / 1000).max(1);
+        exec(
+            ch,
+            &format!(
+                "INSERT INTO complaints (jti, esp, sender, provider, code, nature, reporter, recipient_proven,
+                                         token_iat, token_exp, reported_at, received_at)
+                 SELECT concat('new-{state}-', toString(number)), concat('esp-', toString(s % 20)),
+                        concat('sender-', toString(s)), 'gmail.example', 'unwanted', 'marketing', '', true,
+                        toDateTime({NOW_S} - 60), toDateTime({NOW_S} + {DAY_S}),
+                        fromUnixTimestamp64Milli({now_ms} + 500), fromUnixTimestamp64Milli({now_ms} + 600)
+                 FROM (SELECT number, (number * 7919) % {senders} AS s FROM numbers({touched}))"
+            ),
+        )
+        .await?;
+        let (incr, incr_secs) = timed("incremental run", async {
+            Ok(scorer.run(now_ms + 1_000).await?)
+        })
+        .await?;
+        let tiers: Vec<String> = Tier::ALL
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {}",
+                    t.as_str(),
+                    full.per_tier.get(t).copied().unwrap_or(0)
+                )
+            })
+            .collect();
+        eprintln!("tiers after the full run: {}", tiers.join(", "));
+        let phases = |r: &ricochet_scoring::engine::RunReport| {
+            r.phases
+                .iter()
+                .map(|(p, s)| format!("{p} {s:.2} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        breakdown.push(format!("{state}, full: {}", phases(&full)));
+        breakdown.push(format!("{state}, incremental: {}", phases(&incr)));
+        rows.push((
+            state,
+            floor,
+            naive,
+            full_secs,
+            full.senders,
+            incr_secs,
+            incr.senders,
+        ));
+    }
+
+    println!();
+    println!("scoring bench: {senders} senders, {complaints} complaints, 30-day windows");
+    println!(
+        "fill: deliveries {fill_deliveries:.1} s, complaints {fill_complaints:.1} s (not part of the figures below)"
+    );
+    println!(
+        "{:<12} {:>9} {:>12} {:>10} {:>9} {:>12} {:>11} {:>11}",
+        "parts",
+        "floor s",
+        "GROUP BY jti",
+        "full s",
+        "senders",
+        "incremental",
+        "senders",
+        "full/floor"
+    );
+    for (state, floor, naive, full, fs, incr, is) in &rows {
+        println!(
+            "{:<12} {:>9.2} {:>12.2} {:>10.2} {:>9} {:>10.2} s {:>11} {:>10.2}x",
+            state,
+            floor,
+            naive,
+            full,
+            fs,
+            incr,
+            is,
+            full / floor
+        );
+    }
+    println!("phases:");
+    for b in &breakdown {
+        println!("  {b}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
