@@ -122,6 +122,31 @@ impl Agg {
     }
 }
 
+/// A code and its count in each window.
+type CodeCounts = (String, [u64; 4]);
+
+/// A heavy reporter's complaints per code; the window columns as in [`Agg`].
+#[derive(Row, Deserialize)]
+struct ReporterAgg {
+    esp: String,
+    sender: String,
+    provider: String,
+    reporter: String,
+    code: String,
+    n0: u64,
+    #[allow(dead_code)]
+    f0: i64,
+    n1: u64,
+    #[allow(dead_code)]
+    f1: i64,
+    n2: u64,
+    #[allow(dead_code)]
+    f2: i64,
+    n3: u64,
+    #[allow(dead_code)]
+    f3: i64,
+}
+
 const FINAL_SETTINGS: &str = "SETTINGS do_not_merge_across_partitions_select_final = 1";
 
 /// Reads every window's counts for the senders in `scope` at `now_ms`.
@@ -195,20 +220,36 @@ pub async fn read(
     );
     let reporters = client
         .query(&format!(
-            "SELECT esp, sender, reporter AS a, '' AS b, {} FROM (
-                 SELECT esp, sender, reporter, toUnixTimestamp64Milli(reported_at) AS t
+            "SELECT esp, sender, toString(provider) AS provider, reporter, toString(code) AS code, {} FROM (
+                 SELECT esp, sender, provider, reporter, code, toUnixTimestamp64Milli(reported_at) AS t
                  FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} AND reporter != '' {filter}
                    AND cityHash64(esp, sender, reporter) IN ({heavy}))
-             GROUP BY esp, sender, reporter {FINAL_SETTINGS}",
+             GROUP BY esp, sender, provider, reporter, code {FINAL_SETTINGS}",
             window_columns(None, now_ms),
         ))
-        .fetch_all::<Agg>()
+        .fetch_all::<ReporterAgg>()
         .await?;
+    // Per window, a reporter is heavy if all its codes together pass the cap.
+    let mut per_reporter: HashMap<(SenderKey, String, String), Vec<CodeCounts>> = HashMap::new();
     for r in reporters {
-        let c = out.entry((r.esp.clone(), r.sender.clone())).or_default();
-        for (i, n, _) in r.per_window() {
-            if n > policy.max_per_reporter {
-                c.window(i).heavy_reporters.insert(r.a.clone(), n);
+        per_reporter
+            .entry(((r.esp, r.sender), r.provider, r.reporter))
+            .or_default()
+            .push((r.code, [r.n0, r.n1, r.n2, r.n3]));
+    }
+    for ((key, provider, reporter), codes) in per_reporter {
+        let c = out.entry(key).or_default();
+        for i in 0..WINDOWS.len() {
+            let total: u64 = codes.iter().map(|(_, n)| n[i]).sum();
+            if total > policy.max_per_reporter {
+                let by_code = codes
+                    .iter()
+                    .filter(|(_, n)| n[i] > 0)
+                    .map(|(code, n)| (code.clone(), n[i]))
+                    .collect();
+                c.window(i)
+                    .heavy_reporters
+                    .insert((provider.clone(), reporter.clone()), by_code);
             }
         }
     }

@@ -140,8 +140,9 @@ pub struct WindowCounts {
     pub delivered_by_provider: BTreeMap<String, u64>,
     /// Complaints per (code, provider).
     pub complaints: BTreeMap<(String, String), u64>,
-    /// Complaints per reporter pseudonym, for reporters above the cap only.
-    pub heavy_reporters: BTreeMap<String, u64>,
+    /// Complaints per code of each (provider, reporter pseudonym) above the
+    /// cap, for those reporters only.
+    pub heavy_reporters: BTreeMap<(String, String), BTreeMap<String, u64>>,
 }
 
 /// What one window says, with the evidence behind it.
@@ -151,7 +152,7 @@ pub struct Assessment {
     pub delivered: u64,
     /// Weighted complaints after caps and offsets (never below 0).
     pub weighted: f64,
-    /// Complaints removed by the per-reporter cap.
+    /// Weighted complaints removed by the per-reporter cap.
     pub capped_reporter: f64,
     /// Weighted complaints removed by the provider-share cap.
     pub capped_provider: f64,
@@ -172,12 +173,23 @@ pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
     for ((code, provider), n) in &counts.complaints {
         *by_provider.entry(provider).or_default() += policy.weight(code) * *n as f64;
     }
-    // One reporter adds at most max_per_reporter; the excess counts as removed `unwanted`.
-    let capped_reporter: f64 = counts
-        .heavy_reporters
-        .values()
-        .map(|n| n.saturating_sub(policy.max_per_reporter) as f64)
-        .sum();
+    // One reporter adds at most max_per_reporter complaints: the excess is
+    // removed at the reporter's own average weight, from its provider, before
+    // the provider-share cap looks at the providers.
+    let mut capped_reporter = 0.0;
+    for ((provider, _), by_code) in &counts.heavy_reporters {
+        let n: u64 = by_code.values().sum();
+        if n <= policy.max_per_reporter {
+            continue;
+        }
+        let weight: f64 = by_code
+            .iter()
+            .map(|(code, k)| policy.weight(code) * *k as f64)
+            .sum();
+        let excess = (weight * (n - policy.max_per_reporter) as f64 / n as f64).max(0.0);
+        *by_provider.entry(provider).or_default() -= excess;
+        capped_reporter += excess;
+    }
     let mut total: f64 = by_provider.values().map(|v| v.max(0.0)).sum();
     let mut capped_provider = 0.0;
     let delivering = counts
@@ -193,7 +205,7 @@ pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
         total -= capped_provider;
     }
     let offsets: f64 = by_provider.values().filter(|v| **v < 0.0).sum();
-    let weighted = (total + offsets - capped_reporter).max(0.0);
+    let weighted = (total + offsets).max(0.0);
     let delivered = counts.delivered;
     let (lower, upper) = wilson_bounds(weighted, delivered as f64, Z_95);
     let rate = if delivered == 0 {
@@ -272,10 +284,23 @@ mod tests {
     fn one_reporter_counts_at_most_the_cap() {
         let p = Policy::default();
         let mut c = counts(10_000, &[("unwanted", "p1", 50)]);
-        c.heavy_reporters.insert("bomber".into(), 45);
+        c.heavy_reporters.insert(
+            ("p1".into(), "bomber".into()),
+            BTreeMap::from([("unwanted".to_string(), 45)]),
+        );
         let a = assess(&c, &p);
         assert_eq!(a.capped_reporter, 42.0);
         assert_eq!(a.weighted, 8.0);
+        // The excess goes at the reporter's own weight: 45 phishing reports
+        // (weight 5) count as 3, not as 45 * 5 - 42.
+        let mut c = counts(10_000, &[("phishing", "p1", 45), ("unwanted", "p1", 5)]);
+        c.heavy_reporters.insert(
+            ("p1".into(), "bomber".into()),
+            BTreeMap::from([("phishing".to_string(), 45)]),
+        );
+        let a = assess(&c, &p);
+        assert_eq!(a.capped_reporter, 42.0 * 5.0);
+        assert_eq!(a.weighted, 3.0 * 5.0 + 5.0);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct SimulateArgs {
 /// Forged complaints a fraudster files per simulated hour (a real token with
 /// its signature altered): all must be refused.
 const FORGED_PER_HOUR: usize = 3;
+/// Rows of each ESP's offender report printed at the end.
+const SHOWN: usize = 12;
 /// Complaints per request.
 const BATCH: usize = 500;
 
@@ -317,7 +319,7 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
             .map(|(p, key)| {
                 Ok(format!(
                     "Bearer {}",
-                    mint_bearer(key, p.id, "ricochet-ingest", now, 600)?
+                    mint_bearer(key, p.id, "ricochet-ingest", now, 240)?
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -450,7 +452,19 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
 
     for (i, esp) in ESPS.iter().enumerate() {
         println!();
-        print_table(esp, 0, &reports.items[i], reports.cursors[i]);
+        let items = &reports.items[i];
+        println!(
+            "{esp} received {} tier change(s); the first {}:",
+            items.len(),
+            items.len().min(SHOWN)
+        );
+        print_table(esp, 0, &items[..items.len().min(SHOWN)], reports.cursors[i]);
+        if items.len() > SHOWN {
+            println!(
+                "... all of them: ricochet report offenders --esp {esp} --key {}",
+                a.keys_dir.join(format!("{esp}.jwk")).display()
+            );
+        }
     }
     let target = &world.senders[world.bombed];
     let target_rep: Value = http
