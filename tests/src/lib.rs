@@ -238,3 +238,94 @@ pub async fn drop_database(ch: &ClickHouseConfig) {
         .await
         .unwrap();
 }
+
+/// A ClickHouse server of the test's own (chdb-server on free loopback ports,
+/// data in a temporary directory), which the test may stop and start.
+pub struct ClickHouseServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl ClickHouseServer {
+    /// Starts a server and waits until it answers.
+    pub async fn start() -> ClickHouseServer {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let mut c = ClickHouseServer {
+            dir: tempfile::tempdir().unwrap(),
+            port: free(),
+            child: None,
+        };
+        c.restart(free()).await;
+        c
+    }
+
+    /// Settings pointing at this server (database `ricochet`).
+    pub fn config(&self) -> ClickHouseConfig {
+        ClickHouseConfig {
+            url: format!("http://127.0.0.1:{}", self.port),
+            database: "ricochet".into(),
+            user: "default".into(),
+            password: String::new(),
+        }
+    }
+
+    /// Stops the server (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same HTTP port and data.
+    pub async fn restart(&mut self, tcp_port: u16) {
+        self.stop();
+        let server = std::env::var("RICOCHET_CHDB_SERVER")
+            .expect("RICOCHET_CHDB_SERVER (exported by deploy/local/stack env)");
+        let lib = std::env::var("RICOCHET_CHDB_LIB").expect("RICOCHET_CHDB_LIB");
+        let child = std::process::Command::new(server)
+            .args([
+                "--lib",
+                &lib,
+                "--path",
+                &self.dir.path().display().to_string(),
+                "--http-port",
+                &self.port.to_string(),
+                "--tcp-port",
+                &tcp_port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chdb-server");
+        self.child = Some(child);
+        let url = format!("http://127.0.0.1:{}/?query=SELECT%201", self.port);
+        wait_for_http_ok("the test ClickHouse", &url, Duration::from_secs(60)).await;
+    }
+}
+
+impl Drop for ClickHouseServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `url` until it answers 2xx, failing the test with `what` at the deadline.
+pub async fn wait_for_http_ok(what: &str, url: &str, timeout: Duration) {
+    wait_for(what, timeout, || async move {
+        reqwest::get(url)
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await;
+}

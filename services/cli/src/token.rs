@@ -42,6 +42,22 @@ pub enum TokenCommand {
         #[arg(long)]
         show_claims: bool,
     },
+    /// Mint a short-lived API bearer token (providers: aud ricochet-ingest;
+    /// ESPs: aud ricochet-esp-api); prints it, for curl or API test tools.
+    Bearer {
+        /// The participant's private JWK file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Participant id (iss).
+        #[arg(long)]
+        iss: String,
+        /// Audience: ricochet-ingest or ricochet-esp-api.
+        #[arg(long)]
+        aud: String,
+        /// Lifetime in seconds (the APIs accept at most 300).
+        #[arg(long, default_value_t = 300)]
+        lifetime: i64,
+    },
     /// Verify a token; prints its claims, or the precise reason it is refused (exit code 2).
     Verify {
         /// The token, or - to read it from stdin.
@@ -65,6 +81,18 @@ pub enum TokenCommand {
 
 pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
     match cmd {
+        TokenCommand::Bearer {
+            key,
+            iss,
+            aud,
+            lifetime,
+        } => {
+            let key = crate::keys::load_private(&key)?;
+            let token =
+                ricochet_token::bearer::mint_bearer(&key, &iss, &aud, unix_now(), lifetime)?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
         TokenCommand::Mint {
             key,
             iss,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use reqwest::StatusCode;
 use ricochet_ingest::{serve, AppState, IngestConfig};
-use ricochet_integration_tests::{consume_exactly, kafka, unique, Broker};
+use ricochet_integration_tests::{consume_exactly, kafka, unique, wait_for, Broker};
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind};
 use ricochet_token::bearer::mint_bearer;
@@ -780,4 +780,122 @@ async fn shutdown_drains_a_request_in_flight() {
             .is_err(),
         "the listener is closed after the drain"
     );
+}
+
+/// Replaces the registry file as an operator would (write aside, rename).
+fn rewrite_registry(w: &World, edit: impl Fn(&str) -> String) {
+    let path = w._dir.path().join("registry.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let tmp = w._dir.path().join("registry.toml.new");
+    std::fs::write(&tmp, edit(&text)).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_esp_key_is_refused_once_the_registry_reloads() {
+    let w = World::start(kafka(), &[]).await;
+    let before = w.token("s-revoke", "mail.example");
+    let (status, body) = w
+        .post(
+            "/v1/complaints",
+            &json!({"complaints": [complaint(&before, "unwanted")]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
+
+    // The ESP rotates after a leak: its old key goes, a new one takes its kid.
+    let old_x = w.esp_key.public_jwk().x.clone();
+    let new_key = SigningKey::generate(Algorithm::EdDSA, "live-esp-1").unwrap();
+    let new_x = new_key.public_jwk().x.clone();
+    rewrite_registry(&w, |t| {
+        assert!(t.contains(&old_x));
+        t.replace(&old_x, &new_x)
+    });
+    // Tokens signed with the revoked key are refused within the reload period.
+    let reason = wait_for("the registry reload", Duration::from_secs(15), || async {
+        let t = w.token("s-revoke", "mail.example");
+        let (_, body) = w
+            .post(
+                "/v1/complaints",
+                &json!({"complaints": [complaint(&t, "unwanted")]}),
+            )
+            .await;
+        let r = body["results"][0]["reason"].as_str().map(String::from);
+        r.filter(|_| body["rejected"] == 1)
+    })
+    .await;
+    assert_eq!(reason, "bad-signature");
+    // And the new key works.
+    let req = TokenRequest::new(
+        "esp-live.example",
+        "s-revoke",
+        Nature::Marketing,
+        "u-new@mail.example",
+        NOW - 600,
+    );
+    let fresh = mint(&new_key, &req).unwrap().0;
+    let (_, body) = w
+        .post(
+            "/v1/complaints",
+            &json!({"complaints": [complaint(&fresh, "unwanted")]}),
+        )
+        .await;
+    assert_eq!(body["accepted"], 1, "{body}");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::start(kafka(), &["--request-timeout-ms=1000"]).await;
+    let addr = w.url.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/complaints HTTP/1.1\r\nhost: {addr}\r\nauthorization: {}\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n{{\"complaints\": [",
+        w.bearer()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut answer))
+        .await
+        .expect("the server answers a stalled body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("timeout"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused_without_reaching_the_handler() {
+    let w = World::start(kafka(), &[]).await;
+    let resp = w
+        .http
+        .post(format!("{}/v1/complaints", w.url))
+        .header(
+            "authorization",
+            format!("Bearer {}", "a".repeat(1024 * 1024)),
+        )
+        .body("{}")
+        .send()
+        .await;
+    match resp {
+        Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        // hyper may also close the connection on an over-long head.
+        Err(e) => assert!(
+            e.is_request() || e.is_connect() || e.to_string().contains("connection"),
+            "{e}"
+        ),
+    }
+    // The service is unharmed.
+    let (status, _) = w.post("/v1/complaints", &json!({"complaints": []})).await;
+    assert!(status.is_client_error() || status.is_success(), "{status}");
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clickhouse::Row;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use ricochet_integration_tests::{clickhouse, consume_exactly, kafka, unique, wait_for};
+use ricochet_integration_tests::{
+    clickhouse, consume_exactly, kafka, unique, wait_for, ClickHouseServer,
+};
 use ricochet_kafka::{ensure_topics, ComplaintRecord, DeliveryRecord, KafkaConfig};
 use ricochet_storage::{ClickHouseConfig, Migrator};
 use serde::Deserialize;
@@ -377,93 +379,9 @@ async fn two_loaders_split_the_partitions_and_the_totals_are_exact() {
     );
 }
 
-/// A ClickHouse of the test's own, which it may stop and start.
-struct OwnClickHouse {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnClickHouse {
-    async fn start() -> OwnClickHouse {
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let mut c = OwnClickHouse {
-            dir: tempfile::tempdir().unwrap(),
-            port: free(),
-            child: None,
-        };
-        c.restart(free()).await;
-        c
-    }
-
-    fn config(&self) -> ClickHouseConfig {
-        ClickHouseConfig {
-            url: format!("http://127.0.0.1:{}", self.port),
-            database: "ricochet".into(),
-            user: "default".into(),
-            password: String::new(),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: a signal to our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
-        }
-    }
-
-    async fn restart(&mut self, tcp_port: u16) {
-        self.stop();
-        let server = std::env::var("RICOCHET_CHDB_SERVER")
-            .expect("RICOCHET_CHDB_SERVER (exported by deploy/local/stack env)");
-        let lib = std::env::var("RICOCHET_CHDB_LIB").expect("RICOCHET_CHDB_LIB");
-        let child = Command::new(server)
-            .args([
-                "--lib",
-                &lib,
-                "--path",
-                &self.dir.path().display().to_string(),
-                "--http-port",
-                &self.port.to_string(),
-                "--tcp-port",
-                &tcp_port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chdb-server");
-        self.child = Some(child);
-        let url = format!("http://127.0.0.1:{}/?query=SELECT%201", self.port);
-        wait_for("the test ClickHouse", Duration::from_secs(60), || {
-            let url = url.clone();
-            async move {
-                reqwest::get(&url)
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
-        })
-        .await;
-    }
-}
-
-impl Drop for OwnClickHouse {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 async fn clickhouse_down_for_a_while_loses_nothing() {
-    let mut ch = OwnClickHouse::start().await;
+    let mut ch = ClickHouseServer::start().await;
     let s = Setup::new(kafka(), ch.config()).await;
     let loader = s.loader(&["--max-backoff-ms", "500"]);
     s.send_complaints(&records(500, "before")).await;
