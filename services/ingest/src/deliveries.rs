@@ -31,7 +31,23 @@ pub struct DeliveryItem {
     pub hour: String,
     /// Messages from this sender delivered to this provider's users in that hour
     /// (the full count: a later report for the same hour replaces this one).
+    #[serde(deserialize_with = "whole_number")]
     pub delivered: u64,
+}
+
+/// A JSON integer as JSON Schema defines it: `12` and `12.0` alike (a number
+/// with no fractional part), non-negative and within u64.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(u) = n.as_u64() {
+        return Ok(u);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(f as u64),
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is not a whole number of messages"
+        ))),
+    }
 }
 
 fn reject(reason: &'static str, detail: impl Into<String>) -> Rejection {
@@ -88,4 +104,27 @@ pub fn check_delivery(
         delivered: item.delivered,
         received_at_ms,
     })
+}
+
+#[cfg(test)]
+mod whole_number_tests {
+    use super::DeliveryItem;
+
+    fn delivered(json: &str) -> Result<u64, serde_json::Error> {
+        serde_json::from_str::<DeliveryItem>(&format!(
+            r#"{{"esp": "e.example", "sender": "s", "hour": "2026-01-01T00:00:00Z", "delivered": {json}}}"#
+        ))
+        .map(|i| i.delivered)
+    }
+
+    #[test]
+    fn delivered_counts_are_json_schema_integers() {
+        assert_eq!(delivered("12").unwrap(), 12);
+        // JSON Schema calls 12.0 an integer, so the API takes it.
+        assert_eq!(delivered("12.0").unwrap(), 12);
+        assert_eq!(delivered("1e3").unwrap(), 1000);
+        for bad in ["12.5", "-1", "\"12\"", "1e30"] {
+            assert!(delivered(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -174,7 +174,15 @@ async fn offenders(
         )
         .into_response();
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )
+        .into_response();
+    }
     let rows: Vec<OffenderRow> = match state
         .inner
         .client

@@ -115,6 +115,14 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
             serde_json::from_slice::<Value>(&body).unwrap()
         };
 
+    for bad in ["limit=0", "limit=1001", "since=-1"] {
+        let resp = get(format!("/v1/offenders?{bad}"), &ka, "esp-a.example")
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["reason"], "bad-query", "{bad}");
+    }
     let resp = get("/v1/offenders?since=0&limit=1".into(), &ka, "esp-a.example")
         .await
         .unwrap();
