@@ -18,13 +18,13 @@ pub struct Provider {
         env = "RICOCHET_INGEST_URL",
         default_value = "http://127.0.0.1:8080"
     )]
-    url: String,
+    pub url: String,
     /// The provider's private JWK (signs the bearer token).
     #[arg(long)]
-    key: PathBuf,
+    pub key: PathBuf,
     /// The provider's participant id.
     #[arg(long)]
-    provider: String,
+    pub provider: String,
 }
 
 #[derive(Subcommand, Debug)]

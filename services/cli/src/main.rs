@@ -1,5 +1,6 @@
 //! `ricochet`: the command line for ESPs, providers and operators.
 
+mod arf;
 mod audit;
 mod bench;
 mod bench_freshness;
@@ -65,6 +66,9 @@ enum Command {
     /// Benchmarks against the running local stack.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Feed RFC 5965 (ARF) reports from existing feedback loops into Ricochet.
+    #[command(subcommand)]
+    Arf(arf::ArfCommand),
     /// Run a simulated world (providers, ESPs, senders, an attacker) through
     /// the running services and compare the offender reports with the truth.
     Simulate(simulate::SimulateArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             Command::Bench(c) => bench::run(c).await,
             Command::Dashboards(c) => dashboards::run(c).await,
             Command::Simulate(a) => simulate::run(a).await,
+            Command::Arf(c) => arf::run(c).await,
         }
     });
     match result {

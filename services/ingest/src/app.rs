@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::arf;
 use crate::complaints::{
     check_batch, BatchResponse, ComplaintBatch, ComplaintItem, ItemResult, Rejection,
 };
@@ -32,9 +33,10 @@ use ricochet_http::{authenticate, JsonLocation, Problem};
 use ricochet_registry::ParticipantKind;
 
 /// The routes this service serves (kept in sync with `schemas/openapi/ingest.yaml` by a test).
-pub const ROUTES: [(&str, &str); 5] = [
+pub const ROUTES: [(&str, &str); 6] = [
     ("post", "/v1/complaints"),
     ("post", "/v1/deliveries"),
+    ("post", "/v1/arf"),
     ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -144,6 +146,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/complaints", post(complaints))
         .route("/v1/deliveries", post(deliveries))
+        .route("/v1/arf", post(arf_report))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -184,10 +187,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 trait BatchKind {
     const ROUTE: &'static str;
     fn topic(config: &IngestConfig) -> &str;
-    type Body: DeserializeOwned;
     type Item: Send + Sync + 'static;
     type Record: Serialize + Send + 'static;
-    fn items(body: Self::Body) -> Vec<Self::Item>;
+    /// The items of a request body (a 400 problem if it is not one).
+    fn parse(bytes: &[u8], now_ms: i64) -> Result<Vec<Self::Item>, Problem>;
     fn check(
         state: &AppState,
         items: &[Self::Item],
@@ -206,11 +209,10 @@ impl BatchKind for Complaints {
     fn topic(config: &IngestConfig) -> &str {
         &config.complaints_topic
     }
-    type Body = ComplaintBatch;
     type Item = ComplaintItem;
     type Record = ComplaintRecord;
-    fn items(body: ComplaintBatch) -> Vec<ComplaintItem> {
-        body.complaints
+    fn parse(bytes: &[u8], _: i64) -> Result<Vec<ComplaintItem>, Problem> {
+        parse_json::<ComplaintBatch>(bytes).map(|b| b.complaints)
     }
     fn check(
         state: &AppState,
@@ -240,11 +242,10 @@ impl BatchKind for Deliveries {
     fn topic(config: &IngestConfig) -> &str {
         &config.deliveries_topic
     }
-    type Body = DeliveryBatch;
     type Item = DeliveryItem;
     type Record = DeliveryRecord;
-    fn items(body: DeliveryBatch) -> Vec<DeliveryItem> {
-        body.deliveries
+    fn parse(bytes: &[u8], _: i64) -> Result<Vec<DeliveryItem>, Problem> {
+        parse_json::<DeliveryBatch>(bytes).map(|b| b.deliveries)
     }
     fn check(
         _: &AppState,
@@ -265,6 +266,54 @@ impl BatchKind for Deliveries {
     fn id(_: &DeliveryRecord) -> Option<String> {
         None
     }
+}
+
+/// One RFC 5965 report per request: the complaint it makes, or why none.
+struct ArfReports;
+impl BatchKind for ArfReports {
+    const ROUTE: &'static str = "/v1/arf";
+    fn topic(config: &IngestConfig) -> &str {
+        &config.complaints_topic
+    }
+    type Item = Result<ComplaintItem, Rejection>;
+    type Record = ComplaintRecord;
+    fn parse(bytes: &[u8], now_ms: i64) -> Result<Vec<Self::Item>, Problem> {
+        let report = arf::parse(bytes)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))?;
+        Ok(vec![arf::to_complaint(&report, now_ms)])
+    }
+    fn check(
+        state: &AppState,
+        items: &[Self::Item],
+        provider: &str,
+        registry: &Registry,
+        now_ms: i64,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Vec<Result<ComplaintRecord, Rejection>> {
+        let valid: Vec<ComplaintItem> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok().cloned())
+            .collect();
+        let mut checked =
+            Complaints::check(state, &valid, provider, registry, now_ms, pool).into_iter();
+        items
+            .iter()
+            .map(|i| match i {
+                Ok(_) => checked.next().expect("one verdict per valid item"),
+                Err(r) => Err(r.clone()),
+            })
+            .collect()
+    }
+    fn key(r: &ComplaintRecord) -> String {
+        Complaints::key(r)
+    }
+    fn id(r: &ComplaintRecord) -> Option<String> {
+        Complaints::id(r)
+    }
+}
+
+async fn arf_report(State(state): State<AppState>, request: Request) -> Response {
+    respond::<ArfReports>(&state, request).await
 }
 
 async fn complaints(State(state): State<AppState>, request: Request) -> Response {
@@ -352,8 +401,7 @@ where
         config.max_body_bytes,
     )
     .await?;
-    let parsed: K::Body = parse_json(&bytes)?;
-    let items = K::items(parsed);
+    let items = K::parse(&bytes, now)?;
     if items.len() > config.max_items {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,

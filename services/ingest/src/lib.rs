@@ -7,6 +7,7 @@
 //! documents (`ricochet_http::problem`). The API is specified in `schemas/openapi/ingest.yaml`.
 
 pub mod app;
+pub mod arf;
 pub mod complaints;
 pub mod config;
 pub mod deliveries;

@@ -1,5 +1,7 @@
 //! Ingest over real HTTP, with a real registry file and the real broker.
 
+mod arf_corpus;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -898,4 +900,43 @@ async fn oversized_headers_are_refused_without_reaching_the_handler() {
     // The service is unharmed.
     let (status, _) = w.post("/v1/complaints", &json!({"complaints": []})).await;
     assert!(status.is_client_error() || status.is_success(), "{status}");
+}
+
+#[tokio::test]
+async fn an_arf_report_lands_as_a_complaint_and_a_report_without_token_is_refused() {
+    let w = World::start(kafka(), &[]).await;
+    let token = w.token("s-arf", "mail.example");
+    let post = |body: Vec<u8>| {
+        w.http
+            .post(format!("{}/v1/arf", w.url))
+            .header("authorization", w.bearer())
+            .header("content-type", "message/rfc822")
+            .body(body)
+            .send()
+    };
+    // RFC 5965's simple report (no Arrival-Date: dated on receipt).
+    let resp = post(arf_corpus::report("rfc5965-simple.eml", &token))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["accepted"], 1, "{body}");
+    let jti = body["results"][0]["jti"].as_str().unwrap().to_string();
+    let records = consume_exactly(&w.kafka, &w.complaints_topic, 1, Duration::from_secs(30)).await;
+    let record: Value = serde_json::from_slice(&records[0].1).unwrap();
+    assert_eq!(record["jti"], jti.as_str());
+    assert_eq!(record["code"], "unwanted");
+    assert_eq!(record["provider"], "mail.example");
+
+    let resp = post(arf_corpus::report("no-token.eml", &token))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["results"][0]["reason"], "no-token", "{body}");
+
+    let resp = post(b"hello".to_vec()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["reason"], "not-mime", "{body}");
 }

@@ -1,0 +1,138 @@
+//! `ricochet arf submit`: feed existing ARF feedback loops into Ricochet.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use ricochet_token::bearer::mint_bearer;
+use ricochet_token::verify::unix_now;
+use serde_json::Value;
+
+use crate::complaint::Provider;
+
+/// Largest report read (ingest refuses bodies over its own limit anyway).
+const MAX_REPORT_BYTES: u64 = 1024 * 1024;
+
+#[derive(Subcommand, Debug)]
+pub enum ArfCommand {
+    /// Submit RFC 5965 reports to ingest's /v1/arf as a provider: one file,
+    /// or every message of a maildir (its cur/ and new/) or of a folder.
+    /// Shows progress, then how many were accepted and why others were not.
+    ///
+    /// Exit code 0 if every report was accepted, 2 otherwise.
+    Submit {
+        #[command(flatten)]
+        caller: Provider,
+        /// A report file, a maildir, or a folder of report files.
+        path: PathBuf,
+    },
+}
+
+/// The report files at `path`, sorted.
+fn reports(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let maildir = ["cur", "new"].iter().any(|d| path.join(d).is_dir());
+    let dirs: Vec<PathBuf> = if maildir {
+        ["cur", "new"]
+            .iter()
+            .map(|d| path.join(d))
+            .filter(|d| d.is_dir())
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut out = vec![];
+    for dir in dirs {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let p = entry?.path();
+            if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    anyhow::ensure!(!out.is_empty(), "no report files in {}", path.display());
+    Ok(out)
+}
+
+/// `ricochet arf ...`.
+pub async fn run(cmd: ArfCommand) -> Result<ExitCode> {
+    let ArfCommand::Submit { caller, path } = cmd;
+    let key = crate::keys::load_private(&caller.key)?;
+    let files = reports(&path)?;
+    let http = reqwest::Client::new();
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} reports {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    // verdict -> reason -> count
+    let mut tally: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut examples: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in &files {
+        let size = std::fs::metadata(file)?.len();
+        let (verdict, reason) = if size > MAX_REPORT_BYTES {
+            ("not sent".to_string(), "larger than 1 MiB".to_string())
+        } else {
+            let body =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let bearer = mint_bearer(&key, &caller.provider, "ricochet-ingest", unix_now(), 120)?;
+            let resp = http
+                .post(format!("{}/v1/arf", caller.url.trim_end_matches('/')))
+                .bearer_auth(bearer)
+                .header("content-type", "message/rfc822")
+                .body(body)
+                .send()
+                .await
+                .with_context(|| format!("POST {}/v1/arf", caller.url))?;
+            let status = resp.status();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            let reason = |v: &Value| v["reason"].as_str().unwrap_or("").to_string();
+            match status.as_u16() {
+                200 => match v["results"][0]["verdict"].as_str() {
+                    Some("accepted") => ("accepted".into(), String::new()),
+                    _ => ("rejected".into(), reason(&v["results"][0])),
+                },
+                400 => ("not a report".into(), reason(&v)),
+                s => anyhow::bail!("ingest answered {s} for {}: {v}", file.display()),
+            }
+        };
+        examples
+            .entry(format!("{verdict} {reason}"))
+            .or_insert_with(|| file.clone());
+        *tally.entry(verdict).or_default().entry(reason).or_default() += 1;
+        let accepted = tally.get("accepted").map_or(0, |r| r.values().sum::<u64>());
+        bar.set_message(format!("accepted {accepted}"));
+        bar.inc(1);
+    }
+    bar.finish();
+    println!("{} report(s) from {}", files.len(), path.display());
+    let mut all_accepted = true;
+    for (verdict, reasons) in &tally {
+        for (reason, n) in reasons {
+            all_accepted &= verdict == "accepted";
+            let example = &examples[&format!("{verdict} {reason}")];
+            if reason.is_empty() {
+                println!("  {n:>6}  {verdict}");
+            } else {
+                println!(
+                    "  {n:>6}  {verdict}: {reason}  (e.g. {})",
+                    example.display()
+                );
+            }
+        }
+    }
+    Ok(if all_accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
