@@ -940,3 +940,43 @@ async fn an_arf_report_lands_as_a_complaint_and_a_report_without_token_is_refuse
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["reason"], "not-mime", "{body}");
 }
+
+#[tokio::test]
+async fn past_its_admission_limit_ingest_answers_503_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let w = World::start(kafka(), &["--request-timeout-ms=20000"]).await;
+    let addr = w.url.trim_start_matches("http://").to_string();
+    // Fill every admission slot with a request whose body never finishes.
+    let mut held = vec![];
+    for _ in 0..ricochet_ingest::app::MAX_IN_FLIGHT {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /v1/complaints HTTP/1.1\r\nhost: {addr}\r\nauthorization: {}\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{{",
+            w.bearer()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        held.push(conn);
+    }
+    // Wait until ingest holds them all, then one more request is turned away quickly.
+    let (status, body) = wait_for("every slot taken", Duration::from_secs(30), || async {
+        let (s, b) = w.post("/v1/complaints", &json!({"complaints": []})).await;
+        (s == StatusCode::SERVICE_UNAVAILABLE).then_some((s, b))
+    })
+    .await;
+    assert_eq!(body["reason"], "overloaded", "{status} {body}");
+    let started = std::time::Instant::now();
+    let (status, _) = w.post("/v1/complaints", &json!({"complaints": []})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // Slots free again once the stalled clients go.
+    drop(held);
+    wait_for("slots freed", Duration::from_secs(30), || async {
+        let (s, _) = w.post("/v1/complaints", &json!({"complaints": []})).await;
+        (s != StatusCode::SERVICE_UNAVAILABLE).then_some(())
+    })
+    .await;
+}
