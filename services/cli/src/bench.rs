@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -107,6 +107,14 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         loader_batch_ms: u64,
     },
+    /// Ingest at twice its capacity: measures capacity (8 in flight), then
+    /// offers twice that open-loop for --seconds with the default limits, and
+    /// prints answers by status with their latency and ingest's peak RSS.
+    Overload {
+        /// Seconds of overload.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Print every record of a topic's value, one per line, then exit at the end
     /// of every partition (the console consumer of the naive pipe).
     #[command(hide = true)]
@@ -159,6 +167,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             )
             .await
         }
+        BenchCommand::Overload { seconds } => bench_overload(seconds.max(1)).await,
         BenchCommand::Loader {
             records,
             loader_bin,
@@ -167,35 +176,16 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
     }
 }
 
-/// Figures of one drive of the service.
-struct Drive {
-    mode: String,
-    per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    cores_used: f64,
-    rss_mib: f64,
-    accepted: usize,
+/// A registry with one ESP and one provider, and `n` tokens of that ESP.
+struct BenchWorld {
+    dir: tempfile::TempDir,
+    registry_path: PathBuf,
+    esp: SigningKey,
+    provider: SigningKey,
+    tokens: Vec<String>,
 }
 
-async fn bench_ingest(
-    n: usize,
-    batch: usize,
-    concurrency: usize,
-    modes: &[String],
-    ingest_bin: Option<PathBuf>,
-    rounds: usize,
-) -> Result<ExitCode> {
-    let bin = match ingest_bin {
-        Some(b) => b,
-        None => std::env::current_exe()?.with_file_name("ricochet-ingest"),
-    };
-    anyhow::ensure!(
-        bin.exists(),
-        "{} not found; build it with `cargo build --release -p ricochet-ingest`",
-        bin.display()
-    );
-    let kafka = KafkaConfig::from_env()?;
+fn bench_world(n: usize) -> Result<BenchWorld> {
     let dir = tempfile::tempdir()?;
     let registry_path = dir.path().join("registry.toml");
     let esp = SigningKey::generate(Algorithm::EdDSA, "bench-esp-1")?;
@@ -230,19 +220,179 @@ async fn bench_ingest(
         })
         .collect::<Result<_, _>>()?;
 
-    let registry = Registry::load(&registry_path)?;
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
-        tokens
-            .chunks(batch)
-            .map(|chunk| {
-                let items: Vec<_> = chunk
-                    .iter()
-                    .map(|t| json!({"token": t, "code": "unwanted", "reported_at": ricochet_now_rfc3339()}))
-                    .collect();
-                serde_json::to_vec(&json!({ "complaints": items })).unwrap()
-            })
-            .collect(),
+    Ok(BenchWorld {
+        dir,
+        registry_path,
+        esp,
+        provider,
+        tokens,
+    })
+}
+
+/// Complaint request bodies of `batch` tokens each.
+fn batch_bodies(tokens: &[String], batch: usize) -> Vec<Vec<u8>> {
+    tokens
+        .chunks(batch)
+        .map(|chunk| {
+            let items: Vec<_> = chunk
+                .iter()
+                .map(|t| json!({"token": t, "code": "unwanted", "reported_at": ricochet_now_rfc3339()}))
+                .collect();
+            serde_json::to_vec(&json!({ "complaints": items })).unwrap()
+        })
+        .collect()
+}
+
+/// `ricochet bench overload`: ingest at its capacity, then offered twice
+/// that; counts answers by status, times the refusals, reads peak RSS.
+async fn bench_overload(seconds: u64) -> Result<ExitCode> {
+    let bin = std::env::current_exe()?.with_file_name("ricochet-ingest");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found; build it with `cargo build --release -p ricochet-ingest`",
+        bin.display()
     );
+    let kafka = KafkaConfig::from_env()?;
+    let batch = 200;
+    // Capacity first: closed loop, 8 in flight (the ingest bench's setting).
+    let world = bench_world(40_000)?;
+    let topic = format!("bench-overload-{}", std::process::id());
+    ensure_topics(&kafka, &[&topic]).await?;
+    // Default limits this time: the per-provider rate and the admission limit are what is measured.
+    let mut ingest = ServiceProcess::spawn(
+        &bin,
+        "--listen",
+        &[
+            "--registry",
+            &world.registry_path.display().to_string(),
+            "--complaints-topic",
+            &topic,
+        ],
+        &[("RICOCHET_KAFKA_BROKERS", &kafka.brokers)],
+    )?;
+    ingest.wait_ready().await?;
+    let bearer = format!(
+        "Bearer {}",
+        mint_bearer(
+            &world.provider,
+            "bench-mail.example",
+            "ricochet-ingest",
+            unix_now(),
+            300
+        )?
+    );
+    let bodies = Arc::new(batch_bodies(&world.tokens[..20_000], batch));
+    eprintln!(
+        "capacity: {} requests of {batch}, 8 in flight ...",
+        bodies.len()
+    );
+    let started = Instant::now();
+    let (_, accepted) = drive(&ingest.url, &bearer, bodies, 8).await?;
+    let capacity = accepted as f64 / started.elapsed().as_secs_f64();
+    let rss_at_capacity = ingest.peak_rss_mib()?;
+
+    // Twice that, open loop: a request every interval whatever the answers.
+    let offered_rps = 2.0 * capacity / batch as f64;
+    let bodies = batch_bodies(&world.tokens[20_000..], batch);
+    eprintln!(
+        "overload: {:.0} complaints/s offered ({offered_rps:.0} requests/s) for {seconds} s ...",
+        2.0 * capacity
+    );
+    let http = reqwest::Client::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / offered_rps));
+    let mut tasks = vec![];
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut i = 0;
+    while Instant::now() < deadline {
+        tick.tick().await;
+        let body = bodies[i % bodies.len()].clone();
+        i += 1;
+        let (http, url, bearer) = (
+            http.clone(),
+            format!("{}/v1/complaints", ingest.url),
+            bearer.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let status = http
+                .post(url)
+                .header("authorization", bearer)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (status, t.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut by_status: std::collections::BTreeMap<u16, Vec<f64>> = Default::default();
+    for t in tasks {
+        let (status, ms) = t.await?;
+        by_status.entry(status).or_default().push(ms);
+    }
+    let rss = ingest.peak_rss_mib()?;
+    ingest.stop();
+    println!();
+    println!("ricochet bench overload: capacity {capacity:.0} complaints/s (8 in flight), then {:.0} offered for {seconds} s ({} requests of {batch})", 2.0 * capacity, i);
+    println!("| answer | requests | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|");
+    for (status, ms) in &mut by_status {
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let name = if *status == 0 {
+            "no answer".to_string()
+        } else {
+            status.to_string()
+        };
+        println!(
+            "| {name} | {} | {:.1} | {:.1} |",
+            ms.len(),
+            percentile(ms, 0.5),
+            percentile(ms, 0.99)
+        );
+    }
+    println!("ingest peak RSS: {rss_at_capacity:.1} MiB at capacity, {rss:.1} MiB after the overload ({:.2}x)", rss / rss_at_capacity);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Figures of one drive of the service.
+struct Drive {
+    mode: String,
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cores_used: f64,
+    rss_mib: f64,
+    accepted: usize,
+}
+
+async fn bench_ingest(
+    n: usize,
+    batch: usize,
+    concurrency: usize,
+    modes: &[String],
+    ingest_bin: Option<PathBuf>,
+    rounds: usize,
+) -> Result<ExitCode> {
+    let bin = match ingest_bin {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("ricochet-ingest"),
+    };
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found; build it with `cargo build --release -p ricochet-ingest`",
+        bin.display()
+    );
+    let kafka = KafkaConfig::from_env()?;
+    let BenchWorld {
+        dir: _dir,
+        registry_path,
+        esp,
+        provider,
+        tokens,
+    } = bench_world(n)?;
+    let registry = Registry::load(&registry_path)?;
+    let bodies = Arc::new(batch_bodies(&tokens, batch));
     let mut drives = vec![];
     let mut baselines = vec![];
     for round in 1..=rounds {

@@ -42,7 +42,7 @@ enum Command {
     /// Add participants to the registry file, or check it.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
-    /// Mint a complaint token (ESP side) or verify one (provider side).
+    /// Mint a complaint token (ESP side), verify one (provider side), or mint an API bearer.
     #[command(subcommand)]
     Token(token::TokenCommand),
     /// Submit complaints to ingest (provider side).

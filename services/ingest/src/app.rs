@@ -65,9 +65,6 @@ struct Inner {
 /// tests and simulations inject their own (see [`AppState::with_clock`]).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// Most requests handled at once; more get 503 + Retry-After immediately.
-pub const MAX_IN_FLIGHT: usize = 256;
-
 impl AppState {
     /// Opens the registry, creates the producer and the verification pool.
     pub fn new(config: IngestConfig, kafka: &KafkaConfig) -> anyhow::Result<Self> {
@@ -95,6 +92,7 @@ impl AppState {
         let rate = std::num::NonZeroU32::new(config.rate_per_sec.max(1)).unwrap();
         let burst = std::num::NonZeroU32::new(config.burst.max(1)).unwrap();
         let limiter = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
+        let max_in_flight = config.max_in_flight.max(1);
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
@@ -102,7 +100,7 @@ impl AppState {
                 publisher,
                 pool,
                 limiter,
-                admission: Semaphore::new(MAX_IN_FLIGHT),
+                admission: Semaphore::new(max_in_flight),
                 metrics: Metrics::new(),
                 kafka_reachable: AtomicBool::new(false),
                 clock,

@@ -33,6 +33,11 @@ pub struct IngestConfig {
     /// Largest request body in bytes (413 beyond).
     #[arg(long, env = "RICOCHET_INGEST_MAX_BODY", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Requests handled at once; more get 503 `overloaded` at once. It bounds
+    /// memory (each body at most --max-body-bytes) and queueing latency: at 64,
+    /// an admitted batch of 200 waits about a second at capacity on 2 cores.
+    #[arg(long, env = "RICOCHET_INGEST_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub max_in_flight: usize,
     /// Sustained requests per second allowed per provider (429 beyond).
     #[arg(long, env = "RICOCHET_INGEST_RATE", default_value_t = 200)]
     pub rate_per_sec: u32,

@@ -944,11 +944,15 @@ async fn an_arf_report_lands_as_a_complaint_and_a_report_without_token_is_refuse
 #[tokio::test]
 async fn past_its_admission_limit_ingest_answers_503_at_once() {
     use tokio::io::AsyncWriteExt;
-    let w = World::start(kafka(), &["--request-timeout-ms=20000"]).await;
+    let w = World::start(
+        kafka(),
+        &["--request-timeout-ms=20000", "--max-in-flight=16"],
+    )
+    .await;
     let addr = w.url.trim_start_matches("http://").to_string();
     // Fill every admission slot with a request whose body never finishes.
     let mut held = vec![];
-    for _ in 0..ricochet_ingest::app::MAX_IN_FLIGHT {
+    for _ in 0..16 {
         let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let head = format!(
             "POST /v1/complaints HTTP/1.1\r\nhost: {addr}\r\nauthorization: {}\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{{",
