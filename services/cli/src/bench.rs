@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 
-use crate::service_process::ServiceProcess;
+use crate::service_process::{service_binary, ServiceProcess};
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, Registry};
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
@@ -246,12 +246,7 @@ fn batch_bodies(tokens: &[String], batch: usize) -> Vec<Vec<u8>> {
 /// `ricochet bench overload`: ingest at its capacity, then offered twice
 /// that; counts answers by status, times the refusals, reads peak RSS.
 async fn bench_overload(seconds: u64) -> Result<ExitCode> {
-    let bin = std::env::current_exe()?.with_file_name("ricochet-ingest");
-    anyhow::ensure!(
-        bin.exists(),
-        "{} not found; build it with `cargo build --release -p ricochet-ingest`",
-        bin.display()
-    );
+    let bin = service_binary("ricochet-ingest", None)?;
     let kafka = KafkaConfig::from_env()?;
     let batch = 200;
     // Capacity first: closed loop, 8 in flight (the ingest bench's setting).
@@ -374,15 +369,7 @@ async fn bench_ingest(
     ingest_bin: Option<PathBuf>,
     rounds: usize,
 ) -> Result<ExitCode> {
-    let bin = match ingest_bin {
-        Some(b) => b,
-        None => std::env::current_exe()?.with_file_name("ricochet-ingest"),
-    };
-    anyhow::ensure!(
-        bin.exists(),
-        "{} not found; build it with `cargo build --release -p ricochet-ingest`",
-        bin.display()
-    );
+    let bin = service_binary("ricochet-ingest", ingest_bin)?;
     let kafka = KafkaConfig::from_env()?;
     let BenchWorld {
         dir: _dir,

@@ -4,7 +4,7 @@
 //! for the same probes in the same run, is the pipeline without scoring: the
 //! time until the probe's complaints are in ClickHouse.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
 use serde_json::{json, Value};
 
 use crate::keys::write_private;
-use crate::service_process::ServiceProcess;
+use crate::service_process::{service_binary, ServiceProcess};
 
 const ESP: &str = "fresh-esp.example";
 const PROVIDER: &str = "fresh-mail.example";
@@ -37,16 +37,6 @@ pub struct FreshnessArgs {
     pub probes: usize,
     pub scoring_interval: f64,
     pub loader_batch_ms: u64,
-}
-
-fn sibling(name: &str) -> Result<PathBuf> {
-    let bin = std::env::current_exe()?.with_file_name(name);
-    anyhow::ensure!(
-        bin.exists(),
-        "{} not found; build it with `cargo build --release -p {name}`",
-        bin.display()
-    );
-    Ok(bin)
 }
 
 fn complaint_body(tokens: &[String]) -> Vec<u8> {
@@ -79,9 +69,9 @@ fn mint_for(esp: &SigningKey, sender: &str, n: usize, first: usize) -> Result<Ve
 /// Runs the bench and prints its table.
 pub async fn run(a: FreshnessArgs) -> Result<ExitCode> {
     let (ingest_bin, loader_bin, scoring_bin) = (
-        sibling("ricochet-ingest")?,
-        sibling("ricochet-loader")?,
-        sibling("ricochet-scoring")?,
+        service_binary("ricochet-ingest", None)?,
+        service_binary("ricochet-loader", None)?,
+        service_binary("ricochet-scoring", None)?,
     );
     let kafka = KafkaConfig::from_env()?;
     let run_id = std::process::id();

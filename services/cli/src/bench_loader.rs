@@ -22,12 +22,7 @@ const NAIVE_TABLE: &str = "CREATE TABLE IF NOT EXISTS naive_complaints (
 
 pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode> {
     let me = std::env::current_exe()?;
-    let loader_bin = loader_bin.unwrap_or_else(|| me.with_file_name("ricochet-loader"));
-    anyhow::ensure!(
-        loader_bin.exists(),
-        "{} not found; build it with `cargo build --release -p ricochet-loader`",
-        loader_bin.display()
-    );
+    let loader_bin = crate::service_process::service_binary("ricochet-loader", loader_bin)?;
     let kafka = KafkaConfig::from_env()?;
     let run_id = std::process::id();
     let ch = ClickHouseConfig::from_env().with_database(&format!("bench_loader_{run_id}"));

@@ -1,11 +1,26 @@
 //! Ricochet services started as child processes by the benches, each on a
 //! free loopback port, stopped with SIGTERM (killed if dropped running).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+/// The service binary `name`: `given`, else the one next to this executable;
+/// an error telling how to build it when it is missing.
+pub fn service_binary(name: &str, given: Option<PathBuf>) -> Result<PathBuf> {
+    let bin = match given {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name(name),
+    };
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found; build it with `cargo build --release -p {name}`",
+        bin.display()
+    );
+    Ok(bin)
+}
 
 /// A running service binary and the base URL it listens on.
 pub struct ServiceProcess {

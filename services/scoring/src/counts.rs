@@ -74,9 +74,10 @@ impl Scope {
     }
 }
 
-/// Per-window aggregates over `t` (ms): `value` summed (or counted) and the
-/// smallest `t` for each window ending at `now_ms`.
-fn window_columns(value: Option<&str>, now_ms: i64) -> String {
+/// Per-window aggregates over `t` (ms) for each window ending at `now_ms`:
+/// `value` summed (or rows counted) as `n<i>`, and with `first` the smallest
+/// `t` as `f<i>`.
+fn window_columns(value: Option<&str>, first: bool, now_ms: i64) -> String {
     WINDOWS
         .iter()
         .enumerate()
@@ -86,7 +87,11 @@ fn window_columns(value: Option<&str>, now_ms: i64) -> String {
                 Some(v) => format!("sumIf({v}, {cond})"),
                 None => format!("countIf({cond})"),
             };
-            format!("{n} AS n{i}, minIf(t, {cond}) AS f{i}")
+            if first {
+                format!("{n} AS n{i}, minIf(t, {cond}) AS f{i}")
+            } else {
+                format!("{n} AS n{i}")
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -125,7 +130,7 @@ impl Agg {
 /// A code and its count in each window.
 type CodeCounts = (String, [u64; 4]);
 
-/// A heavy reporter's complaints per code; the window columns as in [`Agg`].
+/// A heavy reporter's complaints per code, per window.
 #[derive(Row, Deserialize)]
 struct ReporterAgg {
     esp: String,
@@ -134,17 +139,9 @@ struct ReporterAgg {
     reporter: String,
     code: String,
     n0: u64,
-    #[allow(dead_code)]
-    f0: i64,
     n1: u64,
-    #[allow(dead_code)]
-    f1: i64,
     n2: u64,
-    #[allow(dead_code)]
-    f2: i64,
     n3: u64,
-    #[allow(dead_code)]
-    f3: i64,
 }
 
 const FINAL_SETTINGS: &str = "SETTINGS do_not_merge_across_partitions_select_final = 1";
@@ -167,7 +164,7 @@ pub async fn read(
                  SELECT esp, sender, provider, delivered, toInt64(toUnixTimestamp(hour)) * 1000 AS t
                  FROM deliveries FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
              GROUP BY esp, sender, provider {FINAL_SETTINGS}",
-            window_columns(Some("delivered"), now_ms)
+            window_columns(Some("delivered"), true, now_ms)
         ))
         .fetch_all::<Agg>()
         .await?;
@@ -189,7 +186,7 @@ pub async fn read(
                  SELECT esp, sender, code, provider, toUnixTimestamp64Milli(reported_at) AS t
                  FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
              GROUP BY esp, sender, code, provider {FINAL_SETTINGS}",
-            window_columns(None, now_ms)
+            window_columns(None, true, now_ms)
         ))
         .fetch_all::<Agg>()
         .await?;
@@ -225,7 +222,7 @@ pub async fn read(
                  FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} AND reporter != '' {filter}
                    AND cityHash64(esp, sender, reporter) IN ({heavy}))
              GROUP BY esp, sender, provider, reporter, code {FINAL_SETTINGS}",
-            window_columns(None, now_ms),
+            window_columns(None, false, now_ms),
         ))
         .fetch_all::<ReporterAgg>()
         .await?;

@@ -276,6 +276,7 @@ async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Me
         .query("SELECT esp, sender, toString(tier) AS tier, below_since, updated_at FROM sender_standing FINAL")
         .fetch_all()
         .await?;
+    // Memory keeps only standings that differ from the default, as `score` does.
     let standing = standings
         .into_iter()
         .map(|r| {
@@ -287,6 +288,7 @@ async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Me
                 },
             )
         })
+        .filter(|(_, s)| *s != Standing::default())
         .collect();
     let heads: Vec<ChainHead> = client
         .query("SELECT toString(esp) AS esp, max(p.seq) AS seq, argMax(p.hash, p.seq) AS hash FROM penalties AS p GROUP BY esp")
