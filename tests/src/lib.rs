@@ -273,6 +273,7 @@ impl ClickHouseServer {
             database: "ricochet".into(),
             user: "default".into(),
             password: String::new(),
+            compression: true,
         }
     }
 

@@ -16,18 +16,18 @@ use crate::policy::{assess, Assessment, Policy, Tier};
 
 /// A row of `reputation`.
 #[derive(Debug, Row, Serialize)]
-struct ReputationRow {
-    esp: String,
-    sender: String,
-    window: String,
+struct ReputationRow<'a> {
+    esp: &'a str,
+    sender: &'a str,
+    window: &'a str,
     computed_at: i64,
     delivered: u64,
     weighted: f64,
     rate: f64,
     lower: f64,
     upper: f64,
-    tier: String,
-    evidence: String,
+    tier: &'a str,
+    evidence: &'a str,
 }
 
 /// A row of `sender_standing`.
@@ -141,7 +141,7 @@ async fn bursts(
 }
 
 fn evidence(
-    windows: &BTreeMap<&str, Assessment>,
+    windows: &[(&str, Assessment)],
     rule: Option<Rule>,
     policy: &Policy,
     bursts: &[&Burst],
@@ -359,7 +359,116 @@ async fn fill_scope(
     insert.end().await
 }
 
-/// One run over `scope`: assess, step standings, seal changes, write.
+/// What a run collects while it streams through the senders.
+struct Verdicts<'p> {
+    policy: &'p Policy,
+    now_ms: i64,
+    bursts: HashMap<SenderKey, Vec<Burst>>,
+    /// Tier changes, sealed into the chains once the run has them all.
+    changes: Vec<PenaltyEntry>,
+    standing_rows: Vec<StandingRow>,
+    /// Each sender's next due time, applied to memory once the writes succeeded.
+    next_due: Vec<(SenderKey, Option<i64>)>,
+}
+
+impl Verdicts<'_> {
+    /// Steps one sender's standing on its windows' assessments.
+    fn judge(
+        &mut self,
+        memory: &mut Memory,
+        key: SenderKey,
+        assessed: &[(&str, Assessment)],
+        next_expiry_ms: Option<i64>,
+    ) {
+        let policy = self.policy;
+        let before = memory.standing.get(&key).copied().unwrap_or_default();
+        let (after, rule) = step(before, evidence_tier(assessed), self.now_ms / 1000, policy);
+        if let Some(rule) = rule {
+            let bursts: Vec<&Burst> = self.bursts.get(&key).into_iter().flatten().collect();
+            self.changes.push(PenaltyEntry {
+                sender: key.1.clone(),
+                at_ms: self.now_ms,
+                from_tier: before.tier.as_str().into(),
+                to_tier: after.tier.as_str().into(),
+                rule: serde_json::to_value(rule)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                evidence: evidence(assessed, Some(rule), policy, &bursts),
+                ..blank(&key.0)
+            });
+        }
+        if after != before {
+            self.standing_rows.push(StandingRow {
+                esp: key.0.clone(),
+                sender: key.1.clone(),
+                tier: after.tier.as_str().into(),
+                below_since: after.below_since,
+                updated_at: self.now_ms,
+            });
+        }
+        let cool_down_ends = after
+            .below_since
+            .map(|s| (s + policy.cool_down_days * 86_400) * 1000);
+        let due = match (next_expiry_ms, cool_down_ends) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if after == Standing::default() {
+            memory.standing.remove(&key);
+        } else if after != before {
+            memory.standing.insert(key.clone(), after);
+        }
+        self.next_due.push((key, due));
+    }
+}
+
+/// The most severe tier any window with enough volume supports.
+fn evidence_tier(assessed: &[(&str, Assessment)]) -> Option<Tier> {
+    assessed.iter().filter_map(|(_, a)| a.tier).max()
+}
+
+/// Every window of `counts` that holds something, assessed.
+fn assess_windows(counts: &SenderCounts, policy: &Policy) -> Vec<(&'static str, Assessment)> {
+    WINDOWS
+        .iter()
+        .zip(&counts.windows)
+        .filter_map(|((w, _), c)| c.as_ref().map(|c| (*w, assess(c, policy))))
+        .collect()
+}
+
+/// Appends a sender's snapshots to the open `reputation` insert.
+async fn write_snapshots(
+    insert: &mut clickhouse::insert::Insert<ReputationRow<'_>>,
+    key: &SenderKey,
+    assessed: &[(&str, Assessment)],
+    now_ms: i64,
+) -> clickhouse::error::Result<()> {
+    for (w, a) in assessed {
+        insert
+            .write(&ReputationRow {
+                esp: &key.0,
+                sender: &key.1,
+                window: w,
+                computed_at: now_ms,
+                delivered: a.delivered,
+                weighted: a.weighted,
+                rate: a.rate,
+                lower: a.lower,
+                upper: a.upper,
+                tier: a.tier.map_or("insufficient-data", Tier::as_str),
+                evidence: "",
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// One run over `scope`: stream the senders' counts in (esp, sender) order,
+/// assess each and write its snapshots as it comes; look up heavy reporters
+/// only for the senders where the cap can matter; step standings; seal the
+/// changes into the chains in (esp, sender) order; write penalties, then
+/// standings.
 async fn score(
     client: &Client,
     policy: &Policy,
@@ -368,123 +477,137 @@ async fn score(
     now_ms: i64,
 ) -> clickhouse::error::Result<RunReport> {
     let mut watch = Stopwatch::new();
-    let counts = counts::read(client, policy, scope, now_ms).await?;
-    watch.lap("read counts");
-    let mut senders: Vec<(SenderKey, SenderCounts)> = counts.into_iter().collect();
+    let bursts = bursts(client, policy, now_ms).await?;
+    let mut verdicts = Verdicts {
+        policy,
+        now_ms,
+        bursts: HashMap::new(),
+        changes: vec![],
+        standing_rows: vec![],
+        next_due: vec![],
+    };
+    for b in &bursts {
+        verdicts
+            .bursts
+            .entry((b.esp.clone(), b.sender.clone()))
+            .or_default()
+            .push(b.clone());
+    }
     // Senders in scope without rows in any window still step (a cool-down
     // may end); those whose data all left the windows keep their standing.
-    let without_rows: Vec<SenderKey> = match scope {
+    let mut without_rows: HashSet<SenderKey> = match scope {
         Scope::All => memory.standing.keys().cloned().collect(),
-        Scope::Listed => {
-            client
-                .query("SELECT esp, sender FROM scoring_scope")
-                .fetch_all::<(String, String)>()
-                .await?
-        }
+        Scope::Listed => client
+            .query("SELECT esp, sender FROM scoring_scope")
+            .fetch_all::<(String, String)>()
+            .await?
+            .into_iter()
+            .collect(),
     };
-    let with_rows: HashSet<&SenderKey> = senders.iter().map(|(k, _)| k).collect();
-    let extra: Vec<SenderKey> = without_rows
-        .into_iter()
-        .filter(|k| !with_rows.contains(k))
-        .collect();
-    senders.extend(extra.into_iter().map(|k| (k, SenderCounts::default())));
-    // Sorted, so the penalty chain order does not depend on hashing.
-    senders.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut reputation = vec![];
-    let mut standing_rows = vec![];
-    let mut report = RunReport {
-        senders: senders.len(),
-        bursts: bursts(client, policy, now_ms).await?,
-        ..Default::default()
-    };
-    watch.lap("read bursts");
-    let mut next_due: Vec<(SenderKey, Option<i64>)> = Vec::with_capacity(senders.len());
-    for (key, c) in senders {
-        let assessed: BTreeMap<&str, Assessment> = WINDOWS
-            .iter()
-            .zip(&c.windows)
-            .filter_map(|((w, _), counts)| counts.as_ref().map(|c| (*w, assess(c, policy))))
-            .collect();
-        let evidence_tier = assessed.values().filter_map(|a| a.tier).max();
-        let before = memory.standing.get(&key).copied().unwrap_or_default();
-        let (after, rule) = step(before, evidence_tier, now_ms / 1000, policy);
-        let sender_bursts: Vec<&Burst> = report
-            .bursts
-            .iter()
-            .filter(|b| b.esp == key.0 && b.sender == key.1)
-            .collect();
-        for (w, a) in &assessed {
-            reputation.push(ReputationRow {
-                esp: key.0.clone(),
-                sender: key.1.clone(),
-                window: w.to_string(),
-                computed_at: now_ms,
-                delivered: a.delivered,
-                weighted: a.weighted,
-                rate: a.rate,
-                lower: a.lower,
-                upper: a.upper,
-                tier: a.tier.map_or("insufficient-data", Tier::as_str).to_string(),
-                evidence: String::new(),
-            });
+    watch.lap("read bursts and scope");
+    let mut reader = counts::Reader::open(client, scope, now_ms)?;
+    let mut reputation = client.insert::<ReputationRow<'_>>("reputation").await?;
+    let mut reading = std::time::Duration::ZERO;
+    let mut senders = 0;
+    // The per-reporter cap only ever lowers a rate: where the counts without
+    // it support no tier, they support none with it either, and the cap is
+    // not looked up. The others are judged once their reporters are counted.
+    let mut suspects: Vec<(SenderKey, SenderCounts)> = vec![];
+    loop {
+        let started = std::time::Instant::now();
+        let next = reader.next().await?;
+        reading += started.elapsed();
+        let Some((key, c)) = next else { break };
+        senders += 1;
+        without_rows.remove(&key);
+        let assessed = assess_windows(&c, policy);
+        if evidence_tier(&assessed).is_some_and(|t| t > Tier::Ok) {
+            suspects.push((key, c));
+            continue;
         }
-        if let Some(rule) = rule {
-            let entry = PenaltyEntry {
-                sender: key.1.clone(),
-                at_ms: now_ms,
-                from_tier: before.tier.as_str().into(),
-                to_tier: after.tier.as_str().into(),
-                rule: serde_json::to_value(rule)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                evidence: evidence(&assessed, Some(rule), policy, &sender_bursts),
-                ..blank(&key.0)
-            };
-            let sealed = seal(entry, memory.head.get(&key.0));
-            memory.head.insert(key.0.clone(), sealed.clone());
-            report.changes.push(sealed);
-        }
-        if after != before {
-            standing_rows.push(StandingRow {
-                esp: key.0.clone(),
-                sender: key.1.clone(),
-                tier: after.tier.as_str().into(),
-                below_since: after.below_since,
-                updated_at: now_ms,
-            });
-        }
-        let cool_down_ends = after
-            .below_since
-            .map(|s| (s + policy.cool_down_days * 86_400) * 1000);
-        let due = match (c.next_expiry_ms, cool_down_ends) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if after == Standing::default() {
-            memory.standing.remove(&key);
-        } else {
-            memory.standing.insert(key.clone(), after);
-        }
-        next_due.push((key, due));
+        write_snapshots(&mut reputation, &key, &assessed, now_ms).await?;
+        verdicts.judge(memory, key, &assessed, c.next_expiry_ms);
     }
-    watch.lap("assess");
+    let streamed = watch.0.elapsed().as_secs_f64();
+    watch.1.push(("read counts", reading.as_secs_f64()));
+    watch.1.push((
+        "assess and stream snapshots",
+        streamed - reading.as_secs_f64(),
+    ));
+    watch.0 = std::time::Instant::now();
+    let mut heavy = if suspects.is_empty() {
+        HashMap::new()
+    } else {
+        list_suspects(client, &suspects).await?;
+        counts::heavy_reporters(client, policy, now_ms).await?
+    };
+    for (key, mut c) in suspects {
+        for (i, reporter) in heavy.remove(&key).unwrap_or_default() {
+            if let Some(w) = c.windows[i].as_mut() {
+                w.heavy_reporters.push(reporter);
+            }
+        }
+        let assessed = assess_windows(&c, policy);
+        write_snapshots(&mut reputation, &key, &assessed, now_ms).await?;
+        verdicts.judge(memory, key, &assessed, c.next_expiry_ms);
+    }
+    // No rows, no evidence: these keep their tier, but a cool-down still
+    // makes them due.
+    senders += without_rows.len();
+    for key in without_rows {
+        verdicts.judge(memory, key, &[], None);
+    }
+    watch.lap("heavy reporters and suspects");
+    reputation.end().await?;
+    // Sealed in (esp, sender) order, so the chains do not depend on which
+    // senders were suspects or on hashing.
+    verdicts
+        .changes
+        .sort_unstable_by(|a, b| (&a.esp, &a.sender).cmp(&(&b.esp, &b.sender)));
+    let mut changes = Vec::with_capacity(verdicts.changes.len());
+    for entry in verdicts.changes {
+        let esp = entry.esp.clone();
+        let sealed = seal(entry, memory.head.get(&esp));
+        memory.head.insert(esp, sealed.clone());
+        changes.push(sealed);
+    }
     // Penalties first: a crash after them re-derives the same standing next run
     // from the counts, while a standing written without its penalty row would
     // hide a change from the audit log.
-    insert(client, "penalties", &report.changes).await?;
-    insert(client, "sender_standing", &standing_rows).await?;
-    insert(client, "reputation", &reputation).await?;
+    insert(client, "penalties", &changes).await?;
+    insert(client, "sender_standing", &verdicts.standing_rows).await?;
     watch.lap("write");
-    for (key, due) in next_due {
+    for (key, due) in verdicts.next_due {
         match due {
             Some(at) => memory.due_ms.insert(key, at),
             None => memory.due_ms.remove(&key),
         };
     }
+    let mut report = RunReport {
+        senders,
+        changes,
+        bursts,
+        ..Default::default()
+    };
     report.per_tier = per_tier(memory);
     report.phases = watch.1;
     Ok(report)
+}
+
+/// Lists this run's suspects in `scoring_suspects`.
+async fn list_suspects(
+    client: &Client,
+    suspects: &[(SenderKey, SenderCounts)],
+) -> clickhouse::error::Result<()> {
+    client
+        .query("TRUNCATE TABLE scoring_suspects")
+        .execute()
+        .await?;
+    let mut insert = client.insert::<ScopeRow>("scoring_suspects").await?;
+    for ((esp, sender), _) in suspects {
+        insert.write(&ScopeRow { esp, sender }).await?;
+    }
+    insert.end().await
 }
 
 /// Senders per tier in force: standings hold every sender not `ok`; the

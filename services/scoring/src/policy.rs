@@ -2,6 +2,7 @@
 //! Wilson bounds, and the tier the evidence supports.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -131,18 +132,45 @@ impl Policy {
     }
 }
 
-/// Distinct-token counts for one sender in one window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A provider or complaint-code name, shared (not copied) by every window
+/// that mentions it.
+pub type Name = Arc<str>;
+
+/// Distinct-token counts for one sender in one window. Few providers and
+/// codes appear per sender, so short vectors beat maps here (a full rescore
+/// builds millions of these).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WindowCounts {
     /// Messages delivered (the denominator).
     pub delivered: u64,
     /// Delivered messages per provider (for the provider-share cap).
-    pub delivered_by_provider: BTreeMap<String, u64>,
+    pub delivered_by_provider: Vec<(Name, u64)>,
     /// Complaints per (code, provider).
-    pub complaints: BTreeMap<(String, String), u64>,
-    /// Complaints per code of each (provider, reporter pseudonym) above the
-    /// cap, for those reporters only.
-    pub heavy_reporters: BTreeMap<(String, String), BTreeMap<String, u64>>,
+    pub complaints: Vec<ComplaintCount>,
+    /// Reporter pseudonyms above the per-reporter cap, and only those.
+    pub heavy_reporters: Vec<HeavyReporter>,
+}
+
+/// Complaints of one code through one provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComplaintCount {
+    /// Complaint code.
+    pub code: Name,
+    /// Provider that submitted them.
+    pub provider: Name,
+    /// Distinct tokens.
+    pub complaints: u64,
+}
+
+/// One reporter pseudonym's complaints against one sender, per code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeavyReporter {
+    /// Provider that vouches for the pseudonym.
+    pub provider: Name,
+    /// The pseudonym.
+    pub reporter: String,
+    /// Distinct tokens per code.
+    pub by_code: Vec<(Name, u64)>,
 }
 
 /// What one window says, with the evidence behind it.
@@ -166,45 +194,62 @@ pub struct Assessment {
     pub tier: Option<Tier>,
 }
 
+/// Adds `weight` to `provider`'s entry.
+fn add<'a>(by_provider: &mut Vec<(&'a str, f64)>, provider: &'a str, weight: f64) {
+    match by_provider.iter_mut().find(|(p, _)| *p == provider) {
+        Some((_, v)) => *v += weight,
+        None => by_provider.push((provider, weight)),
+    }
+}
+
 /// Assesses one window of counts under `policy`.
 pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
     // Weighted complaints per provider, offsets included.
-    let mut by_provider: BTreeMap<&str, f64> = BTreeMap::new();
-    for ((code, provider), n) in &counts.complaints {
-        *by_provider.entry(provider).or_default() += policy.weight(code) * *n as f64;
+    let mut by_provider: Vec<(&str, f64)> = Vec::with_capacity(counts.delivered_by_provider.len());
+    for c in &counts.complaints {
+        add(
+            &mut by_provider,
+            &c.provider,
+            policy.weight(&c.code) * c.complaints as f64,
+        );
     }
     // One reporter adds at most max_per_reporter complaints: the excess is
     // removed at the reporter's own average weight, from its provider, before
     // the provider-share cap looks at the providers.
     let mut capped_reporter = 0.0;
-    for ((provider, _), by_code) in &counts.heavy_reporters {
-        let n: u64 = by_code.values().sum();
+    for r in &counts.heavy_reporters {
+        let n: u64 = r.by_code.iter().map(|(_, k)| k).sum();
         if n <= policy.max_per_reporter {
             continue;
         }
-        let weight: f64 = by_code
+        let weight: f64 = r
+            .by_code
             .iter()
             .map(|(code, k)| policy.weight(code) * *k as f64)
             .sum();
         let excess = (weight * (n - policy.max_per_reporter) as f64 / n as f64).max(0.0);
-        *by_provider.entry(provider).or_default() -= excess;
+        add(&mut by_provider, &r.provider, -excess);
         capped_reporter += excess;
     }
-    let mut total: f64 = by_provider.values().map(|v| v.max(0.0)).sum();
+    let mut total: f64 = by_provider.iter().map(|(_, v)| v.max(0.0)).sum();
     let mut capped_provider = 0.0;
     let delivering = counts
         .delivered_by_provider
-        .values()
-        .filter(|d| **d > 0)
+        .iter()
+        .filter(|(_, d)| *d > 0)
         .count();
     if delivering >= 2 && total > 0.0 {
         let cap = policy.max_provider_share * total;
-        for v in by_provider.values() {
+        for (_, v) in &by_provider {
             capped_provider += (v.max(0.0) - cap).max(0.0);
         }
         total -= capped_provider;
     }
-    let offsets: f64 = by_provider.values().filter(|v| **v < 0.0).sum();
+    let offsets: f64 = by_provider
+        .iter()
+        .map(|(_, v)| *v)
+        .filter(|v| *v < 0.0)
+        .sum();
     let weighted = (total + offsets).max(0.0);
     let delivered = counts.delivered;
     let (lower, upper) = wilson_bounds(weighted, delivered as f64, Z_95);
@@ -235,12 +280,24 @@ mod tests {
     fn counts(delivered: u64, complaints: &[(&str, &str, u64)]) -> WindowCounts {
         WindowCounts {
             delivered,
-            delivered_by_provider: BTreeMap::from([("p1".to_string(), delivered)]),
+            delivered_by_provider: vec![("p1".into(), delivered)],
             complaints: complaints
                 .iter()
-                .map(|(c, p, n)| ((c.to_string(), p.to_string()), *n))
+                .map(|(c, p, n)| ComplaintCount {
+                    code: (*c).into(),
+                    provider: (*p).into(),
+                    complaints: *n,
+                })
                 .collect(),
-            heavy_reporters: BTreeMap::new(),
+            heavy_reporters: vec![],
+        }
+    }
+
+    fn bomber(by_code: &[(&str, u64)]) -> HeavyReporter {
+        HeavyReporter {
+            provider: "p1".into(),
+            reporter: "bomber".into(),
+            by_code: by_code.iter().map(|(c, n)| ((*c).into(), *n)).collect(),
         }
     }
 
@@ -284,20 +341,14 @@ mod tests {
     fn one_reporter_counts_at_most_the_cap() {
         let p = Policy::default();
         let mut c = counts(10_000, &[("unwanted", "p1", 50)]);
-        c.heavy_reporters.insert(
-            ("p1".into(), "bomber".into()),
-            BTreeMap::from([("unwanted".to_string(), 45)]),
-        );
+        c.heavy_reporters.push(bomber(&[("unwanted", 45)]));
         let a = assess(&c, &p);
         assert_eq!(a.capped_reporter, 42.0);
         assert_eq!(a.weighted, 8.0);
         // The excess goes at the reporter's own weight: 45 phishing reports
         // (weight 5) count as 3, not as 45 * 5 - 42.
         let mut c = counts(10_000, &[("phishing", "p1", 45), ("unwanted", "p1", 5)]);
-        c.heavy_reporters.insert(
-            ("p1".into(), "bomber".into()),
-            BTreeMap::from([("phishing".to_string(), 45)]),
-        );
+        c.heavy_reporters.push(bomber(&[("phishing", 45)]));
         let a = assess(&c, &p);
         assert_eq!(a.capped_reporter, 42.0 * 5.0);
         assert_eq!(a.weighted, 3.0 * 5.0 + 5.0);
@@ -307,7 +358,7 @@ mod tests {
     fn one_provider_supplies_at_most_its_share_when_others_deliver_too() {
         let p = Policy::default();
         let mut c = counts(10_000, &[("unwanted", "p1", 90), ("unwanted", "p2", 10)]);
-        c.delivered_by_provider.insert("p2".into(), 5_000);
+        c.delivered_by_provider.push(("p2".into(), 5_000));
         let a = assess(&c, &p);
         assert_eq!(a.capped_provider, 90.0 - 75.0);
         assert_eq!(a.weighted, 85.0);
