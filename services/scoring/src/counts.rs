@@ -1,7 +1,6 @@
-//! Reading the window counts of many senders from ClickHouse, streamed in
-//! (esp, sender) order so a full rescore never holds every sender's counts
-//! at once: one pass per table, every window a conditional aggregate over the
-//! longest one, and the two result streams joined on the sender.
+//! Reading the window counts of many senders from ClickHouse: one pass per
+//! table, one row per sender, each window's counts derived from the
+//! shortest window holding a row (windows nest), joined on the sender here.
 //!
 //! Counting once per token: `complaints` and `deliveries` are
 //! ReplacingMergeTrees, and `FINAL` collapses the copies merges have not
@@ -47,9 +46,11 @@ impl SenderCounts {
         self.windows[i].get_or_insert_with(WindowCounts::default)
     }
 
-    fn expires(&mut self, first_ms: i64, i: usize) {
+    /// Records that a row leaves a window at `left_ms` (its time plus the
+    /// length of the shortest window holding it).
+    fn expire_at(&mut self, left_ms: i64) {
         // A row at t is inside [now - len, now] until now passes t + len.
-        let at = first_ms + WINDOWS[i].1 * 1000 + 1;
+        let at = left_ms + 1;
         self.next_expiry_ms = Some(self.next_expiry_ms.map_or(at, |e| e.min(at)));
     }
 }
@@ -77,53 +78,14 @@ impl Scope {
     }
 }
 
-/// Per-window aggregates over `t` (ms) for each window ending at `now_ms`:
-/// `value` summed (or rows counted) as `n<i>`, and with `first` the smallest
-/// `t` as `f<i>`.
-fn window_columns(value: Option<&str>, first: bool, now_ms: i64) -> String {
+/// Rows counted per window ending at `now_ms`, over `t` (ms), as `n<i>`.
+fn window_counts(now_ms: i64) -> String {
     WINDOWS
         .iter()
         .enumerate()
-        .map(|(i, (_, secs))| {
-            let cond = format!("t >= {}", now_ms - secs * 1000);
-            let n = match value {
-                Some(v) => format!("sumIf({v}, {cond})"),
-                None => format!("countIf({cond})"),
-            };
-            if first {
-                format!("{n} AS n{i}, minIf(t, {cond}) AS f{i}")
-            } else {
-                format!("{n} AS n{i}")
-            }
-        })
+        .map(|(i, (_, secs))| format!("countIf(t >= {}) AS n{i}", now_ms - secs * 1000))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// One row of either count query: a sender's counts for one provider (and,
-/// for complaints, one code) in every window.
-#[derive(Row, Deserialize)]
-struct Agg<'a> {
-    esp: &'a str,
-    sender: &'a str,
-    provider: &'a str,
-    code: &'a str,
-    n0: u64,
-    f0: i64,
-    n1: u64,
-    f1: i64,
-    n2: u64,
-    f2: i64,
-    n3: u64,
-    f3: i64,
-}
-
-/// An [`Agg`] without its sender, names shared.
-struct Part {
-    provider: Name,
-    code: Name,
-    /// (count, first row time) per window.
-    windows: [(u64, i64); 4],
 }
 
 /// A code and its count in each window.
@@ -160,159 +122,265 @@ impl Names {
     }
 }
 
-/// The rows of one count query, grouped by sender. Rows must arrive sorted
-/// by (esp, sender); a row out of order fails the read rather than joining
-/// counts to the wrong sender.
-struct Groups {
-    cursor: RowCursor<Agg<'static>>,
-    /// The first row of the next group, already read.
-    pending: Option<(SenderKey, Part)>,
-    done: bool,
+/// A sender's deliveries: per window, the messages and the bit of each
+/// provider that delivered some.
+#[derive(Row, Deserialize)]
+struct DeliveryRow<'a> {
+    esp: &'a str,
+    sender: &'a str,
+    d0: u64,
+    d1: u64,
+    d2: u64,
+    d3: u64,
+    p0: u64,
+    p1: u64,
+    p2: u64,
+    p3: u64,
+    /// When the oldest row leaves the shortest window holding it (ms).
+    expires: i64,
+    /// Rows whose provider was not in the run's list (arrived mid-run).
+    unlisted: u64,
 }
 
-impl Groups {
-    fn new(cursor: RowCursor<Agg<'static>>) -> Self {
-        Groups {
-            cursor,
-            pending: None,
-            done: false,
-        }
-    }
-
-    /// The next sender's rows, or `None` at the end.
-    async fn next(
-        &mut self,
-        names: &mut Names,
-    ) -> clickhouse::error::Result<Option<(SenderKey, Vec<Part>)>> {
-        let mut group: Option<(SenderKey, Vec<Part>)> =
-            self.pending.take().map(|(key, part)| (key, vec![part]));
-        while !self.done {
-            let Some(row) = self.cursor.next().await? else {
-                self.done = true;
-                break;
-            };
-            let part = Part {
-                provider: names.get(row.provider),
-                code: names.get(row.code),
-                windows: [
-                    (row.n0, row.f0),
-                    (row.n1, row.f1),
-                    (row.n2, row.f2),
-                    (row.n3, row.f3),
-                ],
-            };
-            match &mut group {
-                Some((key, parts)) if key.0 == row.esp && key.1 == row.sender => {
-                    parts.push(part);
-                }
-                Some((key, _)) => {
-                    if (row.esp, row.sender) < (key.0.as_str(), key.1.as_str()) {
-                        return Err(out_of_order(key, row.esp, row.sender));
-                    }
-                    self.pending = Some(((row.esp.into(), row.sender.into()), part));
-                    break;
-                }
-                None => group = Some(((row.esp.into(), row.sender.into()), vec![part])),
-            }
-        }
-        Ok(group)
-    }
+/// A sender's complaints: one cell per token, `((code * P) + provider) * 4 +
+/// bucket`, with 1-based indices into the run's lists (0: not listed) and
+/// the bucket the shortest window holding the token.
+#[derive(Row, Deserialize)]
+struct ComplaintRow<'a> {
+    esp: &'a str,
+    sender: &'a str,
+    cells: Vec<u16>,
+    expires: i64,
 }
 
-fn out_of_order(previous: &SenderKey, esp: &str, sender: &str) -> clickhouse::error::Error {
+/// What a sender's delivery row says, kept until its complaints come.
+struct Delivered {
+    messages: [u64; 4],
+    providers: [u64; 4],
+    expires: i64,
+}
+
+/// The most providers a run can tell apart (one bit each).
+const MAX_PROVIDERS: usize = 64;
+
+/// SQL for the shortest window (0..=3) holding time `t` (ms) at `now_ms`,
+/// and for that window's length in ms.
+fn bucket_sql(now_ms: i64) -> (String, String) {
+    let conds: Vec<String> = WINDOWS[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, (_, secs))| format!("t >= {}, {i}", now_ms - secs * 1000))
+        .collect();
+    let lens: Vec<String> = WINDOWS[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, (_, secs))| format!("b = {i}, {}", secs * 1000))
+        .collect();
+    (
+        format!("multiIf({}, 3)", conds.join(", ")),
+        format!("multiIf({}, {})", lens.join(", "), WINDOWS[3].1 * 1000),
+    )
+}
+
+fn unlisted(what: &str) -> clickhouse::error::Error {
     clickhouse::error::Error::Custom(format!(
-        "count rows out of (esp, sender) order: {esp}/{sender} after {}/{}",
-        previous.0, previous.1
+        "a {what} appeared while scoring read its list; the next run counts it"
     ))
 }
 
-/// Every sender's counts at `now_ms`, in (esp, sender) order, without heavy
-/// reporters (see [`heavy_reporters`]).
+/// Every sender's counts at `now_ms`, without heavy reporters (see
+/// [`heavy_reporters`]), in no particular order. ClickHouse sends one row
+/// per sender and table, small integers instead of names: sorting or
+/// grouping by name on its side costs more than the whole join here.
 pub struct Reader {
-    deliveries: Groups,
-    complaints: Groups,
-    /// The next sender of each stream, read ahead for the join.
-    heads: [Option<(SenderKey, Vec<Part>)>; 2],
-    names: Names,
+    complaints: RowCursor<ComplaintRow<'static>>,
+    /// Deliveries of the senders whose complaints have not come yet, by esp.
+    delivered: HashMap<String, HashMap<String, Delivered>>,
+    /// After the complaints: the senders with deliveries only.
+    rest: Vec<(SenderKey, Delivered)>,
+    codes: Vec<Name>,
+    providers: Vec<Name>,
 }
 
 impl Reader {
-    /// Starts reading the senders in `scope`.
-    pub fn open(client: &Client, scope: Scope, now_ms: i64) -> clickhouse::error::Result<Reader> {
+    /// Reads the deliveries of the senders in `scope` and starts on their
+    /// complaints.
+    pub async fn open(
+        client: &Client,
+        scope: Scope,
+        now_ms: i64,
+    ) -> clickhouse::error::Result<Reader> {
         let from_ms = now_ms - WINDOWS[3].1 * 1000;
         let filter = scope.filter();
-        // Delivered: per provider; a newer report for an hour replaces the older.
-        let deliveries = client
+        // The names in the rows this run reads. Unfiltered, a DISTINCT over a
+        // LowCardinality column reads little more than its dictionaries.
+        let distinct = |column: &str| {
+            format!(
+                "SELECT DISTINCT toString({column}) FROM (
+                     SELECT {column} FROM complaints WHERE 1 {filter}
+                     UNION ALL SELECT {column} FROM deliveries WHERE 1 {filter}
+                 ) ORDER BY 1"
+            )
+        };
+        let providers: Vec<String> = client.query(&distinct("provider")).fetch_all().await?;
+        if providers.len() > MAX_PROVIDERS {
+            return Err(clickhouse::error::Error::Custom(format!(
+                "{} providers; scoring tells at most {MAX_PROVIDERS} apart",
+                providers.len()
+            )));
+        }
+        let codes: Vec<String> = client
             .query(&format!(
-                "SELECT esp, sender, toString(provider) AS provider, '' AS code, {} FROM (
-                     SELECT esp, sender, provider, delivered, toInt64(toUnixTimestamp(hour)) * 1000 AS t
-                     FROM deliveries FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
-                 GROUP BY esp, sender, provider ORDER BY esp, sender {FINAL_SETTINGS}",
-                window_columns(Some("delivered"), true, now_ms)
+                "SELECT DISTINCT toString(code) FROM complaints WHERE 1 {filter} ORDER BY 1"
             ))
-            .fetch::<Agg<'static>>()?;
-        // Complaints: one per token, by (code, provider).
+            .fetch_all()
+            .await?;
+        let np = providers.len() + 1;
+        if (codes.len() + 1) * np * 4 > usize::from(u16::MAX) {
+            return Err(clickhouse::error::Error::Custom(format!(
+                "{} codes and {} providers are too many to count in one cell",
+                codes.len(),
+                providers.len()
+            )));
+        }
+        let (bucket, length) = bucket_sql(now_ms);
+        let windows: Vec<String> = (0..4)
+            .map(|i| format!("sumIf(delivered, b <= {i}) AS d{i}"))
+            .chain((0..4).map(|i| {
+                format!(
+                    "groupBitOrIf(bitShiftLeft(toUInt64(1), toUInt8(p - 1)), \
+                                  b <= {i} AND delivered > 0 AND p > 0) AS p{i}"
+                )
+            }))
+            .collect();
+        // Delivered: a newer report for an hour replaces the older (FINAL).
+        let mut deliveries = client
+            .query(&format!(
+                "SELECT esp, sender, {}, min(t + {length}) AS expires, countIf(p = 0) AS unlisted FROM (
+                     SELECT esp, sender, delivered, toInt64(toUnixTimestamp(hour)) * 1000 AS t,
+                            {bucket} AS b, indexOf(?, toString(provider)) AS p
+                     FROM deliveries FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
+                 GROUP BY esp, sender {FINAL_SETTINGS}",
+                windows.join(", ")
+            ))
+            .bind(&providers)
+            .fetch::<DeliveryRow<'static>>()?;
+        // Complaints: one per token (FINAL), started before the deliveries
+        // are read so ClickHouse works on both at once.
         let complaints = client
             .query(&format!(
-                "SELECT esp, sender, toString(provider) AS provider, toString(code) AS code, {} FROM (
-                     SELECT esp, sender, code, provider, toUnixTimestamp64Milli(reported_at) AS t
+                "SELECT esp, sender, groupArray(toUInt16(((c * {np}) + p) * 4 + b)) AS cells,
+                        min(t + {length}) AS expires FROM (
+                     SELECT esp, sender, toUnixTimestamp64Milli(reported_at) AS t, {bucket} AS b,
+                            indexOf(?, toString(code)) AS c, indexOf(?, toString(provider)) AS p
                      FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
-                 GROUP BY esp, sender, code, provider ORDER BY esp, sender {FINAL_SETTINGS}",
-                window_columns(None, true, now_ms)
+                 GROUP BY esp, sender {FINAL_SETTINGS}"
             ))
-            .fetch::<Agg<'static>>()?;
+            .bind(&codes)
+            .bind(&providers)
+            .fetch::<ComplaintRow<'static>>()?;
+        let mut delivered: HashMap<String, HashMap<String, Delivered>> = HashMap::new();
+        while let Some(row) = deliveries.next().await? {
+            if row.unlisted > 0 {
+                return Err(unlisted("provider"));
+            }
+            let by_sender = match delivered.get_mut(row.esp) {
+                Some(m) => m,
+                None => delivered.entry(row.esp.to_string()).or_default(),
+            };
+            by_sender.insert(
+                row.sender.to_string(),
+                Delivered {
+                    messages: [row.d0, row.d1, row.d2, row.d3],
+                    providers: [row.p0, row.p1, row.p2, row.p3],
+                    expires: row.expires,
+                },
+            );
+        }
         Ok(Reader {
-            deliveries: Groups::new(deliveries),
-            complaints: Groups::new(complaints),
-            heads: [None, None],
-            names: Names::default(),
+            complaints,
+            delivered,
+            rest: vec![],
+            codes: codes.into_iter().map(Name::from).collect(),
+            providers: providers.into_iter().map(Name::from).collect(),
         })
     }
 
     /// The next sender with rows in some window, or `None` at the end.
     pub async fn next(&mut self) -> clickhouse::error::Result<Option<(SenderKey, SenderCounts)>> {
-        for (head, stream) in self
-            .heads
-            .iter_mut()
-            .zip([&mut self.deliveries, &mut self.complaints])
-        {
-            if head.is_none() {
-                *head = stream.next(&mut self.names).await?;
-            }
-        }
-        let key = match &self.heads {
-            [None, None] => return Ok(None),
-            [Some((d, _)), Some((c, _))] => d.min(c).clone(),
-            [Some((k, _)), None] | [None, Some((k, _))] => k.clone(),
-        };
-        let mut counts = SenderCounts::default();
-        // heads[0] holds deliveries, heads[1] complaints.
-        for (stream, head) in self.heads.iter_mut().enumerate() {
-            let Some((_, parts)) = head.take_if(|(k, _)| *k == key) else {
-                continue;
+        if let Some(row) = self.complaints.next().await? {
+            let (key, delivered) = match self.delivered.get_mut(row.esp) {
+                Some(m) => match m.remove_entry(row.sender) {
+                    Some((sender, d)) => ((row.esp.to_string(), sender), Some(d)),
+                    None => ((row.esp.to_string(), row.sender.to_string()), None),
+                },
+                None => ((row.esp.to_string(), row.sender.to_string()), None),
             };
-            for part in parts {
-                for (i, (n, first)) in part.windows.into_iter().enumerate() {
-                    if n == 0 {
-                        continue;
+            let mut counts = delivered.map(sender_counts).unwrap_or_default();
+            let np = self.providers.len() + 1;
+            // Tokens per (code, provider) cell and bucket, then per window:
+            // a window holds its own bucket and every shorter one's.
+            let mut tally: Vec<(u16, [u64; 4])> = vec![];
+            for cell in &row.cells {
+                let (pair, bucket) = (cell / 4, usize::from(cell % 4));
+                match tally.iter_mut().find(|(p, _)| *p == pair) {
+                    Some((_, n)) => n[bucket] += 1,
+                    None => {
+                        let mut n = [0; 4];
+                        n[bucket] = 1;
+                        tally.push((pair, n));
                     }
-                    let w = counts.window(i);
-                    if stream == 0 {
-                        w.delivered += n;
-                        w.delivered_by_provider.push((part.provider.clone(), n));
-                    } else {
-                        w.complaints.push(ComplaintCount {
-                            code: part.code.clone(),
-                            provider: part.provider.clone(),
+                }
+            }
+            for (pair, buckets) in tally {
+                let (c, p) = (usize::from(pair) / np, usize::from(pair) % np);
+                let (Some(code), Some(provider)) = (
+                    c.checked_sub(1).and_then(|c| self.codes.get(c)),
+                    p.checked_sub(1).and_then(|p| self.providers.get(p)),
+                ) else {
+                    return Err(unlisted("complaint code or provider"));
+                };
+                let mut n = 0;
+                for (i, k) in buckets.into_iter().enumerate() {
+                    n += k;
+                    if n > 0 {
+                        counts.window(i).complaints.push(ComplaintCount {
+                            code: code.clone(),
+                            provider: provider.clone(),
                             complaints: n,
                         });
                     }
-                    counts.expires(first, i);
+                }
+            }
+            counts.expire_at(row.expires);
+            return Ok(Some((key, counts)));
+        }
+        if !self.delivered.is_empty() {
+            // Senders with deliveries and no complaint in any window.
+            for (esp, by_sender) in std::mem::take(&mut self.delivered) {
+                for (sender, d) in by_sender {
+                    self.rest.push(((esp.clone(), sender), d));
                 }
             }
         }
-        Ok(Some((key, counts)))
+        Ok(self.rest.pop().map(|(key, d)| (key, sender_counts(d))))
     }
+}
+
+/// A sender's counts from its deliveries alone.
+fn sender_counts(d: Delivered) -> SenderCounts {
+    let mut counts = SenderCounts::default();
+    for i in 0..WINDOWS.len() {
+        if d.messages[i] > 0 {
+            let w = counts.window(i);
+            w.delivered = d.messages[i];
+            w.delivering_providers = d.providers[i].count_ones();
+        }
+    }
+    if counts.windows.iter().any(Option::is_some) {
+        counts.expire_at(d.expires);
+    }
+    counts
 }
 
 /// The reporters over the cap in some window, for the senders listed in
@@ -342,7 +410,7 @@ pub async fn heavy_reporters(
                  FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} AND reporter != '' AND {suspects}
                    AND (esp, sender, reporter) IN ({over_cap}))
              GROUP BY esp, sender, provider, reporter, code {FINAL_SETTINGS}",
-            window_columns(None, false, now_ms),
+            window_counts(now_ms),
         ))
         .fetch_all::<ReporterAgg>()
         .await?;

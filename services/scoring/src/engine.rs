@@ -505,9 +505,9 @@ async fn score(
             .collect(),
     };
     watch.lap("read bursts and scope");
-    let mut reader = counts::Reader::open(client, scope, now_ms)?;
+    let mut reader = counts::Reader::open(client, scope, now_ms).await?;
+    let mut reading = watch.0.elapsed();
     let mut reputation = client.insert::<ReputationRow<'_>>("reputation").await?;
-    let mut reading = std::time::Duration::ZERO;
     let mut senders = 0;
     // The per-reporter cap only ever lowers a rate: where the counts without
     // it support no tier, they support none with it either, and the cap is

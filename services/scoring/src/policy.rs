@@ -143,8 +143,9 @@ pub type Name = Arc<str>;
 pub struct WindowCounts {
     /// Messages delivered (the denominator).
     pub delivered: u64,
-    /// Delivered messages per provider (for the provider-share cap).
-    pub delivered_by_provider: Vec<(Name, u64)>,
+    /// How many providers delivered some of them (the provider-share cap
+    /// applies from two on).
+    pub delivering_providers: u32,
     /// Complaints per (code, provider).
     pub complaints: Vec<ComplaintCount>,
     /// Reporter pseudonyms above the per-reporter cap, and only those.
@@ -205,7 +206,7 @@ fn add<'a>(by_provider: &mut Vec<(&'a str, f64)>, provider: &'a str, weight: f64
 /// Assesses one window of counts under `policy`.
 pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
     // Weighted complaints per provider, offsets included.
-    let mut by_provider: Vec<(&str, f64)> = Vec::with_capacity(counts.delivered_by_provider.len());
+    let mut by_provider: Vec<(&str, f64)> = Vec::with_capacity(4);
     for c in &counts.complaints {
         add(
             &mut by_provider,
@@ -233,12 +234,7 @@ pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
     }
     let mut total: f64 = by_provider.iter().map(|(_, v)| v.max(0.0)).sum();
     let mut capped_provider = 0.0;
-    let delivering = counts
-        .delivered_by_provider
-        .iter()
-        .filter(|(_, d)| *d > 0)
-        .count();
-    if delivering >= 2 && total > 0.0 {
+    if counts.delivering_providers >= 2 && total > 0.0 {
         let cap = policy.max_provider_share * total;
         for (_, v) in &by_provider {
             capped_provider += (v.max(0.0) - cap).max(0.0);
@@ -280,7 +276,7 @@ mod tests {
     fn counts(delivered: u64, complaints: &[(&str, &str, u64)]) -> WindowCounts {
         WindowCounts {
             delivered,
-            delivered_by_provider: vec![("p1".into(), delivered)],
+            delivering_providers: 1,
             complaints: complaints
                 .iter()
                 .map(|(c, p, n)| ComplaintCount {
@@ -358,7 +354,7 @@ mod tests {
     fn one_provider_supplies_at_most_its_share_when_others_deliver_too() {
         let p = Policy::default();
         let mut c = counts(10_000, &[("unwanted", "p1", 90), ("unwanted", "p2", 10)]);
-        c.delivered_by_provider.push(("p2".into(), 5_000));
+        c.delivering_providers = 2;
         let a = assess(&c, &p);
         assert_eq!(a.capped_provider, 90.0 - 75.0);
         assert_eq!(a.weighted, 85.0);
@@ -375,6 +371,33 @@ mod tests {
             let b = assess(&counts(delivered, &[(code, "p1", n + extra)]), &p);
             prop_assert!(b.tier >= a.tier, "{:?} -> {:?}", a.tier, b.tier);
             prop_assert!(b.lower >= a.lower);
+        }
+
+        /// What lets scoring skip the reporter lookup for senders whose
+        /// uncapped counts support no tier: the cap never raises anything.
+        #[test]
+        fn the_reporter_cap_never_raises_the_weight(
+            delivered in 1_000u64..200_000,
+            p1 in 0u64..2_000,
+            p2 in 0u64..2_000,
+            offsets in 0u64..500,
+            two_providers: bool,
+            heavy in prop::collection::vec((prop::bool::ANY, 4u64..200, prop::sample::select(vec!["unwanted", "phishing", "not-spam"])), 0..4),
+        ) {
+            let p = Policy::default();
+            let mut c = counts(delivered, &[("unwanted", "p1", p1), ("phishing", "p2", p2), ("not-spam", "p1", offsets)]);
+            c.delivering_providers = if two_providers { 2 } else { 1 };
+            let uncapped = assess(&c, &p);
+            for (i, (second, n, code)) in heavy.into_iter().enumerate() {
+                c.heavy_reporters.push(HeavyReporter {
+                    provider: if second { "p2".into() } else { "p1".into() },
+                    reporter: format!("r{i}"),
+                    by_code: vec![(code.into(), n)],
+                });
+            }
+            let capped = assess(&c, &p);
+            prop_assert!(capped.weighted <= uncapped.weighted, "{uncapped:?} -> {capped:?}");
+            prop_assert!(capped.tier <= uncapped.tier);
         }
     }
 }
