@@ -194,12 +194,13 @@ fn unlisted(what: &str) -> clickhouse::error::Error {
 /// grouping by name on its side costs more than the whole join here.
 pub struct Reader {
     complaints: RowCursor<ComplaintRow<'static>>,
-    /// Deliveries of the senders whose complaints have not come yet, by esp.
-    delivered: HashMap<String, HashMap<String, Delivered>>,
+    /// The first complaint row's sender, read while the deliveries came.
+    first: Option<(SenderKey, SenderCounts)>,
+    /// Whether the complaint rows are all read.
+    done: bool,
+    join: Join,
     /// After the complaints: the senders with deliveries only.
     rest: Vec<(SenderKey, Delivered)>,
-    codes: Vec<Name>,
-    providers: Vec<Name>,
 }
 
 impl Reader {
@@ -254,7 +255,7 @@ impl Reader {
             }))
             .collect();
         // Delivered: a newer report for an hour replaces the older (FINAL).
-        let mut deliveries = client
+        let deliveries = client
             .query(&format!(
                 "SELECT esp, sender, {}, min(t + {length}) AS expires, countIf(p = 0) AS unlisted FROM (
                      SELECT esp, sender, delivered, toInt64(toUnixTimestamp(hour)) * 1000 AS t,
@@ -267,7 +268,7 @@ impl Reader {
             .fetch::<DeliveryRow<'static>>()?;
         // Complaints: one per token (FINAL), started before the deliveries
         // are read so ClickHouse works on both at once.
-        let complaints = client
+        let mut complaints = client
             .query(&format!(
                 "SELECT esp, sender, groupArray(toUInt16(((c * {np}) + p) * 4 + b)) AS cells,
                         min(t + {length}) AS expires FROM (
@@ -279,91 +280,136 @@ impl Reader {
             .bind(&codes)
             .bind(&providers)
             .fetch::<ComplaintRow<'static>>()?;
-        let mut delivered: HashMap<String, HashMap<String, Delivered>> = HashMap::new();
-        while let Some(row) = deliveries.next().await? {
-            if row.unlisted > 0 {
-                return Err(unlisted("provider"));
-            }
-            let by_sender = match delivered.get_mut(row.esp) {
-                Some(m) => m,
-                None => delivered.entry(row.esp.to_string()).or_default(),
-            };
-            by_sender.insert(
-                row.sender.to_string(),
-                Delivered {
-                    messages: [row.d0, row.d1, row.d2, row.d3],
-                    providers: [row.p0, row.p1, row.p2, row.p3],
-                    expires: row.expires,
-                },
-            );
-        }
-        Ok(Reader {
-            complaints,
-            delivered,
-            rest: vec![],
+        // ClickHouse starts on the complaints while the deliveries are read.
+        let (delivered, first) = tokio::join!(read_deliveries(deliveries), complaints.next());
+        let mut join = Join {
+            delivered: delivered?,
             codes: codes.into_iter().map(Name::from).collect(),
             providers: providers.into_iter().map(Name::from).collect(),
+        };
+        let first = match first? {
+            Some(row) => Some(join.complaints(&row)?),
+            None => None,
+        };
+        let done = first.is_none();
+        Ok(Reader {
+            complaints,
+            first,
+            done,
+            join,
+            rest: vec![],
         })
     }
 
     /// The next sender with rows in some window, or `None` at the end.
     pub async fn next(&mut self) -> clickhouse::error::Result<Option<(SenderKey, SenderCounts)>> {
-        if let Some(row) = self.complaints.next().await? {
-            let (key, delivered) = match self.delivered.get_mut(row.esp) {
-                Some(m) => match m.remove_entry(row.sender) {
-                    Some((sender, d)) => ((row.esp.to_string(), sender), Some(d)),
-                    None => ((row.esp.to_string(), row.sender.to_string()), None),
-                },
-                None => ((row.esp.to_string(), row.sender.to_string()), None),
-            };
-            let mut counts = delivered.map(sender_counts).unwrap_or_default();
-            let np = self.providers.len() + 1;
-            // Tokens per (code, provider) cell and bucket, then per window:
-            // a window holds its own bucket and every shorter one's.
-            let mut tally: Vec<(u16, [u64; 4])> = vec![];
-            for cell in &row.cells {
-                let (pair, bucket) = (cell / 4, usize::from(cell % 4));
-                match tally.iter_mut().find(|(p, _)| *p == pair) {
-                    Some((_, n)) => n[bucket] += 1,
-                    None => {
-                        let mut n = [0; 4];
-                        n[bucket] = 1;
-                        tally.push((pair, n));
-                    }
-                }
-            }
-            for (pair, buckets) in tally {
-                let (c, p) = (usize::from(pair) / np, usize::from(pair) % np);
-                let (Some(code), Some(provider)) = (
-                    c.checked_sub(1).and_then(|c| self.codes.get(c)),
-                    p.checked_sub(1).and_then(|p| self.providers.get(p)),
-                ) else {
-                    return Err(unlisted("complaint code or provider"));
-                };
-                let mut n = 0;
-                for (i, k) in buckets.into_iter().enumerate() {
-                    n += k;
-                    if n > 0 {
-                        counts.window(i).complaints.push(ComplaintCount {
-                            code: code.clone(),
-                            provider: provider.clone(),
-                            complaints: n,
-                        });
-                    }
-                }
-            }
-            counts.expire_at(row.expires);
-            return Ok(Some((key, counts)));
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
         }
-        if !self.delivered.is_empty() {
-            // Senders with deliveries and no complaint in any window.
-            for (esp, by_sender) in std::mem::take(&mut self.delivered) {
-                for (sender, d) in by_sender {
-                    self.rest.push(((esp.clone(), sender), d));
+        if !self.done {
+            match self.complaints.next().await? {
+                Some(row) => return self.join.complaints(&row).map(Some),
+                None => {
+                    self.done = true;
+                    // Senders with deliveries and no complaint in any window.
+                    for (esp, by_sender) in std::mem::take(&mut self.join.delivered) {
+                        for (sender, d) in by_sender {
+                            self.rest.push(((esp.clone(), sender), d));
+                        }
+                    }
                 }
             }
         }
         Ok(self.rest.pop().map(|(key, d)| (key, sender_counts(d))))
+    }
+}
+
+/// Deliveries by esp, then sender.
+type DeliveredBySender = HashMap<String, HashMap<String, Delivered>>;
+
+async fn read_deliveries(
+    mut cursor: RowCursor<DeliveryRow<'static>>,
+) -> clickhouse::error::Result<DeliveredBySender> {
+    let mut delivered = DeliveredBySender::new();
+    while let Some(row) = cursor.next().await? {
+        if row.unlisted > 0 {
+            return Err(unlisted("provider"));
+        }
+        let by_sender = match delivered.get_mut(row.esp) {
+            Some(m) => m,
+            None => delivered.entry(row.esp.to_string()).or_default(),
+        };
+        by_sender.insert(
+            row.sender.to_string(),
+            Delivered {
+                messages: [row.d0, row.d1, row.d2, row.d3],
+                providers: [row.p0, row.p1, row.p2, row.p3],
+                expires: row.expires,
+            },
+        );
+    }
+    Ok(delivered)
+}
+
+/// Joins complaint rows to the deliveries read before them.
+struct Join {
+    /// Deliveries of the senders whose complaints have not come yet.
+    delivered: DeliveredBySender,
+    codes: Vec<Name>,
+    providers: Vec<Name>,
+}
+
+impl Join {
+    /// A sender's counts from its complaint row and its deliveries, if any.
+    fn complaints(
+        &mut self,
+        row: &ComplaintRow<'_>,
+    ) -> clickhouse::error::Result<(SenderKey, SenderCounts)> {
+        let (key, delivered) = match self.delivered.get_mut(row.esp) {
+            Some(m) => match m.remove_entry(row.sender) {
+                Some((sender, d)) => ((row.esp.to_string(), sender), Some(d)),
+                None => ((row.esp.to_string(), row.sender.to_string()), None),
+            },
+            None => ((row.esp.to_string(), row.sender.to_string()), None),
+        };
+        let mut counts = delivered.map(sender_counts).unwrap_or_default();
+        let np = self.providers.len() + 1;
+        // Tokens per (code, provider) cell and bucket, then per window:
+        // a window holds its own bucket and every shorter one's.
+        let mut tally: Vec<(u16, [u64; 4])> = vec![];
+        for cell in &row.cells {
+            let (pair, bucket) = (cell / 4, usize::from(cell % 4));
+            match tally.iter_mut().find(|(p, _)| *p == pair) {
+                Some((_, n)) => n[bucket] += 1,
+                None => {
+                    let mut n = [0; 4];
+                    n[bucket] = 1;
+                    tally.push((pair, n));
+                }
+            }
+        }
+        for (pair, buckets) in tally {
+            let (c, p) = (usize::from(pair) / np, usize::from(pair) % np);
+            let (Some(code), Some(provider)) = (
+                c.checked_sub(1).and_then(|c| self.codes.get(c)),
+                p.checked_sub(1).and_then(|p| self.providers.get(p)),
+            ) else {
+                return Err(unlisted("complaint code or provider"));
+            };
+            let mut n = 0;
+            for (i, k) in buckets.into_iter().enumerate() {
+                n += k;
+                if n > 0 {
+                    counts.window(i).complaints.push(ComplaintCount {
+                        code: code.clone(),
+                        provider: provider.clone(),
+                        complaints: n,
+                    });
+                }
+            }
+        }
+        counts.expire_at(row.expires);
+        Ok((key, counts))
     }
 }
 
