@@ -19,6 +19,7 @@ use ricochet_token::{JwkSet, SigningKey, VerifyOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::engine::named;
 use crate::metrics::Metrics;
 
 /// The header carrying the detached signature of the body.
@@ -218,6 +219,9 @@ async fn offenders(
 struct ReputationRow {
     window: String,
     delivered: u64,
+    complaints: u64,
+    complaints_by_code: Vec<(String, u64)>,
+    complaints_by_provider: Vec<(String, u64)>,
     weighted: f64,
     rate: f64,
     lower: f64,
@@ -244,6 +248,9 @@ async fn reputation(
     let client = &state.inner.client;
     let windows: Vec<ReputationRow> = match client
         .query("SELECT toString(r.window) AS window, argMax(r.delivered, r.computed_at) AS delivered, \
+                  argMax(r.complaints, r.computed_at) AS complaints, \
+                  argMax(r.complaints_by_code, r.computed_at) AS complaints_by_code, \
+                  argMax(r.complaints_by_provider, r.computed_at) AS complaints_by_provider, \
                   argMax(r.weighted, r.computed_at) AS weighted, argMax(r.rate, r.computed_at) AS rate, \
                   argMax(r.lower, r.computed_at) AS lower, argMax(r.upper, r.computed_at) AS upper, \
                   argMax(toString(r.tier), r.computed_at) AS tier, max(r.computed_at) AS computed_at \
@@ -279,7 +286,9 @@ async fn reputation(
         .map_or("ok".to_string(), |s| s.tier.clone());
     let windows: Vec<Value> = windows
         .into_iter()
-        .map(|w| json!({"window": w.window, "delivered": w.delivered, "weighted_complaints": w.weighted, "rate": w.rate, "wilson_lower": w.lower, "wilson_upper": w.upper, "tier": w.tier, "computed_at_ms": w.computed_at}))
+        .map(|w| json!({"window": w.window, "delivered": w.delivered, "complaints": w.complaints,
+                "complaints_by_code": named(w.complaints_by_code), "complaints_by_provider": named(w.complaints_by_provider),
+                "weighted_complaints": w.weighted, "rate": w.rate, "wilson_lower": w.lower, "wilson_upper": w.upper, "tier": w.tier, "computed_at_ms": w.computed_at}))
         .collect();
     let explanation = format!(
         "tier {tier}: the most severe tier whose threshold the lower Wilson bound (z = 1.96) of any window with enough volume reaches; a tier falls only after 7 consecutive days below it{}",

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::chain::{seal, PenaltyEntry};
 use crate::counts::{self, Scope, SenderCounts, SenderKey, WINDOWS};
 use crate::hysteresis::{step, Rule, Standing};
-use crate::policy::{assess, Assessment, Policy, Tier};
+use crate::policy::{assess, Assessment, Policy, Tier, WindowCounts};
 
 /// A row of `reputation`.
 #[derive(Debug, Row, Serialize)]
@@ -22,6 +22,9 @@ struct ReputationRow<'a> {
     window: &'a str,
     computed_at: i64,
     delivered: u64,
+    complaints: u64,
+    complaints_by_code: Vec<(&'a str, u64)>,
+    complaints_by_provider: Vec<(&'a str, u64)>,
     weighted: f64,
     rate: f64,
     lower: f64,
@@ -140,19 +143,32 @@ async fn bursts(
         .collect())
 }
 
+/// Counts by name as a JSON object (evidence, API responses).
+pub(crate) fn named<S: Into<String>>(counts: Vec<(S, u64)>) -> serde_json::Value {
+    counts
+        .into_iter()
+        .map(|(name, n)| (name.into(), json!(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 fn evidence(
-    windows: &[(&str, Assessment)],
+    windows: &[Window<'_>],
     rule: Option<Rule>,
     policy: &Policy,
     bursts: &[&Burst],
 ) -> String {
     let per_window: BTreeMap<&str, serde_json::Value> = windows
         .iter()
-        .map(|(w, a)| {
+        .map(|w| {
+            let a = &w.assessment;
             (
-                *w,
+                w.name,
                 json!({
-                    "delivered": a.delivered, "weighted": a.weighted, "rate": a.rate,
+                    "delivered": a.delivered, "complaints": w.counts.complaints(),
+                    "complaints_by_code": named(w.counts.by_code()),
+                    "complaints_by_provider": named(w.counts.by_provider()),
+                    "weighted": a.weighted, "rate": a.rate,
                     "lower": a.lower, "upper": a.upper,
                     "capped_reporter": a.capped_reporter, "capped_provider": a.capped_provider,
                     "tier": a.tier.map_or("insufficient-data", Tier::as_str),
@@ -377,7 +393,7 @@ impl Verdicts<'_> {
         &mut self,
         memory: &mut Memory,
         key: SenderKey,
-        assessed: &[(&str, Assessment)],
+        assessed: &[Window<'_>],
         next_expiry_ms: Option<i64>,
     ) {
         let policy = self.policy;
@@ -424,16 +440,29 @@ impl Verdicts<'_> {
 }
 
 /// The most severe tier any window with enough volume supports.
-fn evidence_tier(assessed: &[(&str, Assessment)]) -> Option<Tier> {
-    assessed.iter().filter_map(|(_, a)| a.tier).max()
+fn evidence_tier(assessed: &[Window<'_>]) -> Option<Tier> {
+    assessed.iter().filter_map(|w| w.assessment.tier).max()
+}
+
+/// One window of a sender: its counts and what they say.
+struct Window<'c> {
+    name: &'static str,
+    counts: &'c WindowCounts,
+    assessment: Assessment,
 }
 
 /// Every window of `counts` that holds something, assessed.
-fn assess_windows(counts: &SenderCounts, policy: &Policy) -> Vec<(&'static str, Assessment)> {
+fn assess_windows<'c>(counts: &'c SenderCounts, policy: &Policy) -> Vec<Window<'c>> {
     WINDOWS
         .iter()
         .zip(&counts.windows)
-        .filter_map(|((w, _), c)| c.as_ref().map(|c| (*w, assess(c, policy))))
+        .filter_map(|((name, _), c)| {
+            c.as_ref().map(|c| Window {
+                name,
+                counts: c,
+                assessment: assess(c, policy),
+            })
+        })
         .collect()
 }
 
@@ -441,17 +470,21 @@ fn assess_windows(counts: &SenderCounts, policy: &Policy) -> Vec<(&'static str, 
 async fn write_snapshots(
     insert: &mut clickhouse::insert::Insert<ReputationRow<'_>>,
     key: &SenderKey,
-    assessed: &[(&str, Assessment)],
+    assessed: &[Window<'_>],
     now_ms: i64,
 ) -> clickhouse::error::Result<()> {
-    for (w, a) in assessed {
+    for w in assessed {
+        let a = &w.assessment;
         insert
             .write(&ReputationRow {
                 esp: &key.0,
                 sender: &key.1,
-                window: w,
+                window: w.name,
                 computed_at: now_ms,
                 delivered: a.delivered,
+                complaints: w.counts.complaints(),
+                complaints_by_code: w.counts.by_code(),
+                complaints_by_provider: w.counts.by_provider(),
                 weighted: a.weighted,
                 rate: a.rate,
                 lower: a.lower,

@@ -152,6 +152,36 @@ pub struct WindowCounts {
     pub heavy_reporters: Vec<HeavyReporter>,
 }
 
+impl WindowCounts {
+    /// Distinct complaint tokens, of every code.
+    pub fn complaints(&self) -> u64 {
+        self.complaints.iter().map(|c| c.complaints).sum()
+    }
+
+    /// Complaints per code, in code order.
+    pub fn by_code(&self) -> Vec<(&str, u64)> {
+        tally(self.complaints.iter().map(|c| (&*c.code, c.complaints)))
+    }
+
+    /// Complaints per provider, in provider order.
+    pub fn by_provider(&self) -> Vec<(&str, u64)> {
+        tally(self.complaints.iter().map(|c| (&*c.provider, c.complaints)))
+    }
+}
+
+/// Sums the counts of equal names, sorted by name.
+fn tally<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Vec<(&'a str, u64)> {
+    let mut out: Vec<(&str, u64)> = vec![];
+    for (name, n) in counts {
+        match out.iter_mut().find(|(m, _)| *m == name) {
+            Some((_, total)) => *total += n,
+            None => out.push((name, n)),
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 /// Complaints of one code through one provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComplaintCount {
@@ -295,6 +325,21 @@ mod tests {
             reporter: "bomber".into(),
             by_code: by_code.iter().map(|(c, n)| ((*c).into(), *n)).collect(),
         }
+    }
+
+    #[test]
+    fn complaints_add_up_by_code_and_by_provider() {
+        let c = counts(
+            10_000,
+            &[
+                ("unwanted", "p2", 4),
+                ("phishing", "p1", 1),
+                ("unwanted", "p1", 2),
+            ],
+        );
+        assert_eq!(c.complaints(), 7);
+        assert_eq!(c.by_code(), vec![("phishing", 1), ("unwanted", 6)]);
+        assert_eq!(c.by_provider(), vec![("p1", 3), ("p2", 4)]);
     }
 
     #[test]

@@ -179,6 +179,21 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
         "80 on 10,000: lower bound 0.64 %, past SES's 0.5 % pause line"
     );
     assert!(rep["explanation"].as_str().unwrap().contains("Wilson"));
+    let day = rep["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["window"] == "24h")
+        .expect("a 24h window");
+    assert_eq!(day["complaints"], 80);
+    assert_eq!(
+        day["complaints_by_code"],
+        serde_json::json!({"unwanted": 80})
+    );
+    assert_eq!(
+        day["complaints_by_provider"],
+        serde_json::json!({"p.example": 80})
+    );
     let resp = get("/v1/senders/a-bad/reputation".into(), &kb, "esp-b.example")
         .await
         .unwrap();
