@@ -497,8 +497,8 @@ async fn write_snapshots(
     Ok(())
 }
 
-/// One run over `scope`: stream the senders' counts in (esp, sender) order,
-/// assess each and write its snapshots as it comes; look up heavy reporters
+/// One run over `scope`: stream the senders' counts, assess each and write
+/// its snapshots as it comes; look up heavy reporters
 /// only for the senders where the cap can matter; step standings; seal the
 /// changes into the chains in (esp, sender) order; write penalties, then
 /// standings.
