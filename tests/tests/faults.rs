@@ -332,29 +332,20 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
     // it (the fault's length, not a wait for anything).
     let down = || tokio::time::sleep(Duration::from_secs(3));
 
-    // 1. ingest crashes and comes back.
-    let t = Instant::now();
-    ingest.kill9();
-    down().await;
-    ingest.start().await;
-    progressed(20).await;
-    fault("kill -9 ingest, down 3 s, restart", t);
-
-    // 2. the loader crashes mid-stream and comes back (static membership).
-    let t = Instant::now();
-    loader.kill9();
-    down().await;
-    loader.start().await;
-    progressed(20).await;
-    fault("kill -9 loader, down 3 s, restart", t);
-
-    // 3. scoring crashes and comes back.
-    let t = Instant::now();
-    scoring.kill9();
-    down().await;
-    scoring.start().await;
-    progressed(20).await;
-    fault("kill -9 scoring, down 3 s, restart", t);
+    // 1-3. ingest, the loader (mid-stream; static membership) and scoring
+    // crash in turn and come back.
+    for (name, service) in [
+        ("ingest", &mut ingest),
+        ("loader", &mut loader),
+        ("scoring", &mut scoring),
+    ] {
+        let t = Instant::now();
+        service.kill9();
+        down().await;
+        service.start().await;
+        progressed(20).await;
+        fault(&format!("kill -9 {name}, down 3 s, restart"), t);
+    }
 
     // 4. the broker restarts (sqlite storage kept).
     let t = Instant::now();

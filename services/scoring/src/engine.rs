@@ -365,11 +365,21 @@ async fn fill_scope(
         .filter(|(_, at)| **at <= now_ms)
         .map(|(k, _)| k)
         .collect();
-    if due.is_empty() {
+    insert_keys(client, "scoring_scope", due).await
+}
+
+/// Appends senders to a list table (`scoring_scope`, `scoring_suspects`).
+async fn insert_keys<'k>(
+    client: &Client,
+    table: &str,
+    keys: impl IntoIterator<Item = &'k SenderKey>,
+) -> clickhouse::error::Result<()> {
+    let mut keys = keys.into_iter().peekable();
+    if keys.peek().is_none() {
         return Ok(());
     }
-    let mut insert = client.insert::<ScopeRow>("scoring_scope").await?;
-    for (esp, sender) in due {
+    let mut insert = client.insert::<ScopeRow>(table).await?;
+    for (esp, sender) in keys {
         insert.write(&ScopeRow { esp, sender }).await?;
     }
     insert.end().await
@@ -636,11 +646,12 @@ async fn list_suspects(
         .query("TRUNCATE TABLE scoring_suspects")
         .execute()
         .await?;
-    let mut insert = client.insert::<ScopeRow>("scoring_suspects").await?;
-    for ((esp, sender), _) in suspects {
-        insert.write(&ScopeRow { esp, sender }).await?;
-    }
-    insert.end().await
+    insert_keys(
+        client,
+        "scoring_suspects",
+        suspects.iter().map(|(key, _)| key),
+    )
+    .await
 }
 
 /// Senders per tier in force: standings hold every sender not `ok`; the
