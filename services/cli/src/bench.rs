@@ -12,6 +12,7 @@ use ricochet_kafka::{ensure_topics, KafkaConfig};
 
 use crate::service_process::{service_binary, ServiceProcess};
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, Registry};
+use ricochet_storage::{ClickHouseConfig, Migrator};
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, verify, Algorithm, Nature, SigningKey, TokenRequest, VerifyOptions};
@@ -598,4 +599,14 @@ fn start_ingest(
         ],
         &[("RICOCHET_KAFKA_BROKERS", &kafka.brokers)],
     )
+}
+
+/// A bench's own database on the configured ClickHouse, migrated.
+pub async fn bench_database(name: &str) -> Result<ClickHouseConfig> {
+    let ch = ClickHouseConfig::from_env().with_database(name);
+    Migrator::new(ch.clone())?
+        .run()
+        .await
+        .context("migrating the bench database")?;
+    Ok(ch)
 }

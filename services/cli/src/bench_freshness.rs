@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind};
-use ricochet_storage::{ClickHouseConfig, Migrator};
+use ricochet_storage::ClickHouseConfig;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
@@ -75,11 +75,7 @@ pub async fn run(a: FreshnessArgs) -> Result<ExitCode> {
     );
     let kafka = KafkaConfig::from_env()?;
     let run_id = std::process::id();
-    let ch = ClickHouseConfig::from_env().with_database(&format!("bench_freshness_{run_id}"));
-    Migrator::new(ch.clone())?
-        .run()
-        .await
-        .context("migrating the bench database")?;
+    let ch = crate::bench::bench_database(&format!("bench_freshness_{run_id}")).await?;
     let result = measure(
         &a,
         &kafka,

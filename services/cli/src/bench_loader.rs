@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use ricochet_kafka::{ensure_topics, ComplaintRecord, KafkaConfig};
-use ricochet_storage::{ClickHouseConfig, Migrator};
+use ricochet_storage::ClickHouseConfig;
 
 /// The table the naive pipe fills: the message's own fields, as a user would map them.
 const NAIVE_TABLE: &str = "CREATE TABLE IF NOT EXISTS naive_complaints (
@@ -25,11 +25,7 @@ pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode
     let loader_bin = crate::service_process::service_binary("ricochet-loader", loader_bin)?;
     let kafka = KafkaConfig::from_env()?;
     let run_id = std::process::id();
-    let ch = ClickHouseConfig::from_env().with_database(&format!("bench_loader_{run_id}"));
-    Migrator::new(ch.clone())?
-        .run()
-        .await
-        .context("migrating the bench database")?;
+    let ch = crate::bench::bench_database(&format!("bench_loader_{run_id}")).await?;
     ch.client().query(NAIVE_TABLE).execute().await?;
 
     let topic = format!("bench-loader-{run_id}");

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use ricochet_scoring::engine::Scorer;
 use ricochet_scoring::{Policy, Tier};
-use ricochet_storage::{ClickHouseConfig, Migrator};
+use ricochet_storage::ClickHouseConfig;
 
 /// Bench "now": synthetic rows spread over the 30 days before it.
 const NOW_S: i64 = 1_795_000_000;
@@ -26,13 +26,10 @@ pub async fn run(
         senders >= 100 && complaints >= senders,
         "need at least 100 senders and one complaint per sender"
     );
-    let ch = ClickHouseConfig::from_env().with_database(
+    let ch = crate::bench::bench_database(
         &database.unwrap_or_else(|| format!("bench_scoring_{}", std::process::id())),
-    );
-    Migrator::new(ch.clone())?
-        .run()
-        .await
-        .context("migrating the bench database")?;
+    )
+    .await?;
     let client = ch.client();
     let result = measure(&ch, senders, complaints).await;
     if !keep {
