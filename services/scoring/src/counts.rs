@@ -171,6 +171,20 @@ fn bucket_sql(now_ms: i64) -> (String, String) {
     )
 }
 
+/// SQL for the 1-based index of `column`'s value in a list bound as two
+/// arguments (the names, then [`positions`] of the same length), 0 if absent.
+/// `transform` works on a LowCardinality column's dictionary, unlike
+/// `indexOf(?, toString(column))`, which costs a string per row (measured:
+/// the complaint read took twice as long).
+fn position_in_list(column: &str) -> String {
+    format!("transform({column}, ?, ?, 0)")
+}
+
+/// 1, 2, ... n: the values [`position_in_list`] maps a list of n names to.
+fn positions(names: &[String]) -> Vec<u16> {
+    (1..=names.len()).map(|i| i as u16).collect()
+}
+
 fn unlisted(what: &str) -> clickhouse::error::Error {
     clickhouse::error::Error::Custom(format!(
         "a {what} appeared while scoring read its list; the next run counts it"
@@ -248,12 +262,14 @@ impl Reader {
             .query(&format!(
                 "SELECT esp, sender, {}, min(t + {length}) AS expires, countIf(p = 0) AS unlisted FROM (
                      SELECT esp, sender, delivered, toInt64(toUnixTimestamp(hour)) * 1000 AS t,
-                            {bucket} AS b, indexOf(?, toString(provider)) AS p
+                            {bucket} AS b, {} AS p
                      FROM deliveries FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
                  GROUP BY esp, sender {FINAL_SETTINGS}",
-                windows.join(", ")
+                windows.join(", "),
+                position_in_list("provider"),
             ))
             .bind(&providers)
+            .bind(positions(&providers))
             .fetch::<DeliveryRow<'static>>()?;
         // Complaints: one per token (FINAL), started before the deliveries
         // are read so ClickHouse works on both at once.
@@ -262,12 +278,16 @@ impl Reader {
                 "SELECT esp, sender, groupArray(toUInt16(((c * {np}) + p) * 4 + b)) AS cells,
                         min(t + {length}) AS expires FROM (
                      SELECT esp, sender, toUnixTimestamp64Milli(reported_at) AS t, {bucket} AS b,
-                            indexOf(?, toString(code)) AS c, indexOf(?, toString(provider)) AS p
+                            {} AS c, {} AS p
                      FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
-                 GROUP BY esp, sender {FINAL_SETTINGS}"
+                 GROUP BY esp, sender {FINAL_SETTINGS}",
+                position_in_list("code"),
+                position_in_list("provider"),
             ))
             .bind(&codes)
+            .bind(positions(&codes))
             .bind(&providers)
+            .bind(positions(&providers))
             .fetch::<ComplaintRow<'static>>()?;
         // ClickHouse starts on the complaints while the deliveries are read.
         let (delivered, first) = tokio::join!(read_deliveries(deliveries), complaints.next());
@@ -429,12 +449,17 @@ pub async fn heavy_reporters(
 ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     let from_ms = now_ms - WINDOWS[3].1 * 1000;
     let suspects = listed_in("scoring_suspects");
-    // Reporters over the cap in the longest window (a superset of those over
-    // it in any shorter one), then their counts per code and window.
+    // Candidates: reporters over the cap in the longest window (a superset
+    // of those over it in any shorter one). Then their exact counts per code
+    // and window, once per token (FINAL). The first pass may overcount, and
+    // only adds candidates then, which the loop below drops: it reads
+    // without FINAL (which merges a whole partition once it has a new part)
+    // and groups by a hash of (esp, sender, reporter), a number instead of
+    // three strings. Both took 0.7 s or more off each (50M complaints).
     let over_cap = format!(
-        "SELECT esp, sender, reporter FROM complaints FINAL
+        "SELECT cityHash64(esp, sender, reporter) AS h FROM complaints
          WHERE toUnixTimestamp64Milli(reported_at) BETWEEN {from_ms} AND {now_ms} AND reporter != '' AND {suspects}
-         GROUP BY esp, sender, reporter HAVING count() > {} {FINAL_SETTINGS}",
+         GROUP BY h HAVING count() > {}",
         policy.max_per_reporter
     );
     let rows = client
@@ -442,7 +467,7 @@ pub async fn heavy_reporters(
             "SELECT esp, sender, toString(provider) AS provider, reporter, toString(code) AS code, {} FROM (
                  SELECT esp, sender, provider, reporter, code, toUnixTimestamp64Milli(reported_at) AS t
                  FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} AND reporter != '' AND {suspects}
-                   AND (esp, sender, reporter) IN ({over_cap}))
+                   AND cityHash64(esp, sender, reporter) IN ({over_cap}))
              GROUP BY esp, sender, provider, reporter, code {FINAL_SETTINGS}",
             window_counts(now_ms),
         ))

@@ -13,25 +13,7 @@ use crate::chain::{seal, PenaltyEntry};
 use crate::counts::{self, Scope, SenderCounts, SenderKey, WINDOWS};
 use crate::hysteresis::{step, Rule, Standing};
 use crate::policy::{assess, Assessment, Policy, Tier, WindowCounts};
-
-/// A row of `reputation`.
-#[derive(Debug, Row, Serialize)]
-struct ReputationRow<'a> {
-    esp: &'a str,
-    sender: &'a str,
-    window: &'a str,
-    computed_at: i64,
-    delivered: u64,
-    complaints: u64,
-    complaints_by_code: Vec<(&'a str, u64)>,
-    complaints_by_provider: Vec<(&'a str, u64)>,
-    weighted: f64,
-    rate: f64,
-    lower: f64,
-    upper: f64,
-    tier: &'a str,
-    evidence: &'a str,
-}
+use crate::snapshots::{Snapshot, SnapshotWriter};
 
 /// A row of `sender_standing`.
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -144,10 +126,10 @@ async fn bursts(
 }
 
 /// Counts by name as a JSON object (evidence, API responses).
-pub(crate) fn named<S: Into<String>>(counts: Vec<(S, u64)>) -> serde_json::Value {
+pub(crate) fn named<S: AsRef<str>>(counts: Vec<(S, u64)>) -> serde_json::Value {
     counts
         .into_iter()
-        .map(|(name, n)| (name.into(), json!(n)))
+        .map(|(name, n)| (name.as_ref().to_string(), json!(n)))
         .collect::<serde_json::Map<_, _>>()
         .into()
 }
@@ -478,31 +460,25 @@ fn assess_windows<'c>(counts: &'c SenderCounts, policy: &Policy) -> Vec<Window<'
 
 /// Appends a sender's snapshots to the open `reputation` insert.
 async fn write_snapshots(
-    insert: &mut clickhouse::insert::Insert<ReputationRow<'_>>,
+    writer: &mut SnapshotWriter,
     key: &SenderKey,
     assessed: &[Window<'_>],
-    now_ms: i64,
 ) -> clickhouse::error::Result<()> {
     for w in assessed {
         let a = &w.assessment;
-        insert
-            .write(&ReputationRow {
-                esp: &key.0,
-                sender: &key.1,
-                window: w.name,
-                computed_at: now_ms,
-                delivered: a.delivered,
-                complaints: w.counts.complaints(),
-                complaints_by_code: w.counts.by_code(),
-                complaints_by_provider: w.counts.by_provider(),
-                weighted: a.weighted,
-                rate: a.rate,
-                lower: a.lower,
-                upper: a.upper,
-                tier: a.tier.map_or("insufficient-data", Tier::as_str),
-                evidence: "",
-            })
-            .await?;
+        let snapshot = Snapshot {
+            window: w.name,
+            delivered: a.delivered,
+            complaints: w.counts.complaints(),
+            by_code: w.counts.by_code(),
+            by_provider: w.counts.by_provider(),
+            weighted: a.weighted,
+            rate: a.rate,
+            lower: a.lower,
+            upper: a.upper,
+            tier: a.tier.map_or("insufficient-data", Tier::as_str),
+        };
+        writer.write(&key.0, &key.1, &snapshot).await?;
     }
     Ok(())
 }
@@ -520,7 +496,24 @@ async fn score(
     now_ms: i64,
 ) -> clickhouse::error::Result<RunReport> {
     let mut watch = Stopwatch::new();
-    let bursts = bursts(client, policy, now_ms).await?;
+    // Senders in scope without rows in any window still step (a cool-down
+    // may end); those whose data all left the windows keep their standing.
+    let mut without_rows: HashSet<SenderKey> = match scope {
+        Scope::All => memory.standing.keys().cloned().collect(),
+        Scope::Listed => client
+            .query("SELECT esp, sender FROM scoring_scope")
+            .fetch_all::<(String, String)>()
+            .await?
+            .into_iter()
+            .collect(),
+    };
+    watch.lap("read scope");
+    // The burst query is small: it runs while ClickHouse starts on the counts.
+    let (bursts, mut reader) = tokio::try_join!(
+        bursts(client, policy, now_ms),
+        counts::Reader::open(client, scope, now_ms)
+    )?;
+    let mut reading = watch.0.elapsed();
     let mut verdicts = Verdicts {
         policy,
         now_ms,
@@ -536,21 +529,7 @@ async fn score(
             .or_default()
             .push(b.clone());
     }
-    // Senders in scope without rows in any window still step (a cool-down
-    // may end); those whose data all left the windows keep their standing.
-    let mut without_rows: HashSet<SenderKey> = match scope {
-        Scope::All => memory.standing.keys().cloned().collect(),
-        Scope::Listed => client
-            .query("SELECT esp, sender FROM scoring_scope")
-            .fetch_all::<(String, String)>()
-            .await?
-            .into_iter()
-            .collect(),
-    };
-    watch.lap("read bursts and scope");
-    let mut reader = counts::Reader::open(client, scope, now_ms).await?;
-    let mut reading = watch.0.elapsed();
-    let mut reputation = client.insert::<ReputationRow<'_>>("reputation").await?;
+    let mut reputation = SnapshotWriter::new(client, now_ms);
     let mut senders = 0;
     // The per-reporter cap only ever lowers a rate: where the counts without
     // it support no tier, they support none with it either, and the cap is
@@ -568,11 +547,11 @@ async fn score(
             suspects.push((key, c));
             continue;
         }
-        write_snapshots(&mut reputation, &key, &assessed, now_ms).await?;
+        write_snapshots(&mut reputation, &key, &assessed).await?;
         verdicts.judge(memory, key, &assessed, c.next_expiry_ms);
     }
     let streamed = watch.0.elapsed().as_secs_f64();
-    watch.1.push(("read counts", reading.as_secs_f64()));
+    watch.1.push(("read counts and bursts", reading.as_secs_f64()));
     watch.1.push((
         "assess and stream snapshots",
         streamed - reading.as_secs_f64(),
@@ -591,7 +570,7 @@ async fn score(
             }
         }
         let assessed = assess_windows(&c, policy);
-        write_snapshots(&mut reputation, &key, &assessed, now_ms).await?;
+        write_snapshots(&mut reputation, &key, &assessed).await?;
         verdicts.judge(memory, key, &assessed, c.next_expiry_ms);
     }
     // No rows, no evidence: these keep their tier, but a cool-down still

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod hysteresis;
 pub mod metrics;
 pub mod policy;
+pub mod snapshots;
 pub mod wilson;
 
 pub use policy::{Assessment, Policy, Tier, WindowCounts};

@@ -32,6 +32,22 @@ async fn deliver(ch: &ClickHouseConfig, sender: &str, delivered: u64, at_ms: i64
     insert_rows(ch, "deliveries", &[row]).await;
 }
 
+/// A row of `reputation`, names as plain strings.
+#[derive(Debug, PartialEq, ::clickhouse::Row, serde::Deserialize)]
+struct SnapshotRow {
+    esp: String,
+    sender: String,
+    window: String,
+    computed_at: i64,
+    delivered: u64,
+    complaints: u64,
+    complaints_by_code: Vec<(String, u64)>,
+    complaints_by_provider: Vec<(String, u64)>,
+    weighted: f64,
+    tier: String,
+    evidence: String,
+}
+
 async fn complain(ch: &ClickHouseConfig, rows: Vec<ComplaintRow>) {
     insert_rows(ch, "complaints", &rows).await;
 }
@@ -120,6 +136,34 @@ async fn tiers_rise_on_evidence_fall_after_a_week_and_the_chain_catches_tamperin
     assert_eq!(
         good_weighted, 1.0,
         "a token reported by two providers counts once"
+    );
+    // Every column of one snapshot as written (they go in column blocks).
+    let bad: SnapshotRow = client
+        .query(
+            "SELECT toString(esp) AS esp, sender, toString(window) AS window,
+                    toUnixTimestamp64Milli(computed_at) AS computed_at, delivered, complaints,
+                    complaints_by_code, complaints_by_provider, weighted,
+                    toString(tier) AS tier, evidence
+             FROM reputation WHERE sender = 'bad' AND window = '24h'",
+        )
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad,
+        SnapshotRow {
+            esp: "esp-a.example".into(),
+            sender: "bad".into(),
+            window: "24h".into(),
+            computed_at: T0,
+            delivered: 10_000,
+            complaints: 60,
+            complaints_by_code: vec![("unwanted".into(), 60)],
+            complaints_by_provider: vec![("p1.example".into(), 60)],
+            weighted: 60.0,
+            tier: "throttle".into(),
+            evidence: String::new(),
+        }
     );
     let tiny: String = client
         .query("SELECT toString(tier) FROM reputation WHERE sender = 'tiny' AND window = '24h'")
