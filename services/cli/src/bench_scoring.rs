@@ -66,7 +66,9 @@ async fn exec(ch: &ClickHouseConfig, sql: &str) -> Result<()> {
 async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f64, f64)> {
     // Each sender: one delivery report a day for 30 days, 2,000-2,600 a day.
     // Complaints: spread over the senders and the 30 days; one sender in a
-    // hundred draws ten times its share (the offenders).
+    // hundred draws ten times its share (the offenders). One complaint in a
+    // thousand goes to one of 100 offenders from a single account per
+    // offender (about 500 each): heavy reporters for the cap to find.
     let (_, fill_deliveries) = timed(
         &format!("inserting {} delivery reports", senders * 30),
         exec(
@@ -96,7 +98,8 @@ async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f
                         ['gmail.example','yahoo.example','outlook.example'][number % 3 + 1],
                         multiIf(number % 50 = 0, 'phishing', number % 20 = 0, 'not-spam', 'unwanted'),
                         'marketing', concat('c', toString(s % 5000)), 'example.net',
-                        concat('r', toString(cityHash64(number) % 100000000)), true,
+                        if(number % 1000 = 0, concat('heavy-', toString(s)),
+                           concat('r', toString(cityHash64(number) % 100000000))), true,
                         toDateTime(at - 60), toDateTime(at + 60 * {DAY_S}),
                         fromUnixTimestamp64Milli(at * 1000), fromUnixTimestamp64Milli(at * 1000 + 1000),
                         0, number

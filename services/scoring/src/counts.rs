@@ -462,15 +462,36 @@ pub async fn heavy_reporters(
          GROUP BY h HAVING count() > {}",
         policy.max_per_reporter
     );
+    let candidates: Vec<u64> = client.query(&over_cap).fetch_all().await?;
+    if candidates.is_empty() {
+        // The usual case: nobody reported a suspect more than the cap allows.
+        return Ok(HashMap::new());
+    }
+    // The few senders those reporters complained about, so that the exact
+    // pass reads only their rows (by the sorting key) instead of merging
+    // every suspect's rows under FINAL.
+    let senders: Vec<SenderKey> = client
+        .query(&format!(
+            "SELECT DISTINCT esp, sender FROM complaints
+             WHERE {suspects} AND reporter != '' AND cityHash64(esp, sender, reporter) IN ?"
+        ))
+        .bind(&candidates)
+        .fetch_all()
+        .await?;
+    let names: Vec<&str> = senders.iter().map(|(_, s)| s.as_str()).collect();
     let rows = client
         .query(&format!(
             "SELECT esp, sender, toString(provider) AS provider, reporter, toString(code) AS code, {} FROM (
                  SELECT esp, sender, provider, reporter, code, toUnixTimestamp64Milli(reported_at) AS t
-                 FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} AND reporter != '' AND {suspects}
-                   AND cityHash64(esp, sender, reporter) IN ({over_cap}))
+                 FROM complaints FINAL
+                 WHERE sender IN ? AND (esp, sender) IN ? AND t >= {from_ms} AND t <= {now_ms}
+                   AND reporter != '' AND cityHash64(esp, sender, reporter) IN ?)
              GROUP BY esp, sender, provider, reporter, code {FINAL_SETTINGS}",
             window_counts(now_ms),
         ))
+        .bind(&names)
+        .bind(&senders)
+        .bind(&candidates)
         .fetch_all::<ReporterAgg>()
         .await?;
     // Per window, a reporter is heavy if all its codes together pass the cap.

@@ -551,7 +551,9 @@ async fn score(
         verdicts.judge(memory, key, &assessed, c.next_expiry_ms);
     }
     let streamed = watch.0.elapsed().as_secs_f64();
-    watch.1.push(("read counts and bursts", reading.as_secs_f64()));
+    watch
+        .1
+        .push(("read counts and bursts", reading.as_secs_f64()));
     watch.1.push((
         "assess and stream snapshots",
         streamed - reading.as_secs_f64(),
