@@ -383,17 +383,37 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
     // Every accepted token reaches ClickHouse.
     let client = chc.client();
     let n = accepted.len() as u64;
+    // Progress every 10 s, per Kafka partition: if this wait ever times out,
+    // the log shows whether the loader stalled on one partition or on all.
+    let last_report = Arc::new(Mutex::new(Instant::now()));
     wait_for(
         "every accepted complaint in ClickHouse",
         Duration::from_secs(240),
         || {
             let client = client.clone();
+            let last_report = last_report.clone();
             async move {
                 let loaded: u64 = client
                     .query("SELECT uniqExact(jti) FROM complaints")
                     .fetch_one()
                     .await
                     .ok()?;
+                let due = last_report.lock().unwrap().elapsed() >= Duration::from_secs(10);
+                if loaded < n && due {
+                    *last_report.lock().unwrap() = Instant::now();
+                    let partitions: Vec<(u32, u64, u64)> = client
+                        .query(
+                            "SELECT kafka_partition, count(), max(kafka_offset) FROM complaints
+                             GROUP BY kafka_partition ORDER BY kafka_partition",
+                        )
+                        .fetch_all()
+                        .await
+                        .unwrap_or_default();
+                    eprintln!(
+                        "faults: {loaded} of {n} accepted complaints in ClickHouse; \
+                         (partition, rows, last offset): {partitions:?}"
+                    );
+                }
                 (loaded >= n).then_some(())
             }
         },
