@@ -439,59 +439,60 @@ fn sender_counts(d: Delivered) -> SenderCounts {
     counts
 }
 
+/// The senders listed in `scoring_suspects` with a reporter that may pass
+/// the cap: one with more complaints than the cap in the longest window (a
+/// superset of those over it in any shorter one). This pass reads without
+/// FINAL (which merges a whole partition once it has a new part) and groups
+/// by a hash of (esp, sender, reporter), a number instead of three strings:
+/// copies of a token and hash collisions can only add candidates, which the
+/// exact count drops. Both took 0.7 s or more off (50M complaints).
+pub async fn reporter_cap_candidates(
+    client: &Client,
+    policy: &Policy,
+    now_ms: i64,
+) -> clickhouse::error::Result<Vec<SenderKey>> {
+    let from_ms = now_ms - WINDOWS[3].1 * 1000;
+    let suspects = listed_in("scoring_suspects");
+    client
+        .query(&format!(
+            "SELECT DISTINCT esp, sender FROM complaints
+             WHERE {suspects} AND reporter != '' AND cityHash64(esp, sender, reporter) IN (
+                 SELECT cityHash64(esp, sender, reporter) AS h FROM complaints
+                 WHERE toUnixTimestamp64Milli(reported_at) BETWEEN {from_ms} AND {now_ms}
+                   AND reporter != '' AND {suspects}
+                 GROUP BY h HAVING count() > {})",
+            policy.max_per_reporter
+        ))
+        .fetch_all()
+        .await
+}
+
 /// The reporters over the cap in some window, for the senders listed in
-/// `scoring_suspects`: per sender, (window index, reporter with its per-code
-/// counts in that window).
+/// `scoring_suspects` (after [`reporter_cap_candidates`], only those few):
+/// per sender, (window index, reporter with its per-code counts in that
+/// window). Counted once per token (FINAL).
 pub async fn heavy_reporters(
     client: &Client,
     policy: &Policy,
     now_ms: i64,
 ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     let from_ms = now_ms - WINDOWS[3].1 * 1000;
-    let suspects = listed_in("scoring_suspects");
-    // Candidates: reporters over the cap in the longest window (a superset
-    // of those over it in any shorter one). Then their exact counts per code
-    // and window, once per token (FINAL). The first pass may overcount, and
-    // only adds candidates then, which the loop below drops: it reads
-    // without FINAL (which merges a whole partition once it has a new part)
-    // and groups by a hash of (esp, sender, reporter), a number instead of
-    // three strings. Both took 0.7 s or more off each (50M complaints).
-    let over_cap = format!(
-        "SELECT cityHash64(esp, sender, reporter) AS h FROM complaints
-         WHERE toUnixTimestamp64Milli(reported_at) BETWEEN {from_ms} AND {now_ms} AND reporter != '' AND {suspects}
-         GROUP BY h HAVING count() > {}",
-        policy.max_per_reporter
-    );
-    let candidates: Vec<u64> = client.query(&over_cap).fetch_all().await?;
-    if candidates.is_empty() {
-        // The usual case: nobody reported a suspect more than the cap allows.
-        return Ok(HashMap::new());
-    }
-    // The few senders those reporters complained about, so that the exact
-    // pass reads only their rows (by the sorting key) instead of merging
-    // every suspect's rows under FINAL.
-    let senders: Vec<SenderKey> = client
-        .query(&format!(
-            "SELECT DISTINCT esp, sender FROM complaints
-             WHERE {suspects} AND reporter != '' AND cityHash64(esp, sender, reporter) IN ?"
-        ))
-        .bind(&candidates)
-        .fetch_all()
-        .await?;
-    let names: Vec<&str> = senders.iter().map(|(_, s)| s.as_str()).collect();
+    let listed = listed_in("scoring_suspects");
+    // Only the (sender, provider, reporter) groups over the cap in the
+    // longest window come back; the loop below checks each window.
     let rows = client
         .query(&format!(
-            "SELECT esp, sender, toString(provider) AS provider, reporter, toString(code) AS code, {} FROM (
-                 SELECT esp, sender, provider, reporter, code, toUnixTimestamp64Milli(reported_at) AS t
-                 FROM complaints FINAL
-                 WHERE sender IN ? AND (esp, sender) IN ? AND t >= {from_ms} AND t <= {now_ms}
-                   AND reporter != '' AND cityHash64(esp, sender, reporter) IN ?)
-             GROUP BY esp, sender, provider, reporter, code {FINAL_SETTINGS}",
+            "SELECT esp, sender, provider, reporter, code, n0, n1, n2, n3 FROM (
+                 SELECT *, sum(n3) OVER (PARTITION BY esp, sender, provider, reporter) AS total FROM (
+                     SELECT esp, sender, toString(provider) AS provider, reporter, toString(code) AS code, {} FROM (
+                         SELECT esp, sender, provider, reporter, code, toUnixTimestamp64Milli(reported_at) AS t
+                         FROM complaints FINAL
+                         WHERE {listed} AND t >= {from_ms} AND t <= {now_ms} AND reporter != '')
+                     GROUP BY esp, sender, provider, reporter, code))
+             WHERE total > {} {FINAL_SETTINGS}",
             window_counts(now_ms),
+            policy.max_per_reporter,
         ))
-        .bind(&names)
-        .bind(&senders)
-        .bind(&candidates)
         .fetch_all::<ReporterAgg>()
         .await?;
     // Per window, a reporter is heavy if all its codes together pass the cap.

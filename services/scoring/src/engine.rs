@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::chain::{seal, PenaltyEntry};
 use crate::counts::{self, Scope, SenderCounts, SenderKey, WINDOWS};
 use crate::hysteresis::{step, Rule, Standing};
-use crate::policy::{assess, Assessment, Policy, Tier, WindowCounts};
+use crate::policy::{assess, Assessment, HeavyReporter, Policy, Tier, WindowCounts};
 use crate::snapshots::{Snapshot, SnapshotWriter};
 
 /// A row of `sender_standing`.
@@ -559,12 +559,7 @@ async fn score(
         streamed - reading.as_secs_f64(),
     ));
     watch.0 = std::time::Instant::now();
-    let mut heavy = if suspects.is_empty() {
-        HashMap::new()
-    } else {
-        list_suspects(client, &suspects).await?;
-        counts::heavy_reporters(client, policy, now_ms).await?
-    };
+    let mut heavy = suspects_heavy_reporters(client, policy, &suspects, now_ms).await?;
     for (key, mut c) in suspects {
         for (i, reporter) in heavy.remove(&key).unwrap_or_default() {
             if let Some(w) = c.windows[i].as_mut() {
@@ -618,21 +613,40 @@ async fn score(
     Ok(report)
 }
 
-/// Lists this run's suspects in `scoring_suspects`.
-async fn list_suspects(
+/// Lists `senders` in `scoring_suspects`, in place of what it held.
+async fn list_suspects<'k>(
     client: &Client,
-    suspects: &[(SenderKey, SenderCounts)],
+    senders: impl IntoIterator<Item = &'k SenderKey>,
 ) -> clickhouse::error::Result<()> {
     client
         .query("TRUNCATE TABLE scoring_suspects")
         .execute()
         .await?;
-    insert_keys(
-        client,
-        "scoring_suspects",
-        suspects.iter().map(|(key, _)| key),
-    )
-    .await
+    insert_keys(client, "scoring_suspects", senders).await
+}
+
+/// The heavy reporters of this run's suspects. Their senders are listed
+/// twice in `scoring_suspects`: all suspects for a cheap pass over their
+/// complaints, then only those with a reporter that may pass the cap, for
+/// the exact count. Lists go through that table, not the query text, which
+/// ClickHouse bounds in size.
+async fn suspects_heavy_reporters(
+    client: &Client,
+    policy: &Policy,
+    suspects: &[(SenderKey, SenderCounts)],
+    now_ms: i64,
+) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
+    if suspects.is_empty() {
+        return Ok(HashMap::new());
+    }
+    list_suspects(client, suspects.iter().map(|(key, _)| key)).await?;
+    let candidates = counts::reporter_cap_candidates(client, policy, now_ms).await?;
+    if candidates.is_empty() {
+        // The usual case: nobody reported a suspect more than the cap allows.
+        return Ok(HashMap::new());
+    }
+    list_suspects(client, &candidates).await?;
+    counts::heavy_reporters(client, policy, now_ms).await
 }
 
 /// Senders per tier in force: standings hold every sender not `ok`; the
