@@ -328,3 +328,54 @@ async fn a_few_accounts_bombing_a_sender_count_at_most_the_reporter_cap_each() {
 
     drop_database(&ch).await;
 }
+
+#[tokio::test]
+async fn thousands_of_heavy_reporters_are_capped_in_one_run() {
+    // 10,000 senders, each reported 10 times by one account: every one is a
+    // suspect with a heavy reporter. Their lists are far larger than a
+    // ClickHouse query may be, so they must not travel in the query text.
+    let ch = clickhouse("it_scoring_many_heavy");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let client = ch.client();
+    #[allow(non_snake_case)]
+    let T0 = t0();
+    let senders: Vec<String> = (0..10_000).map(|i| format!("sender-{i:05}")).collect();
+    let deliveries: Vec<DeliveryRow> = senders
+        .iter()
+        .map(|s| DeliveryRow {
+            esp: "esp-a.example".into(),
+            sender: s.clone(),
+            provider: "p1.example".into(),
+            hour: (T0 / 1000 / 3600 * 3600) as u32,
+            delivered: 1_000,
+            received_at: T0,
+        })
+        .collect();
+    insert_rows(&ch, "deliveries", &deliveries).await;
+    let rows: Vec<ComplaintRow> = senders
+        .iter()
+        .flat_map(|s| {
+            (0..10).map(move |i| {
+                let mut r = complaint(format!("{s}-{i:02}"), s, "p1.example", T0 - 60_000);
+                r.reporter = format!("bomber-of-{s}");
+                r
+            })
+        })
+        .collect();
+    complain(&ch, rows).await;
+
+    let run = score_once(&client, &Policy::default(), T0).await.unwrap();
+    assert_eq!(run.senders, 10_000);
+    let (capped, max): (u64, f64) = client
+        .query("SELECT countIf(weighted = 3), max(weighted) FROM reputation WHERE window = '24h'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        (capped, max),
+        (10_000, 3.0),
+        "each bomber counts at most 3 complaints"
+    );
+
+    drop_database(&ch).await;
+}
