@@ -20,16 +20,27 @@ fn complaint(jti: String, sender: &str, provider: &str, at_ms: i64) -> Complaint
     complaint_row(&jti, "esp-a.example", sender, provider, "unwanted", at_ms)
 }
 
-async fn deliver(ch: &ClickHouseConfig, sender: &str, delivered: u64, at_ms: i64) {
-    let row = DeliveryRow {
+/// A complaint through `p1.example` from the account `reporter`.
+fn complaint_from(jti: String, sender: &str, reporter: String, at_ms: i64) -> ComplaintRow {
+    ComplaintRow {
+        reporter,
+        ..complaint(jti, sender, "p1.example", at_ms)
+    }
+}
+
+fn delivery(sender: &str, delivered: u64, at_ms: i64) -> DeliveryRow {
+    DeliveryRow {
         esp: "esp-a.example".into(),
         sender: sender.into(),
         provider: "p1.example".into(),
         hour: (at_ms / 1000 / 3600 * 3600) as u32,
         delivered,
         received_at: at_ms,
-    };
-    insert_rows(ch, "deliveries", &[row]).await;
+    }
+}
+
+async fn deliver(ch: &ClickHouseConfig, sender: &str, delivered: u64, at_ms: i64) {
+    insert_rows(ch, "deliveries", &[delivery(sender, delivered, at_ms)]).await;
 }
 
 /// A row of `reputation`, names as plain strings.
@@ -311,9 +322,8 @@ async fn a_few_accounts_bombing_a_sender_count_at_most_the_reporter_cap_each() {
     // each, 6 on 10,000 (ok).
     let rows = (0..40)
         .map(|i| {
-            let mut r = complaint(format!("bo{i:022}"), "bombed", "p1.example", T0 - 60_000);
-            r.reporter = format!("attacker-{}", i % 2);
-            r
+            let attacker = format!("attacker-{}", i % 2);
+            complaint_from(format!("bo{i:022}"), "bombed", attacker, T0 - 60_000)
         })
         .collect();
     complain(&ch, rows).await;
@@ -340,25 +350,18 @@ async fn thousands_of_heavy_reporters_are_capped_in_one_run() {
     #[allow(non_snake_case)]
     let T0 = t0();
     let senders: Vec<String> = (0..10_000).map(|i| format!("sender-{i:05}")).collect();
-    let deliveries: Vec<DeliveryRow> = senders
-        .iter()
-        .map(|s| DeliveryRow {
-            esp: "esp-a.example".into(),
-            sender: s.clone(),
-            provider: "p1.example".into(),
-            hour: (T0 / 1000 / 3600 * 3600) as u32,
-            delivered: 1_000,
-            received_at: T0,
-        })
-        .collect();
+    let deliveries: Vec<DeliveryRow> = senders.iter().map(|s| delivery(s, 1_000, T0)).collect();
     insert_rows(&ch, "deliveries", &deliveries).await;
     let rows: Vec<ComplaintRow> = senders
         .iter()
         .flat_map(|s| {
             (0..10).map(move |i| {
-                let mut r = complaint(format!("{s}-{i:02}"), s, "p1.example", T0 - 60_000);
-                r.reporter = format!("bomber-of-{s}");
-                r
+                complaint_from(
+                    format!("{s}-{i:02}"),
+                    s,
+                    format!("bomber-of-{s}"),
+                    T0 - 60_000,
+                )
             })
         })
         .collect();
