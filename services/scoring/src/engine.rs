@@ -3,7 +3,12 @@
 //! standings and sealed penalty rows back. Runs are incremental: after a full
 //! first run, only senders with something new are rescored.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// Sender-keyed maps hold up to every sender of a run; SipHash was the
+// scorer's largest cost (measured). Keys are ESP-signed sender names, and
+// foldhash still seeds each map at random.
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};

@@ -382,3 +382,71 @@ async fn thousands_of_heavy_reporters_are_capped_in_one_run() {
 
     drop_database(&ch).await;
 }
+
+#[tokio::test]
+async fn senders_with_deliveries_complaints_or_both_are_read_once_each() {
+    // Complaints and deliveries come as two streams joined in (esp, sender)
+    // order: a sender in one stream only must neither be lost nor take the
+    // other stream's next sender's counts.
+    let ch = clickhouse("it_scoring_join");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let client = ch.client();
+    #[allow(non_snake_case)]
+    let T0 = t0();
+    // (sender, delivered, complaints), for each of two ESPs; names chosen so
+    // that one ESP's last sender sorts after the other's first.
+    let senders = [
+        ("a-both", 1_000, 2),
+        ("b-deliveries-only", 2_000, 0),
+        ("c-complaints-only", 0, 3),
+        ("d-both", 4_000, 4),
+        ("e-complaints-only", 0, 5),
+    ];
+    let mut deliveries = vec![];
+    let mut complaints = vec![];
+    for esp in ["esp-a.example", "esp-b.example"] {
+        for (sender, delivered, n) in senders {
+            if delivered > 0 {
+                deliveries.push(DeliveryRow {
+                    esp: esp.into(),
+                    ..delivery(sender, delivered, T0 - 60_000)
+                });
+            }
+            for i in 0..n {
+                let jti = format!("{esp}-{sender}-{i}");
+                complaints.push(complaint_row(
+                    &jti,
+                    esp,
+                    sender,
+                    "p1.example",
+                    "unwanted",
+                    T0 - 60_000,
+                ));
+            }
+        }
+    }
+    insert_rows(&ch, "deliveries", &deliveries).await;
+    complain(&ch, complaints).await;
+
+    let run = score_once(&client, &Policy::default(), T0).await.unwrap();
+    assert_eq!(run.senders, 10);
+    let rows: Vec<(String, String, u64, u64)> = client
+        .query(
+            "SELECT esp, sender, delivered, complaints FROM reputation
+             WHERE window = '24h' ORDER BY esp, sender",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    let expected: Vec<(String, String, u64, u64)> = ["esp-a.example", "esp-b.example"]
+        .iter()
+        .flat_map(|esp| {
+            senders
+                .iter()
+                .map(move |(s, d, n)| (esp.to_string(), s.to_string(), *d, *n))
+        })
+        .collect();
+    assert_eq!(rows, expected);
+
+    drop_database(&ch).await;
+}
