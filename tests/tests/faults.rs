@@ -287,6 +287,8 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
             "200",
             "--max-backoff-ms",
             "1000",
+            "--rejoin-after-secs",
+            "20",
         ],
         &envs,
     );
@@ -323,6 +325,28 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
         }
     };
     progressed(30).await;
+    // After each fault the whole pipeline must flow again, not only ingest:
+    // complaints reach ClickHouse past the count when the fault ended.
+    let client = chc.client();
+    let loaded = || {
+        let client = client.clone();
+        async move {
+            client
+                .query("SELECT count() FROM complaints")
+                .fetch_one::<u64>()
+                .await
+                .ok()
+        }
+    };
+    let loading_resumed = |after: String| async move {
+        let from = wait_for("ClickHouse to answer", Duration::from_secs(60), loaded).await;
+        wait_for(
+            &format!("complaints loaded again after: {after}"),
+            Duration::from_secs(120),
+            || async move { loaded().await.filter(|n| *n > from) },
+        )
+        .await;
+    };
 
     let mut table: Vec<(String, f64)> = vec![];
     let mut fault =
@@ -344,7 +368,9 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
         down().await;
         service.start().await;
         progressed(20).await;
-        fault(&format!("kill -9 {name}, down 3 s, restart"), t);
+        let name = format!("kill -9 {name}, down 3 s, restart");
+        loading_resumed(name.clone()).await;
+        fault(&name, t);
     }
 
     // 4. the broker restarts (sqlite storage kept).
@@ -353,7 +379,9 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
     down().await;
     broker.restart().await;
     progressed(20).await;
-    fault("broker kill -9, down 3 s, restart (same storage)", t);
+    let name = "broker kill -9, down 3 s, restart (same storage)";
+    loading_resumed(name.into()).await;
+    fault(name, t);
 
     // 5. ClickHouse goes away for 30 s (the outage length is the fault itself).
     let t = Instant::now();
@@ -361,7 +389,9 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     ch.restart(free_port()).await;
     progressed(20).await;
-    fault("ClickHouse stopped 30 s, restarted", t);
+    let name = "ClickHouse stopped 30 s, restarted";
+    loading_resumed(name.into()).await;
+    fault(name, t);
 
     load.await.unwrap();
     let load_secs = started.elapsed().as_secs_f64();
@@ -381,7 +411,6 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
     );
 
     // Every accepted token reaches ClickHouse.
-    let client = chc.client();
     let n = accepted.len() as u64;
     // Progress every 10 s, per Kafka partition: if this wait ever times out,
     // the log shows whether the loader stalled on one partition or on all.
@@ -443,7 +472,7 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
 
     println!();
     println!("fault suite: {} complaints in {} requests of {BATCH} (+1 forged each), {REQUESTS_PER_SEC} requests/s offered", REQUESTS * BATCH, REQUESTS);
-    println!("| fault | until load flowed again, s |");
+    println!("| fault | until complaints were loaded again, s |");
     println!("|---|---:|");
     for (f, s) in &table {
         println!("| {f} | {s:.1} |");

@@ -41,6 +41,12 @@ pub struct LoaderConfig {
     /// Longest wait between retries of a failed ClickHouse insert, milliseconds.
     #[arg(long, env = "RICOCHET_LOADER_MAX_BACKOFF_MS", default_value_t = 30_000)]
     pub max_backoff_ms: u64,
+    /// Replace the Kafka consumer when it has been joining its group (no
+    /// steady assignment) for this many seconds; 0 never does. A broker that
+    /// lost track of the group can leave a member waiting for minutes (seen
+    /// with tansu 0.6.0 after a restart); a new consumer joins at once.
+    #[arg(long, env = "RICOCHET_LOADER_REJOIN_AFTER_SECS", default_value_t = 60)]
+    pub rejoin_after_secs: u64,
 }
 
 impl LoaderConfig {
@@ -52,5 +58,10 @@ impl LoaderConfig {
     /// The retry backoff cap.
     pub fn max_backoff(&self) -> Duration {
         Duration::from_millis(self.max_backoff_ms)
+    }
+
+    /// How long a consumer may be joining its group before it is replaced.
+    pub fn rejoin_after(&self) -> Option<Duration> {
+        (self.rejoin_after_secs > 0).then(|| Duration::from_secs(self.rejoin_after_secs))
     }
 }

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     /// Offset commits that failed (the records will be read again and counted once).
     pub commit_errors: IntCounter,
+    /// Consumers replaced because they were stuck joining the group.
+    pub consumer_restarts: IntCounter,
 }
 
 impl Metrics {
@@ -83,6 +85,11 @@ impl Metrics {
             "Failed offset commits",
         )
         .unwrap();
+        let consumer_restarts = IntCounter::new(
+            "ricochet_loader_consumer_restarts_total",
+            "Kafka consumers replaced after being stuck joining the group",
+        )
+        .unwrap();
         let lag = IntGaugeVec::new(
             Opts::new(
                 "ricochet_loader_consumer_lag",
@@ -98,6 +105,9 @@ impl Metrics {
             .unwrap();
         registry.register(Box::new(commit_errors.clone())).unwrap();
         registry.register(Box::new(lag.clone())).unwrap();
+        registry
+            .register(Box::new(consumer_restarts.clone()))
+            .unwrap();
         Metrics {
             registry,
             consumed,
@@ -108,6 +118,7 @@ impl Metrics {
             clickhouse_errors,
             lag,
             commit_errors,
+            consumer_restarts,
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -172,10 +173,18 @@ impl Flusher {
 
     /// Writes everything pending and commits its offsets. On `Interrupted`
     /// nothing is committed and the records will be read again.
+    ///
+    /// Batches in the consume loop commit asynchronously: a synchronous commit
+    /// sent as the broker goes down blocks the loop until the group session
+    /// times out, and the rebalance the broker asks for on its return is not
+    /// served meanwhile (seen once in the fault suite, after which the loader
+    /// never got its partitions back). Revocations and shutdown commit
+    /// synchronously: the offsets must be in before the partitions go.
     fn flush(
         &self,
         consumer: &BaseConsumer<LoaderContext>,
         p: &mut Pending,
+        mode: CommitMode,
     ) -> Result<(), Interrupted> {
         if p.offsets.is_empty() {
             return Ok(());
@@ -188,25 +197,60 @@ impl Flusher {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))
                 .expect("valid offset");
         }
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-            // Rows are in; the records will be read again and counted once.
-            self.metrics.commit_errors.inc();
-            warn!(error = %e, "offset commit failed");
-        }
+        // The outcome, sync or async, reaches `commit_callback` (librdkafka
+        // calls it for every commit once a callback is set). A failed commit
+        // loses nothing: the rows are in, and re-read records count once.
+        let _ = consumer.commit(&tpl, mode);
         self.metrics.batch_rows.observe(p.rows() as f64);
         *p = Pending::default();
         Ok(())
     }
 }
 
-/// The consumer's context: flushes on partition revocation, reads lag from statistics.
+/// How long the consumer has been out of its group's steady state (joining,
+/// syncing, waiting for an assignment), from librdkafka's statistics.
+#[derive(Debug, Default)]
+struct JoinWatch {
+    /// The last join state reported.
+    state: String,
+    /// Since when the reports have not said `steady`.
+    since: Option<Instant>,
+}
+
+impl JoinWatch {
+    /// Records the join state of a statistics report received at `now`.
+    fn observe(&mut self, join_state: &str, now: Instant) {
+        if join_state == "steady" {
+            self.since = None;
+        } else if self.since.is_none() {
+            self.since = Some(now);
+        }
+        self.state = join_state.to_string();
+    }
+
+    /// How long the consumer has been joining, if `limit` or longer at `now`.
+    fn stuck(&self, now: Instant, limit: Duration) -> Option<Duration> {
+        let joining = now.duration_since(self.since?);
+        (joining >= limit).then_some(joining)
+    }
+}
+
+/// The consumer's context: flushes on partition revocation, reads lag and
+/// the group join state from statistics.
 pub struct LoaderContext {
     pending: Arc<Mutex<Pending>>,
     flusher: Arc<Flusher>,
+    join: Arc<Mutex<JoinWatch>>,
 }
 
 impl ClientContext for LoaderContext {
     fn stats(&self, statistics: Statistics) {
+        if let Some(group) = &statistics.cgrp {
+            self.join
+                .lock()
+                .expect("join watch lock")
+                .observe(&group.join_state, Instant::now());
+        }
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
@@ -222,6 +266,17 @@ impl ClientContext for LoaderContext {
 }
 
 impl ConsumerContext for LoaderContext {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            // Nothing to commit is not a failure.
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                self.flusher.metrics.commit_errors.inc();
+                warn!(error = %e, "offset commit failed");
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             info!(
@@ -229,7 +284,11 @@ impl ConsumerContext for LoaderContext {
                 "partitions revoked; flushing and committing first"
             );
             let mut p = self.pending.lock().expect("pending lock");
-            if self.flusher.flush(consumer, &mut p).is_err() {
+            if self
+                .flusher
+                .flush(consumer, &mut p, CommitMode::Sync)
+                .is_err()
+            {
                 // Stopping while ClickHouse is down: drop the batch uncommitted;
                 // the next owner of these partitions reads it again.
                 *p = Pending::default();
@@ -270,10 +329,7 @@ pub fn run(
         clickhouse_ok: health.clickhouse_ok.clone(),
     });
     let pending = Arc::new(Mutex::new(Pending::default()));
-    let context = LoaderContext {
-        pending: pending.clone(),
-        flusher: flusher.clone(),
-    };
+    let join = Arc::new(Mutex::new(JoinWatch::default()));
     let mut cc = kafka.consumer_config(&config.group);
     // A batch retried through a ClickHouse outage longer than this costs the
     // loader its partitions; it rejoins after, and re-read records count once.
@@ -282,12 +338,39 @@ pub fn run(
     if let Some(id) = &config.instance_id {
         cc.set("group.instance.id", id);
     }
-    let consumer: BaseConsumer<LoaderContext> = cc.create_with_context(context)?;
-    consumer.subscribe(&[&config.complaints_topic, &config.deliveries_topic])?;
+    let subscribed = || -> anyhow::Result<BaseConsumer<LoaderContext>> {
+        *join.lock().expect("join watch lock") = JoinWatch::default();
+        let consumer: BaseConsumer<LoaderContext> = cc.create_with_context(LoaderContext {
+            pending: pending.clone(),
+            flusher: flusher.clone(),
+            join: join.clone(),
+        })?;
+        consumer.subscribe(&[&config.complaints_topic, &config.deliveries_topic])?;
+        Ok(consumer)
+    };
+    let mut consumer = subscribed()?;
     health.running.store(true, Ordering::Relaxed);
     info!(group = %config.group, "loader consuming");
 
     while !stop.load(Ordering::Relaxed) {
+        let stuck = config.rejoin_after().and_then(|limit| {
+            let watch = join.lock().expect("join watch lock");
+            watch
+                .stuck(Instant::now(), limit)
+                .map(|joining| (joining, watch.state.clone()))
+        });
+        if let Some((joining, state)) = stuck {
+            warn!(
+                join_state = %state,
+                joining_secs = joining.as_secs(),
+                "consumer stuck joining its group; replacing it"
+            );
+            // Closing the old consumer revokes its partitions, which flushes
+            // and commits what is pending (the pending lock must be free).
+            drop(consumer);
+            consumer = subscribed()?;
+            metrics.consumer_restarts.inc();
+        }
         let polled = consumer.poll(Duration::from_millis(100));
         let mut p = pending.lock().expect("pending lock");
         match polled {
@@ -322,13 +405,13 @@ pub fn run(
             Some(Err(e)) => warn!(error = %e, "consumer error"),
             None => {}
         }
-        if p.due(&config) && flusher.flush(&consumer, &mut p).is_err() {
+        if p.due(&config) && flusher.flush(&consumer, &mut p, CommitMode::Async).is_err() {
             break;
         }
     }
     info!("stopping: flushing the last batch");
     let mut p = pending.lock().expect("pending lock");
-    if flusher.flush(&consumer, &mut p).is_err() {
+    if flusher.flush(&consumer, &mut p, CommitMode::Sync).is_err() {
         error!("ClickHouse unavailable at shutdown; the last batch stays uncommitted and will be read again");
     }
     health.running.store(false, Ordering::Relaxed);
@@ -339,4 +422,30 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_is_stuck_only_after_joining_for_the_whole_limit() {
+        let t0 = Instant::now();
+        let limit = Duration::from_secs(60);
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut watch = JoinWatch::default();
+        assert_eq!(watch.stuck(at(0), limit), None, "no report yet");
+        watch.observe("steady", at(0));
+        assert_eq!(watch.stuck(at(100), limit), None);
+        watch.observe("wait-join", at(100));
+        watch.observe("wait-sync", at(130));
+        assert_eq!(watch.stuck(at(159), limit), None);
+        assert_eq!(
+            watch.stuck(at(160), limit),
+            Some(limit),
+            "joining since the first report out of steady, whatever the phase"
+        );
+        watch.observe("steady", at(170));
+        assert_eq!(watch.stuck(at(300), limit), None, "steady again");
+    }
 }
