@@ -414,6 +414,10 @@ pub fn run(
     if flusher.flush(&consumer, &mut p, CommitMode::Sync).is_err() {
         error!("ClickHouse unavailable at shutdown; the last batch stays uncommitted and will be read again");
     }
+    drop(p);
+    // Serves the commit callback with the last commit's outcome (a record
+    // this poll returns is not committed and will be read again).
+    let _ = consumer.poll(Duration::ZERO);
     health.running.store(false, Ordering::Relaxed);
     Ok(())
 }
