@@ -17,13 +17,11 @@ use bytes::{BufMut, BytesMut};
 use clickhouse::insert_formatted::InsertFormatted;
 use clickhouse::Client;
 
-use crate::policy::Name;
-
 /// Rows per block: per-block costs vanish, and a block stays a few MB.
 const BLOCK_ROWS: usize = 32_768;
 
 /// One snapshot: a sender's assessment in one window.
-pub struct Snapshot {
+pub struct Snapshot<'a> {
     /// Window name (`1h`, `24h`, ...).
     pub window: &'static str,
     /// Messages delivered in the window.
@@ -31,9 +29,9 @@ pub struct Snapshot {
     /// Complaints in all.
     pub complaints: u64,
     /// Complaints per code.
-    pub by_code: Vec<(Name, u64)>,
+    pub by_code: Vec<(&'a str, u64)>,
     /// Complaints per provider.
-    pub by_provider: Vec<(Name, u64)>,
+    pub by_provider: Vec<(&'a str, u64)>,
     /// Weighted complaints after caps.
     pub weighted: f64,
     /// Weighted complaint rate.
@@ -71,7 +69,7 @@ struct MapColumn {
 }
 
 impl MapColumn {
-    fn push(&mut self, counts: &[(Name, u64)]) {
+    fn push(&mut self, counts: &[(&str, u64)]) {
         for (name, n) in counts {
             put_string(&mut self.keys, name);
             self.values.put_u64_le(*n);
@@ -102,7 +100,7 @@ struct Block {
 }
 
 impl Block {
-    fn push(&mut self, esp: &str, sender: &str, computed_at: i64, s: &Snapshot) {
+    fn push(&mut self, esp: &str, sender: &str, computed_at: i64, s: &Snapshot<'_>) {
         self.rows += 1;
         put_string(&mut self.esp, esp);
         put_string(&mut self.sender, sender);
@@ -195,7 +193,7 @@ impl SnapshotWriter {
         &mut self,
         esp: &str,
         sender: &str,
-        snapshot: &Snapshot,
+        snapshot: &Snapshot<'_>,
     ) -> clickhouse::error::Result<()> {
         self.block.push(esp, sender, self.computed_at, snapshot);
         if self.block.rows as usize >= BLOCK_ROWS {
@@ -240,9 +238,9 @@ mod tests {
     #[test]
     fn a_map_column_holds_running_counts_then_keys_then_values() {
         let mut m = MapColumn::default();
-        m.push(&[("a".into(), 3), ("bc".into(), 4)]);
+        m.push(&[("a", 3), ("bc", 4)]);
         m.push(&[]);
-        m.push(&[("d".into(), 5)]);
+        m.push(&[("d", 5)]);
         let ends: Vec<u64> = m
             .ends
             .chunks(8)
