@@ -133,6 +133,7 @@ async fn migrate_insert_and_count_each_token_once() {
                 esp: "esp-a.example".into(),
                 sender: "acct-1".into(),
                 provider: "mail.example".into(),
+                campaign: String::new(),
                 hour: 1_790_000_000 / 3600 * 3600,
                 delivered,
                 received_at,

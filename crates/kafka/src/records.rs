@@ -57,6 +57,9 @@ pub struct DeliveryRecord {
     pub esp: String,
     /// Sender id.
     pub sender: String,
+    /// Campaign (token `cmp`) when the count is broken down by campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
     /// The provider that reported it (authenticated caller).
     pub provider: String,
     /// Start of the hour, Unix seconds (a multiple of 3600).

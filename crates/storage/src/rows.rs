@@ -49,6 +49,8 @@ pub struct DeliveryRow {
     pub sender: String,
     /// Reporting provider.
     pub provider: String,
+    /// Campaign, empty for mail without one or a count not broken down.
+    pub campaign: String,
     /// Start of the hour, Unix seconds.
     pub hour: u32,
     /// Messages delivered in that hour.

@@ -89,13 +89,14 @@ pub async fn run(cmd: ReportCommand) -> Result<ExitCode> {
             )?
         ),
         Format::Csv => {
-            println!("seq,sender,from_tier,to_tier,rule,at_ms,rate_24h,lower_24h,delivered_24h");
+            println!("seq,level,key,from_tier,to_tier,rule,at_ms,rate_24h,lower_24h,delivered_24h");
             for i in &items {
                 let w = &i["evidence"]["windows"]["24h"];
                 println!(
-                    "{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{}",
                     i["seq"],
-                    i["sender"].as_str().unwrap_or(""),
+                    i["level"].as_str().unwrap_or("sender"),
+                    i["key"].as_str().unwrap_or(""),
                     i["from_tier"].as_str().unwrap_or(""),
                     i["to_tier"].as_str().unwrap_or(""),
                     i["rule"].as_str().unwrap_or(""),
@@ -167,15 +168,21 @@ pub fn print_table(esp: &str, since: u64, items: &[Value], cursor: u64) {
         items.len()
     );
     println!(
-        "{:>5}  {:<20} {:<9} -> {:<9} {:<22} {:>10} {:>9} {:>9}",
-        "seq", "sender", "from", "to", "rule", "delivered", "rate", "lower"
+        "{:>5}  {:<9} {:<20} {:<9} -> {:<9} {:<22} {:>10} {:>9} {:>9}",
+        "seq", "level", "key", "from", "to", "rule", "delivered", "rate", "lower"
     );
     for i in items {
         let w = &i["evidence"]["windows"]["24h"];
+        let key = match i["key"].as_str() {
+            Some("") => "(the whole ESP)",
+            Some(k) => k,
+            None => "",
+        };
         println!(
-            "{:>5}  {:<20} {:<9} -> {:<9} {:<22} {:>10} {:>8.3}% {:>8.3}%",
+            "{:>5}  {:<9} {:<20} {:<9} -> {:<9} {:<22} {:>10} {:>8.3}% {:>8.3}%",
             i["seq"].as_u64().unwrap_or(0),
-            i["sender"].as_str().unwrap_or(""),
+            i["level"].as_str().unwrap_or("sender"),
+            key,
             i["from_tier"].as_str().unwrap_or(""),
             i["to_tier"].as_str().unwrap_or(""),
             i["rule"].as_str().unwrap_or(""),

@@ -27,6 +27,10 @@ pub struct DeliveryItem {
     pub esp: String,
     /// Sender id.
     pub sender: String,
+    /// Campaign (the tokens' `cmp`), when the provider breaks its count
+    /// down by campaign. A sender's count is the sum over its campaigns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
     /// Start of the hour (RFC 3339, on the hour).
     pub hour: String,
     /// Messages from this sender delivered to this provider's users in that hour
@@ -76,6 +80,12 @@ pub fn check_delivery(
             "sender must be 1-128 of A-Z a-z 0-9 . _ : @ + -",
         ));
     }
+    if item.campaign.as_deref().is_some_and(|c| !is_sender_id(c)) {
+        return Err(reject(
+            "invalid-campaign",
+            "campaign must be 1-128 of A-Z a-z 0-9 . _ : @ + -",
+        ));
+    }
     let hour_ms = parse_rfc3339_ms(&item.hour).map_err(|e| reject("bad-hour", e))?;
     if hour_ms % 3_600_000 != 0 {
         return Err(reject(
@@ -99,6 +109,7 @@ pub fn check_delivery(
     Ok(DeliveryRecord {
         esp: item.esp.clone(),
         sender: item.sender.clone(),
+        campaign: item.campaign.clone(),
         provider: provider.to_string(),
         hour,
         delivered: item.delivered,

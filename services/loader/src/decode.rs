@@ -105,6 +105,9 @@ pub fn delivery(payload: Option<&[u8]>) -> Result<DeliveryRow, Poison> {
     if !is_sender_id(&r.sender) {
         return Err(invalid(format!("sender {:?} is not a sender id", r.sender)));
     }
+    if let Some(c) = r.campaign.as_deref().filter(|c| !is_sender_id(c)) {
+        return Err(invalid(format!("campaign {c:?} is not a campaign id")));
+    }
     if r.hour % 3600 != 0 {
         return Err(invalid(format!(
             "hour {} is not the start of an hour",
@@ -116,6 +119,7 @@ pub fn delivery(payload: Option<&[u8]>) -> Result<DeliveryRow, Poison> {
         esp: r.esp,
         sender: r.sender,
         provider: r.provider,
+        campaign: r.campaign.unwrap_or_default(),
         delivered: r.delivered,
         received_at: r.received_at_ms,
     })

@@ -232,6 +232,7 @@ async fn n_records_make_n_tokens_and_a_resend_changes_nothing() {
     let delivery = DeliveryRecord {
         esp: "esp-a.example".into(),
         sender: "shop-1".into(),
+        campaign: None,
         provider: "mail.example".into(),
         hour: 1_789_995_600,
         delivered: 77,

@@ -10,17 +10,20 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use clickhouse::{Client, Row};
+use clickhouse::Client;
 use ricochet_http::{authenticate, Problem};
 use ricochet_registry::{ParticipantKind, RegistryHandle};
 use ricochet_token::detached::sign_detached;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{JwkSet, SigningKey, VerifyOptions};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::engine::named;
+use crate::chain::{PenaltyEntry, PENALTY_COLUMNS};
+use crate::dispatch::penalty_json;
+use crate::level::Level;
 use crate::metrics::Metrics;
+use crate::standing_report;
 
 /// The header carrying the detached signature of the body.
 pub const SIGNATURE_HEADER: &str = "ricochet-signature";
@@ -31,9 +34,11 @@ pub const MAX_PAGE: u64 = 1000;
 
 /// The routes the scoring service serves; kept in sync with
 /// `schemas/openapi/esp-api.json` by a test.
-pub const ROUTES: [(&str, &str); 6] = [
+pub const ROUTES: [(&str, &str); 8] = [
     ("get", "/v1/offenders"),
     ("get", "/v1/senders/{sender}/reputation"),
+    ("get", "/v1/esp/reputation"),
+    ("get", "/v1/campaigns/{campaign}/reputation"),
     ("get", "/.well-known/jwks.json"),
     ("get", "/metrics"),
     ("get", "/healthz"),
@@ -81,6 +86,11 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/offenders", get(offenders))
         .route("/v1/senders/{sender}/reputation", get(reputation))
+        .route("/v1/esp/reputation", get(esp_reputation))
+        .route(
+            "/v1/campaigns/{campaign}/reputation",
+            get(campaign_reputation),
+        )
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -145,19 +155,6 @@ pub struct OffendersQuery {
     pub limit: Option<u64>,
 }
 
-#[derive(Row, Deserialize, Serialize)]
-struct OffenderRow {
-    seq: u64,
-    sender: String,
-    at_ms: i64,
-    from_tier: String,
-    to_tier: String,
-    rule: String,
-    evidence: String,
-    prev_hash: String,
-    hash: String,
-}
-
 async fn offenders(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -184,10 +181,10 @@ async fn offenders(
         )
         .into_response();
     }
-    let rows: Vec<OffenderRow> = match state
+    let rows: Vec<PenaltyEntry> = match state
         .inner
         .client
-        .query("SELECT seq, sender, at_ms, toString(from_tier) AS from_tier, toString(to_tier) AS to_tier, toString(rule) AS rule, evidence, prev_hash, hash FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?")
+        .query(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"))
         .bind(&esp)
         .bind(q.since)
         .bind(limit)
@@ -199,13 +196,11 @@ async fn offenders(
     };
     let next = rows.last().map_or(q.since, |r| r.seq);
     let items: Vec<Value> = rows
-        .into_iter()
+        .iter()
         .map(|r| {
-            json!({
-                "seq": r.seq, "sender": r.sender, "at_ms": r.at_ms, "from_tier": r.from_tier, "to_tier": r.to_tier,
-                "rule": r.rule, "evidence": serde_json::from_str::<Value>(&r.evidence).unwrap_or(Value::Null),
-                "evidence_raw": r.evidence, "prev_hash": r.prev_hash, "hash": r.hash,
-            })
+            let mut item = penalty_json(r);
+            item["evidence_raw"] = json!(r.evidence);
+            item
         })
         .collect();
     signed(
@@ -215,25 +210,32 @@ async fn offenders(
     )
 }
 
-#[derive(Row, Deserialize)]
-struct ReputationRow {
-    window: String,
-    delivered: u64,
-    complaints: u64,
-    complaints_by_code: Vec<(String, u64)>,
-    complaints_by_provider: Vec<(String, u64)>,
-    weighted: f64,
-    rate: f64,
-    lower: f64,
-    upper: f64,
-    tier: String,
-    computed_at: i64,
-}
-
-#[derive(Row, Deserialize)]
-struct StandingRow {
-    tier: String,
-    below_since: Option<i64>,
+/// Answers with the report of `key` at `level` of the caller's ESP.
+async fn level_report(state: &ApiState, headers: &HeaderMap, level: Level, key: &str) -> Response {
+    let esp = match caller(state, headers) {
+        Ok(e) => e,
+        Err(p) => return p.into_response(),
+    };
+    match standing_report::report(&state.inner.client, level, &esp, key).await {
+        Ok(Some(mut body)) => {
+            body["as_of"] = json!(unix_now());
+            signed(state, StatusCode::OK, &body)
+        }
+        Ok(None) => {
+            let (reason, what) = match level {
+                Level::Sender => ("unknown-sender", format!("sender {key:?}")),
+                Level::Esp => ("no-data", "the ESP level".to_string()),
+                Level::Campaign => ("unknown-campaign", format!("campaign {key:?}")),
+            };
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                reason,
+                format!("no data for {what} of {esp}"),
+            )
+            .into_response()
+        }
+        Err(e) => db_error(e).into_response(),
+    }
 }
 
 async fn reputation(
@@ -241,64 +243,19 @@ async fn reputation(
     headers: HeaderMap,
     Path(sender): Path<String>,
 ) -> Response {
-    let esp = match caller(&state, &headers) {
-        Ok(e) => e,
-        Err(p) => return p.into_response(),
-    };
-    let client = &state.inner.client;
-    let windows: Vec<ReputationRow> = match client
-        .query("SELECT toString(r.window) AS window, argMax(r.delivered, r.computed_at) AS delivered, \
-                  argMax(r.complaints, r.computed_at) AS complaints, \
-                  argMax(r.complaints_by_code, r.computed_at) AS complaints_by_code, \
-                  argMax(r.complaints_by_provider, r.computed_at) AS complaints_by_provider, \
-                  argMax(r.weighted, r.computed_at) AS weighted, argMax(r.rate, r.computed_at) AS rate, \
-                  argMax(r.lower, r.computed_at) AS lower, argMax(r.upper, r.computed_at) AS upper, \
-                  argMax(toString(r.tier), r.computed_at) AS tier, max(r.computed_at) AS computed_at \
-           FROM reputation AS r WHERE r.esp = ? AND r.sender = ? GROUP BY r.window ORDER BY window")
-        .bind(&esp)
-        .bind(&sender)
-        .fetch_all()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return db_error(e).into_response(),
-    };
-    let standing: Option<StandingRow> = match client
-        .query("SELECT toString(tier) AS tier, below_since FROM sender_standing FINAL WHERE esp = ? AND sender = ?")
-        .bind(&esp)
-        .bind(&sender)
-        .fetch_optional()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return db_error(e).into_response(),
-    };
-    if windows.is_empty() && standing.is_none() {
-        return Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown-sender",
-            format!("no data for sender {sender:?} of {esp}"),
-        )
-        .into_response();
-    }
-    let tier = standing
-        .as_ref()
-        .map_or("ok".to_string(), |s| s.tier.clone());
-    let windows: Vec<Value> = windows
-        .into_iter()
-        .map(|w| json!({"window": w.window, "delivered": w.delivered, "complaints": w.complaints,
-                "complaints_by_code": named(w.complaints_by_code), "complaints_by_provider": named(w.complaints_by_provider),
-                "weighted_complaints": w.weighted, "rate": w.rate, "wilson_lower": w.lower, "wilson_upper": w.upper, "tier": w.tier, "computed_at_ms": w.computed_at}))
-        .collect();
-    let explanation = format!(
-        "tier {tier}: the most severe tier whose threshold the lower Wilson bound (z = 1.96) of any window with enough volume reaches; a tier falls only after 7 consecutive days below it{}",
-        standing.as_ref().and_then(|s| s.below_since).map_or(String::new(), |t| format!(" (below since {t})"))
-    );
-    signed(
-        &state,
-        StatusCode::OK,
-        &json!({"esp": esp, "sender": sender, "tier": tier, "windows": windows, "explanation": explanation, "as_of": unix_now()}),
-    )
+    level_report(&state, &headers, Level::Sender, &sender).await
+}
+
+async fn esp_reputation(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    level_report(&state, &headers, Level::Esp, "").await
+}
+
+async fn campaign_reputation(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(campaign): Path<String>,
+) -> Response {
+    level_report(&state, &headers, Level::Campaign, &campaign).await
 }
 
 async fn jwks(State(state): State<ApiState>) -> Response {

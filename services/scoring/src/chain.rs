@@ -6,6 +6,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+/// The level name whose rows hash without a level field.
+const SENDER_LEVEL: &str = "sender";
+
+/// The columns of `penalties` as [`PenaltyEntry`] reads them.
+pub const PENALTY_COLUMNS: &str = "esp, seq, toString(level) AS level, sender, at_ms, \
+     toString(from_tier) AS from_tier, toString(to_tier) AS to_tier, toString(rule) AS rule, \
+     evidence, prev_hash, hash";
+
 /// The hash before an ESP's first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -16,7 +24,9 @@ pub struct PenaltyEntry {
     pub esp: String,
     /// Position in the ESP's chain, from 1.
     pub seq: u64,
-    /// Sender id.
+    /// Reputation level of the change (`sender`, `esp`, `campaign`).
+    pub level: String,
+    /// The key at that level: sender id, empty for the ESP, campaign id.
     pub sender: String,
     /// When the change was decided, Unix milliseconds.
     pub at_ms: i64,
@@ -36,19 +46,28 @@ pub struct PenaltyEntry {
 
 /// The hash of `entry` given its `prev_hash`: SHA-256 over every field,
 /// each length-prefixed so no two different rows encode the same bytes.
+/// Sender-level rows hash exactly as before levels existed, so chains
+/// written then still verify; other rows add the level after `seq`.
 pub fn entry_hash(e: &PenaltyEntry) -> String {
     let mut h = Sha256::new();
-    for field in [
+    let level: &[&[u8]] = if e.level == SENDER_LEVEL {
+        &[]
+    } else {
+        &[e.level.as_bytes()]
+    };
+    let head = [
         e.prev_hash.as_bytes(),
         e.esp.as_bytes(),
         &e.seq.to_be_bytes(),
+    ];
+    for field in head.into_iter().chain(level.iter().copied()).chain([
         e.sender.as_bytes(),
         &e.at_ms.to_be_bytes(),
         e.from_tier.as_bytes(),
         e.to_tier.as_bytes(),
         e.rule.as_bytes(),
         e.evidence.as_bytes(),
-    ] {
+    ]) {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field);
     }
@@ -113,6 +132,7 @@ mod tests {
             let e = PenaltyEntry {
                 esp: "esp-a.example".into(),
                 seq: 0,
+                level: "sender".into(),
                 sender: format!("s{i}"),
                 at_ms: 1_790_000_000_000 + i as i64,
                 from_tier: "ok".into(),
@@ -126,6 +146,50 @@ mod tests {
             rows.push(sealed);
         }
         rows
+    }
+
+    /// The hash as it was computed before levels existed.
+    fn pre_level_hash(e: &PenaltyEntry) -> String {
+        let mut h = Sha256::new();
+        for field in [
+            e.prev_hash.as_bytes(),
+            e.esp.as_bytes(),
+            &e.seq.to_be_bytes(),
+            e.sender.as_bytes(),
+            &e.at_ms.to_be_bytes(),
+            e.from_tier.as_bytes(),
+            e.to_tier.as_bytes(),
+            e.rule.as_bytes(),
+            e.evidence.as_bytes(),
+        ] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field);
+        }
+        hex::encode(h.finalize())
+    }
+
+    #[test]
+    fn sender_rows_hash_as_before_levels_and_the_level_is_covered() {
+        let mut row = chain(1).remove(0);
+        assert_eq!(
+            row.hash,
+            pre_level_hash(&row),
+            "old chains must still verify"
+        );
+        row.level = "esp".into();
+        let esp = entry_hash(&row);
+        row.level = "campaign".into();
+        let campaign = entry_hash(&row);
+        assert!(esp != row.hash && campaign != row.hash && esp != campaign);
+        // A level cannot be moved into the key: the fields are length-prefixed.
+        row.level = "campaign".into();
+        row.sender = String::new();
+        let moved = PenaltyEntry {
+            level: "campaig".into(),
+            sender: "n".into(),
+            ..row.clone()
+        };
+        assert_ne!(entry_hash(&row), entry_hash(&moved));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct SenderCounts {
     pub windows: [Option<WindowCounts>; 4],
     /// Earliest time (ms) at which a counted row leaves its window.
     pub next_expiry_ms: Option<i64>,
+    /// Per window, a bit per provider (of the reader's list) that delivered
+    /// some of the mail: the ESP books union them across senders.
+    pub provider_masks: [u64; 4],
 }
 
 impl SenderCounts {
@@ -154,7 +157,7 @@ const MAX_PROVIDERS: usize = 64;
 
 /// SQL for the shortest window (0..=3) holding time `t` (ms) at `now_ms`,
 /// and for that window's length in ms.
-fn bucket_sql(now_ms: i64) -> (String, String) {
+pub(crate) fn bucket_sql(now_ms: i64) -> (String, String) {
     let conds: Vec<String> = WINDOWS[..3]
         .iter()
         .enumerate()
@@ -348,6 +351,11 @@ impl Reader {
         })
     }
 
+    /// The run's complaint codes and providers (delivering masks index the latter).
+    pub fn names(&self) -> (&[Name], &[Name]) {
+        (&self.tally.codes, &self.tally.providers)
+    }
+
     /// The next sender with rows in some window, or `None` at the end.
     pub async fn next(&mut self) -> clickhouse::error::Result<Option<(SenderKey, SenderCounts)>> {
         // Both streams' next rows are fetched together: ClickHouse computes
@@ -489,6 +497,7 @@ fn add_deliveries(counts: &mut SenderCounts, d: Delivered) {
             let w = counts.window(i);
             w.delivered = d.messages[i];
             w.delivering_providers = d.providers[i].count_ones();
+            counts.provider_masks[i] = d.providers[i];
             any = true;
         }
     }
@@ -536,8 +545,27 @@ pub async fn heavy_reporters(
     policy: &Policy,
     now_ms: i64,
 ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
+    reporters_over_cap(
+        client,
+        policy,
+        now_ms,
+        "sender",
+        &listed_in("scoring_suspects"),
+    )
+    .await
+}
+
+/// The reporters over the cap in some window, per `(esp, key)` where `key`
+/// is the SQL expression of a level's key (`sender`, `campaign`, `''`) and
+/// `filter` picks the keys' complaints.
+pub async fn reporters_over_cap(
+    client: &Client,
+    policy: &Policy,
+    now_ms: i64,
+    key: &str,
+    filter: &str,
+) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     let from_ms = now_ms - WINDOWS[3].1 * 1000;
-    let listed = listed_in("scoring_suspects");
     // Only the (sender, provider, reporter) groups over the cap in the
     // longest window come back; the loop below checks each window.
     let rows = client
@@ -545,9 +573,10 @@ pub async fn heavy_reporters(
             "SELECT esp, sender, provider, reporter, code, n0, n1, n2, n3 FROM (
                  SELECT *, sum(n3) OVER (PARTITION BY esp, sender, provider, reporter) AS total FROM (
                      SELECT esp, sender, toString(provider) AS provider, reporter, toString(code) AS code, {} FROM (
-                         SELECT esp, sender, provider, reporter, code, toUnixTimestamp64Milli(reported_at) AS t
+                         SELECT esp, {key} AS sender, provider, reporter, code,
+                                toUnixTimestamp64Milli(reported_at) AS t
                          FROM complaints FINAL
-                         WHERE {listed} AND t >= {from_ms} AND t <= {now_ms} AND reporter != '')
+                         WHERE {filter} AND t >= {from_ms} AND t <= {now_ms} AND reporter != '')
                      GROUP BY esp, sender, provider, reporter, code))
              WHERE total > {} {FINAL_SETTINGS}",
             window_counts(now_ms),

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::api::SIGNATURE_HEADER;
-use crate::chain::PenaltyEntry;
+use crate::chain::{PenaltyEntry, PENALTY_COLUMNS};
 
 /// Rows sent per channel, ESP and pass.
 const PAGE: u64 = 100;
@@ -58,7 +58,8 @@ pub struct Dispatcher {
 /// The JSON of one penalty as ESPs receive it (topic message and webhook item).
 pub fn penalty_json(e: &PenaltyEntry) -> Value {
     json!({
-        "esp": e.esp, "seq": e.seq, "sender": e.sender, "at_ms": e.at_ms,
+        "esp": e.esp, "seq": e.seq, "level": e.level, "key": e.sender,
+        "sender": (e.level == "sender").then_some(&e.sender), "at_ms": e.at_ms,
         "from_tier": e.from_tier, "to_tier": e.to_tier, "rule": e.rule,
         "evidence": serde_json::from_str::<Value>(&e.evidence).unwrap_or(Value::Null),
         "prev_hash": e.prev_hash, "hash": e.hash,
@@ -117,7 +118,7 @@ impl Dispatcher {
 
     async fn pending(&self, esp: &str, after: u64) -> clickhouse::error::Result<Vec<PenaltyEntry>> {
         self.client
-            .query("SELECT esp, seq, sender, at_ms, toString(from_tier) AS from_tier, toString(to_tier) AS to_tier, toString(rule) AS rule, evidence, prev_hash, hash FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?")
+            .query(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"))
             .bind(esp)
             .bind(after)
             .bind(PAGE)

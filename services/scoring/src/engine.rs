@@ -12,13 +12,19 @@ use foldhash::{HashMap, HashMapExt, HashSet};
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::chain::{seal, PenaltyEntry};
-use crate::counts::{self, Scope, SenderCounts, SenderKey, WINDOWS};
-use crate::hysteresis::{step, Rule, Standing};
-use crate::policy::{assess, Assessment, HeavyReporter, Policy, Tier, WindowCounts};
-use crate::snapshots::{Snapshot, SnapshotWriter};
+use crate::books::Contribution;
+use crate::chain::{seal, PenaltyEntry, PENALTY_COLUMNS};
+use crate::counts::{self, Scope, SenderCounts, SenderKey};
+use crate::groups::{GroupMemory, GroupRun};
+use crate::hysteresis::Standing;
+use crate::level::Level;
+use crate::policy::{HeavyReporter, Policy, Tier};
+use crate::snapshots::SnapshotWriter;
+pub use crate::verdict::Burst;
+use crate::verdict::{
+    assess_windows, blank, decide, evidence_tier, write_snapshots, Subject, Window,
+};
 
 /// A row of `sender_standing`.
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -46,6 +52,10 @@ pub struct RunReport {
     pub changes: Vec<PenaltyEntry>,
     /// Senders per tier in force after the run.
     pub per_tier: BTreeMap<Tier, usize>,
+    /// ESPs and campaigns per level and tier in force after the run.
+    pub group_tiers: BTreeMap<(Level, Tier), usize>,
+    /// ESPs and campaigns assessed, per level.
+    pub groups: BTreeMap<Level, usize>,
     /// Campaigns flagged for a burst of complaints in the last hour.
     pub bursts: Vec<Burst>,
     /// Whether the run covered every sender (else only the dirty ones).
@@ -68,32 +78,12 @@ impl Stopwatch {
     }
 }
 
-fn tier_from(s: &str) -> Tier {
-    Tier::ALL
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .unwrap_or(Tier::Ok)
-}
-
 #[derive(Row, Deserialize)]
 struct BurstAgg {
     esp: String,
     sender: String,
     campaign: String,
     complaints: u64,
-}
-
-/// A campaign that drew a burst of complaints in the last hour.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Burst {
-    /// ESP id.
-    pub esp: String,
-    /// Sender id.
-    pub sender: String,
-    /// Campaign id.
-    pub campaign: String,
-    /// Distinct complaints in the hour.
-    pub complaints: u64,
 }
 
 /// Campaigns over the burst thresholds in the hour before `now_ms`.
@@ -130,49 +120,6 @@ async fn bursts(
         .collect())
 }
 
-/// Counts by name as a JSON object (evidence, API responses).
-pub(crate) fn named<S: AsRef<str>>(counts: Vec<(S, u64)>) -> serde_json::Value {
-    counts
-        .into_iter()
-        .map(|(name, n)| (name.as_ref().to_string(), json!(n)))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
-
-fn evidence(
-    windows: &[Window<'_>],
-    rule: Option<Rule>,
-    policy: &Policy,
-    bursts: &[&Burst],
-) -> String {
-    let per_window: BTreeMap<&str, serde_json::Value> = windows
-        .iter()
-        .map(|w| {
-            let a = &w.assessment;
-            (
-                w.name,
-                json!({
-                    "delivered": a.delivered, "complaints": w.counts.complaints(),
-                    "complaints_by_code": named(w.counts.by_code()),
-                    "complaints_by_provider": named(w.counts.by_provider()),
-                    "weighted": a.weighted, "rate": a.rate,
-                    "lower": a.lower, "upper": a.upper,
-                    "capped_reporter": a.capped_reporter, "capped_provider": a.capped_provider,
-                    "tier": a.tier.map_or("insufficient-data", Tier::as_str),
-                }),
-            )
-        })
-        .collect();
-    json!({
-        "windows": per_window,
-        "rule": rule,
-        "thresholds": {"warning": policy.warning, "throttle": policy.throttle, "suspend": policy.suspend, "exclude": policy.exclude},
-        "min_delivered": policy.min_delivered,
-        "campaign_bursts": bursts.iter().map(|b| json!({"campaign": b.campaign, "complaints_last_hour": b.complaints})).collect::<Vec<_>>(),
-    })
-    .to_string()
-}
-
 /// Default of [`Scorer::load_margin_ms`].
 pub const LOAD_MARGIN_MS: i64 = 30_000;
 
@@ -186,8 +133,18 @@ struct Memory {
     standing: HashMap<SenderKey, Standing>,
     /// Newest penalty row per ESP (the chain head).
     head: BTreeMap<String, PenaltyEntry>,
-    /// When each sender must be rescored although no new row came for it.
-    due_ms: HashMap<SenderKey, i64>,
+    /// Every sender with data in some window or a cool-down running.
+    senders: HashMap<SenderKey, Known>,
+    /// Standings, due times and ESP books of the levels above the sender.
+    groups: GroupMemory,
+}
+
+/// What the scorer keeps of one sender between runs.
+struct Known {
+    /// When it must be rescored although no new row came for it.
+    due_ms: i64,
+    /// What it adds to its ESP's book.
+    contribution: Contribution,
 }
 
 /// Scores senders on demand: the first run and every `full_every` run cover
@@ -239,6 +196,11 @@ impl Scorer {
             let memory = self.memory.as_ref().expect("checked above");
             let started = std::time::Instant::now();
             fill_scope(&self.client, memory, now_ms, self.load_margin_ms).await?;
+            let since = memory.loaded_mark_ms - self.load_margin_ms;
+            memory
+                .groups
+                .fill_scope(&self.client, since, now_ms)
+                .await?;
             scope_secs = started.elapsed().as_secs_f64();
             Scope::Listed
         };
@@ -280,19 +242,20 @@ async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Me
         .fetch_all()
         .await?;
     // Memory keeps only standings that differ from the default, as `score` does.
-    let standing = standings
-        .into_iter()
-        .map(|r| {
-            (
-                (r.esp, r.sender),
-                Standing {
-                    tier: tier_from(&r.tier),
-                    below_since: r.below_since,
-                },
-            )
-        })
-        .filter(|(_, s)| *s != Standing::default())
-        .collect();
+    let mut standing = HashMap::new();
+    for r in standings {
+        let tier = r
+            .tier
+            .parse()
+            .map_err(|e| clickhouse::error::Error::Custom(format!("sender_standing: {e}")))?;
+        let s = Standing {
+            tier,
+            below_since: r.below_since,
+        };
+        if s != Standing::default() {
+            standing.insert((r.esp, r.sender), s);
+        }
+    }
     let heads: Vec<ChainHead> = client
         .query("SELECT toString(esp) AS esp, max(p.seq) AS seq, argMax(p.hash, p.seq) AS hash FROM penalties AS p GROUP BY esp")
         .fetch_all()
@@ -313,7 +276,8 @@ async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Me
         loaded_mark_ms: mark,
         standing,
         head,
-        due_ms: HashMap::new(),
+        senders: HashMap::new(),
+        groups: GroupMemory::load(client).await?,
     })
 }
 
@@ -347,9 +311,9 @@ async fn fill_scope(
         .execute()
         .await?;
     let due: Vec<&SenderKey> = memory
-        .due_ms
+        .senders
         .iter()
-        .filter(|(_, at)| **at <= now_ms)
+        .filter(|(_, k)| k.due_ms <= now_ms)
         .map(|(k, _)| k)
         .collect();
     insert_keys(client, "scoring_scope", due).await
@@ -380,8 +344,8 @@ struct Verdicts<'p> {
     /// Tier changes, sealed into the chains once the run has them all.
     changes: Vec<PenaltyEntry>,
     standing_rows: Vec<StandingRow>,
-    /// Each sender's next due time, applied to memory once the writes succeeded.
-    next_due: Vec<(SenderKey, Option<i64>)>,
+    /// Each sender's next due time and contribution to its ESP's book.
+    next: Vec<(SenderKey, Option<i64>, Contribution)>,
 }
 
 impl Verdicts<'_> {
@@ -392,25 +356,26 @@ impl Verdicts<'_> {
         key: SenderKey,
         assessed: &[Window<'_>],
         next_expiry_ms: Option<i64>,
+        contribution: Contribution,
     ) {
-        let policy = self.policy;
         let before = memory.standing.get(&key).copied().unwrap_or_default();
-        let (after, rule) = step(before, evidence_tier(assessed), self.now_ms / 1000, policy);
-        if let Some(rule) = rule {
-            let bursts: Vec<&Burst> = self.bursts.get(&key).into_iter().flatten().collect();
-            self.changes.push(PenaltyEntry {
-                sender: key.1.clone(),
-                at_ms: self.now_ms,
-                from_tier: before.tier.as_str().into(),
-                to_tier: after.tier.as_str().into(),
-                rule: serde_json::to_value(rule)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                evidence: evidence(assessed, Some(rule), policy, &bursts),
-                ..blank(&key.0)
-            });
-        }
+        let bursts: Vec<&Burst> = self.bursts.get(&key).into_iter().flatten().collect();
+        let subject = Subject {
+            level: Level::Sender,
+            esp: &key.0,
+            key: &key.1,
+        };
+        let d = decide(
+            self.policy,
+            self.now_ms,
+            subject,
+            before,
+            assessed,
+            &bursts,
+            next_expiry_ms,
+        );
+        self.changes.extend(d.change);
+        let after = d.after;
         if after != before {
             self.standing_rows.push(StandingRow {
                 esp: key.0.clone(),
@@ -420,78 +385,58 @@ impl Verdicts<'_> {
                 updated_at: self.now_ms,
             });
         }
-        let cool_down_ends = after
-            .below_since
-            .map(|s| (s + policy.cool_down_days * 86_400) * 1000);
-        let due = match (next_expiry_ms, cool_down_ends) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         if after == Standing::default() {
             memory.standing.remove(&key);
         } else if after != before {
             memory.standing.insert(key.clone(), after);
         }
-        self.next_due.push((key, due));
+        self.next.push((key, d.due_ms, contribution));
     }
 }
 
-/// The most severe tier any window with enough volume supports.
-fn evidence_tier(assessed: &[Window<'_>]) -> Option<Tier> {
-    assessed.iter().filter_map(|w| w.assessment.tier).max()
-}
-
-/// One window of a sender: its counts and what they say.
-struct Window<'c> {
-    name: &'static str,
-    counts: &'c WindowCounts,
-    assessment: Assessment,
-}
-
-/// Every window of `counts` that holds something, assessed.
-fn assess_windows<'c>(counts: &'c SenderCounts, policy: &Policy) -> Vec<Window<'c>> {
-    WINDOWS
-        .iter()
-        .zip(&counts.windows)
-        .filter_map(|((name, _), c)| {
-            c.as_ref().map(|c| Window {
-                name,
-                counts: c,
-                assessment: assess(c, policy),
-            })
-        })
-        .collect()
-}
-
-/// Appends a sender's snapshots to the open `reputation` insert.
-async fn write_snapshots(
-    writer: &mut SnapshotWriter,
-    key: &SenderKey,
-    assessed: &[Window<'_>],
-) -> clickhouse::error::Result<()> {
-    for w in assessed {
-        let a = &w.assessment;
-        let snapshot = Snapshot {
-            window: w.name,
-            delivered: a.delivered,
-            complaints: w.counts.complaints(),
-            by_code: w.counts.by_code(),
-            by_provider: w.counts.by_provider(),
-            weighted: a.weighted,
-            rate: a.rate,
-            lower: a.lower,
-            upper: a.upper,
-            tier: a.tier.map_or("insufficient-data", Tier::as_str),
-        };
-        writer.write(&key.0, &key.1, &snapshot).await?;
+/// Applies the senders' due times and contributions to memory; returns
+/// the ESPs whose books changed.
+fn remember_senders(
+    memory: &mut Memory,
+    next: Vec<(SenderKey, Option<i64>, Contribution)>,
+) -> HashSet<String> {
+    let mut changed: HashSet<String> = HashSet::default();
+    let books = &mut memory.groups.books;
+    for (key, due, contribution) in next {
+        let old = memory.senders.get(&key).map(|k| &k.contribution);
+        if old != Some(&contribution) {
+            if !books.contains_key(&key.0) {
+                books.insert(key.0.clone(), Default::default());
+            }
+            let book = books.get_mut(&key.0).expect("inserted above");
+            if let Some(old) = old {
+                book.remove(old);
+            }
+            book.add(&contribution);
+            if !changed.contains(&key.0) {
+                changed.insert(key.0.clone());
+            }
+        }
+        match due {
+            Some(due_ms) => {
+                let known = Known {
+                    due_ms,
+                    contribution,
+                };
+                memory.senders.insert(key, known);
+            }
+            None => {
+                memory.senders.remove(&key);
+            }
+        }
     }
-    Ok(())
+    changed
 }
 
 /// One run over `scope`: stream the senders' counts, assess each and write
-/// its snapshots as it comes; look up heavy reporters
-/// only for the senders where the cap can matter; step standings; seal the
-/// changes into the chains in (esp, sender) order; write penalties, then
+/// its snapshots as it comes; look up heavy reporters only for the senders
+/// where the cap can matter; step standings; score the ESP and campaign
+/// levels; seal the changes into the chains; write penalties, then
 /// standings.
 async fn score(
     client: &Client,
@@ -503,7 +448,7 @@ async fn score(
     let mut watch = Stopwatch::new();
     // Senders in scope without rows in any window still step (a cool-down
     // may end); those whose data all left the windows keep their standing.
-    let mut without_rows: HashSet<SenderKey> = match scope {
+    let without_rows: HashSet<SenderKey> = match scope {
         Scope::All => memory.standing.keys().cloned().collect(),
         Scope::Listed => client
             .query("SELECT esp, sender FROM scoring_scope")
@@ -514,18 +459,17 @@ async fn score(
     };
     watch.lap("read scope");
     // The burst query is small: it runs while ClickHouse starts on the counts.
-    let (bursts, mut reader) = tokio::try_join!(
+    let (bursts, reader) = tokio::try_join!(
         bursts(client, policy, now_ms),
         counts::Reader::open(client, scope, now_ms)
     )?;
-    let mut reading = watch.0.elapsed();
     let mut verdicts = Verdicts {
         policy,
         now_ms,
         bursts: HashMap::new(),
         changes: vec![],
         standing_rows: vec![],
-        next_due: vec![],
+        next: vec![],
     };
     for b in &bursts {
         verdicts
@@ -535,87 +479,163 @@ async fn score(
             .push(b.clone());
     }
     let mut reputation = SnapshotWriter::new(client, now_ms);
-    let mut senders = 0;
-    // The per-reporter cap only ever lowers a rate: where the counts without
-    // it support no tier, they support none with it either, and the cap is
-    // not looked up. The others are judged once their reporters are counted.
-    let mut suspects: Vec<(SenderKey, SenderCounts)> = vec![];
-    loop {
-        let started = std::time::Instant::now();
-        let next = reader.next().await?;
-        reading += started.elapsed();
-        let Some((key, c)) = next else { break };
-        senders += 1;
-        without_rows.remove(&key);
-        let assessed = assess_windows(&c, policy);
-        if evidence_tier(&assessed).is_some_and(|t| t > Tier::Ok) {
-            suspects.push((key, c));
-            continue;
-        }
-        write_snapshots(&mut reputation, &key, &assessed).await?;
-        verdicts.judge(memory, key, &assessed, c.next_expiry_ms);
-    }
-    let streamed = watch.0.elapsed().as_secs_f64();
-    watch
-        .1
-        .push(("read counts and bursts", reading.as_secs_f64()));
-    watch.1.push((
-        "assess and stream snapshots",
-        streamed - reading.as_secs_f64(),
-    ));
-    watch.0 = std::time::Instant::now();
-    let mut heavy = suspects_heavy_reporters(client, policy, &suspects, now_ms).await?;
-    for (key, mut c) in suspects {
-        for (i, reporter) in heavy.remove(&key).unwrap_or_default() {
-            if let Some(w) = c.windows[i].as_mut() {
-                w.heavy_reporters.push(reporter);
-            }
-        }
-        let assessed = assess_windows(&c, policy);
-        write_snapshots(&mut reputation, &key, &assessed).await?;
-        verdicts.judge(memory, key, &assessed, c.next_expiry_ms);
-    }
-    // No rows, no evidence: these keep their tier, but a cool-down still
-    // makes them due.
-    senders += without_rows.len();
-    for key in without_rows {
-        verdicts.judge(memory, key, &[], None);
-    }
-    watch.lap("heavy reporters and suspects");
+    let pass = SenderPass {
+        client,
+        policy,
+        now_ms,
+    };
+    let senders = pass
+        .run(
+            memory,
+            reader,
+            without_rows,
+            &mut verdicts,
+            &mut reputation,
+            &mut watch,
+        )
+        .await?;
+    let changed_books = remember_senders(memory, std::mem::take(&mut verdicts.next));
+    let group_run = GroupRun {
+        client,
+        policy,
+        now_ms,
+        full: scope == Scope::All,
+    };
+    let groups = group_run
+        .score(&mut memory.groups, changed_books, &mut reputation)
+        .await?;
+    watch.lap("ESP and campaign levels");
     reputation.end().await?;
-    // Sealed in (esp, sender) order, so the chains do not depend on which
-    // senders were suspects or on hashing.
-    verdicts
-        .changes
-        .sort_unstable_by(|a, b| (&a.esp, &a.sender).cmp(&(&b.esp, &b.sender)));
-    let mut changes = Vec::with_capacity(verdicts.changes.len());
-    for entry in verdicts.changes {
-        let esp = entry.esp.clone();
-        let sealed = seal(entry, memory.head.get(&esp));
-        memory.head.insert(esp, sealed.clone());
-        changes.push(sealed);
-    }
+    let changes = seal_changes(memory, verdicts.changes, groups.changes);
     // Penalties first: a crash after them re-derives the same standing next run
     // from the counts, while a standing written without its penalty row would
     // hide a change from the audit log.
     insert(client, "penalties", &changes).await?;
     insert(client, "sender_standing", &verdicts.standing_rows).await?;
+    insert(client, "group_standing", &groups.standing_rows).await?;
     watch.lap("write");
-    for (key, due) in verdicts.next_due {
-        match due {
-            Some(at) => memory.due_ms.insert(key, at),
-            None => memory.due_ms.remove(&key),
-        };
-    }
-    let mut report = RunReport {
+    Ok(RunReport {
         senders,
         changes,
         bursts,
-        ..Default::default()
-    };
-    report.per_tier = per_tier(memory);
-    report.phases = watch.1;
-    Ok(report)
+        per_tier: per_tier(memory),
+        group_tiers: crate::groups::per_tier(&memory.groups),
+        groups: groups.assessed,
+        full: false,
+        phases: watch.1,
+    })
+}
+
+/// Seals the run's tier changes into the chains in (esp, level, key)
+/// order, so the chains depend neither on which senders were suspects nor
+/// on hashing.
+fn seal_changes(
+    memory: &mut Memory,
+    senders: Vec<PenaltyEntry>,
+    groups: Vec<PenaltyEntry>,
+) -> Vec<PenaltyEntry> {
+    let mut unsealed: Vec<(Level, PenaltyEntry)> = senders
+        .into_iter()
+        .map(|e| (Level::Sender, e))
+        .chain(groups.into_iter().map(|e| {
+            let level = e.level.parse().unwrap_or(Level::Sender);
+            (level, e)
+        }))
+        .collect();
+    unsealed
+        .sort_unstable_by(|(la, a), (lb, b)| (&a.esp, la, &a.sender).cmp(&(&b.esp, lb, &b.sender)));
+    let mut changes = Vec::with_capacity(unsealed.len());
+    for (_, entry) in unsealed {
+        let esp = entry.esp.clone();
+        let sealed = seal(entry, memory.head.get(&esp));
+        memory.head.insert(esp, sealed.clone());
+        changes.push(sealed);
+    }
+    changes
+}
+
+/// The sender level of one run.
+struct SenderPass<'a> {
+    client: &'a Client,
+    policy: &'a Policy,
+    now_ms: i64,
+}
+
+impl SenderPass<'_> {
+    /// Streams the senders' counts into `verdicts` and `snapshots`; returns
+    /// how many senders were assessed.
+    async fn run(
+        &self,
+        memory: &mut Memory,
+        mut reader: counts::Reader,
+        mut without_rows: HashSet<SenderKey>,
+        verdicts: &mut Verdicts<'_>,
+        snapshots: &mut SnapshotWriter,
+        watch: &mut Stopwatch,
+    ) -> clickhouse::error::Result<usize> {
+        let policy = self.policy;
+        let (codes, providers) = reader.names();
+        let names = memory
+            .groups
+            .names
+            .for_run(codes, providers)
+            .map_err(|e| clickhouse::error::Error::Custom(e.to_string()))?;
+        let mut reading = watch.0.elapsed();
+        let mut senders = 0;
+        // The per-reporter cap only ever lowers a rate: where the counts
+        // without it support no tier, they support none with it either, and
+        // the cap is not looked up. The others are judged once their
+        // reporters are counted.
+        let mut suspects: Vec<(SenderKey, SenderCounts)> = vec![];
+        loop {
+            let started = std::time::Instant::now();
+            let next = reader.next().await?;
+            reading += started.elapsed();
+            let Some((key, c)) = next else { break };
+            senders += 1;
+            without_rows.remove(&key);
+            let assessed = assess_windows(&c, policy);
+            if evidence_tier(&assessed).is_some_and(|t| t > Tier::Ok) {
+                suspects.push((key, c));
+                continue;
+            }
+            write_snapshots(snapshots, Level::Sender, &key.0, &key.1, &assessed).await?;
+            let contribution = Contribution::new(&c, &names);
+            verdicts.judge(memory, key, &assessed, c.next_expiry_ms, contribution);
+        }
+        let streamed = watch.0.elapsed().as_secs_f64();
+        watch
+            .1
+            .push(("read counts and bursts", reading.as_secs_f64()));
+        watch.1.push((
+            "assess and stream snapshots",
+            streamed - reading.as_secs_f64(),
+        ));
+        watch.0 = std::time::Instant::now();
+        let mut heavy =
+            suspects_heavy_reporters(self.client, policy, &suspects, self.now_ms).await?;
+        for (key, mut c) in suspects {
+            // The book takes the counts before the cap: the ESP level applies
+            // its own, per reporter across the ESP.
+            let contribution = Contribution::new(&c, &names);
+            for (i, reporter) in heavy.remove(&key).unwrap_or_default() {
+                if let Some(w) = c.windows[i].as_mut() {
+                    w.heavy_reporters.push(reporter);
+                }
+            }
+            let assessed = assess_windows(&c, policy);
+            write_snapshots(snapshots, Level::Sender, &key.0, &key.1, &assessed).await?;
+            verdicts.judge(memory, key, &assessed, c.next_expiry_ms, contribution);
+        }
+        // No rows, no evidence: these keep their tier, but a cool-down still
+        // makes them due.
+        senders += without_rows.len();
+        for key in without_rows {
+            verdicts.judge(memory, key, &[], None, Contribution::default());
+        }
+        watch.lap("heavy reporters and suspects");
+        Ok(senders)
+    }
 }
 
 /// Lists `senders` in `scoring_suspects`, in place of what it held.
@@ -663,27 +683,12 @@ fn per_tier(memory: &Memory) -> BTreeMap<Tier, usize> {
         *out.entry(s.tier).or_default() += 1;
     }
     let ok = memory
-        .due_ms
+        .senders
         .keys()
         .filter(|k| !memory.standing.contains_key(*k))
         .count();
     *out.entry(Tier::Ok).or_default() += ok;
     out
-}
-
-fn blank(esp: &str) -> PenaltyEntry {
-    PenaltyEntry {
-        esp: esp.into(),
-        seq: 0,
-        sender: String::new(),
-        at_ms: 0,
-        from_tier: String::new(),
-        to_tier: String::new(),
-        rule: String::new(),
-        evidence: String::new(),
-        prev_hash: String::new(),
-        hash: String::new(),
-    }
 }
 
 async fn insert<T>(client: &Client, table: &str, rows: &[T]) -> clickhouse::error::Result<()>
@@ -706,7 +711,9 @@ pub async fn penalty_chain(
     esp: &str,
 ) -> clickhouse::error::Result<Vec<PenaltyEntry>> {
     client
-        .query("SELECT esp, seq, sender, at_ms, toString(from_tier) AS from_tier, toString(to_tier) AS to_tier, toString(rule) AS rule, evidence, prev_hash, hash FROM penalties WHERE esp = ? ORDER BY seq")
+        .query(&format!(
+            "SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? ORDER BY seq"
+        ))
         .bind(esp)
         .fetch_all()
         .await

@@ -35,6 +35,16 @@ pub enum Rule {
     FallAfterCoolDown,
 }
 
+impl Rule {
+    /// The wire name (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::RiseOnLowerBound => "rise-on-lower-bound",
+            Rule::FallAfterCoolDown => "fall-after-cool-down",
+        }
+    }
+}
+
 /// Applies one scoring run's verdict (`None`: insufficient data) at time `now`.
 /// Returns the new standing and, if the tier changed, the rule that fired.
 pub fn step(

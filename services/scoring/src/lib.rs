@@ -7,14 +7,21 @@
 //! per-ESP hash chain that makes the penalty history tamper-evident).
 
 pub mod api;
+pub mod books;
 pub mod chain;
 pub mod counts;
 pub mod dispatch;
 pub mod engine;
+pub mod group_counts;
+pub mod groups;
 pub mod hysteresis;
+pub mod level;
 pub mod metrics;
 pub mod policy;
 pub mod snapshots;
+pub mod standing_report;
+pub mod verdict;
 pub mod wilson;
 
+pub use level::Level;
 pub use policy::{Assessment, Policy, Tier, WindowCounts};

@@ -46,6 +46,22 @@ impl Tier {
     }
 }
 
+/// A tier name that is not one of [`Tier::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tier {0:?} (expected ok, warning, throttle, suspend or exclude)")]
+pub struct UnknownTier(pub String);
+
+impl std::str::FromStr for Tier {
+    type Err = UnknownTier;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownTier(s.to_string()))
+    }
+}
+
 /// Every number scoring uses; all of it is configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {

@@ -17,11 +17,15 @@ use bytes::{BufMut, BytesMut};
 use clickhouse::insert_formatted::InsertFormatted;
 use clickhouse::Client;
 
+use crate::level::Level;
+
 /// Rows per block: per-block costs vanish, and a block stays a few MB.
 const BLOCK_ROWS: usize = 32_768;
 
-/// One snapshot: a sender's assessment in one window.
+/// One snapshot: a key's assessment in one window.
 pub struct Snapshot<'a> {
+    /// Level of the key.
+    pub level: Level,
     /// Window name (`1h`, `24h`, ...).
     pub window: &'static str,
     /// Messages delivered in the window.
@@ -84,6 +88,7 @@ impl MapColumn {
 struct Block {
     rows: u64,
     esp: BytesMut,
+    level: BytesMut,
     sender: BytesMut,
     window: BytesMut,
     computed_at: BytesMut,
@@ -103,6 +108,7 @@ impl Block {
     fn push(&mut self, esp: &str, sender: &str, computed_at: i64, s: &Snapshot<'_>) {
         self.rows += 1;
         put_string(&mut self.esp, esp);
+        put_string(&mut self.level, s.level.as_str());
         put_string(&mut self.sender, sender);
         put_string(&mut self.window, s.window);
         self.computed_at.put_i64_le(computed_at);
@@ -121,8 +127,9 @@ impl Block {
     /// The block in Native format.
     fn encode(self) -> BytesMut {
         const MAP: &str = "Map(String, UInt64)";
-        let columns: [(&str, &str, Vec<BytesMut>); 14] = [
+        let columns: [(&str, &str, Vec<BytesMut>); 15] = [
             ("esp", "String", vec![self.esp]),
+            ("level", "String", vec![self.level]),
             ("sender", "String", vec![self.sender]),
             ("window", "String", vec![self.window]),
             (
@@ -188,7 +195,8 @@ impl SnapshotWriter {
         }
     }
 
-    /// Adds a sender's snapshot; sends a block when one is full.
+    /// Adds a snapshot of `key` (at the snapshot's level) of `esp`; sends
+    /// a block when one is full.
     pub async fn write(
         &mut self,
         esp: &str,

@@ -1,18 +1,14 @@
 //! The ESP API over real HTTP, on penalties a real scoring run wrote to the real ClickHouse.
 
-use std::collections::BTreeMap;
+mod common;
 
+use common::{sender_offenders, EspApi};
 use reqwest::StatusCode;
 use ricochet_integration_tests::{clickhouse, complaint_row, drop_database, insert_rows};
-use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, RegistryHandle};
-use ricochet_scoring::api::{router, ApiState, AUDIENCE, SIGNATURE_HEADER};
 use ricochet_scoring::engine::score_once;
 use ricochet_scoring::Policy;
 use ricochet_storage::{ClickHouseConfig, ComplaintRow, DeliveryRow, Migrator};
-use ricochet_token::bearer::mint_bearer;
-use ricochet_token::detached::verify_detached;
 use ricochet_token::verify::unix_now;
-use ricochet_token::{Algorithm, JwkSet, SigningKey};
 use serde_json::Value;
 
 async fn seed(ch: &ClickHouseConfig, esp: &str, sender: &str, complaints: u64, now: i64) {
@@ -20,6 +16,7 @@ async fn seed(ch: &ClickHouseConfig, esp: &str, sender: &str, complaints: u64, n
         esp: esp.into(),
         sender: sender.into(),
         provider: "p.example".into(),
+        campaign: String::new(),
         hour: (now / 1000 / 3600 * 3600) as u32,
         delivered: 10_000,
         received_at: now,
@@ -52,133 +49,59 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
     let run = score_once(&ch.client(), &Policy::default(), now)
         .await
         .unwrap();
-    assert_eq!(run.changes.len(), 3);
-
-    let dir = tempfile::tempdir().unwrap();
-    let registry = dir.path().join("registry.toml");
-    let (ka, kb) = (
-        SigningKey::generate(Algorithm::EdDSA, "a-1").unwrap(),
-        SigningKey::generate(Algorithm::ES256, "b-1").unwrap(),
-    );
-    for (id, k) in [("esp-a.example", &ka), ("esp-b.example", &kb)] {
-        add_participant(
-            &registry,
-            &NewParticipant {
-                kind: ParticipantKind::Esp,
-                id: id.into(),
-                name: id.into(),
-                keys: vec![k.public_jwk()],
-                domains: vec![],
-                webhook_url: None,
-            },
-        )
-        .unwrap();
-    }
-    let ricochet_key = SigningKey::generate(Algorithm::EdDSA, "ricochet-2026-11").unwrap();
-    let state = ApiState::new(
-        ch.client(),
-        RegistryHandle::open(&registry).unwrap(),
-        ricochet_key,
-        ricochet_scoring::metrics::Metrics::new(),
-        10,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    let http = reqwest::Client::new();
-
-    // Ricochet's public keys, as an ESP would fetch and pin them.
-    let jwks: JwkSet = http
-        .get(format!("{url}/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ricochet_keys = jwks.verifying_keys().unwrap();
-    let get = |path: String, key: &SigningKey, iss: &str| {
-        let bearer = mint_bearer(key, iss, AUDIENCE, unix_now(), 60).unwrap();
-        http.get(format!("{url}{path}")).bearer_auth(bearer).send()
-    };
-    let verified_json =
-        |resp: reqwest::Response, keys: BTreeMap<String, ricochet_token::VerifyingKey>| async move {
-            let sig = resp.headers()[SIGNATURE_HEADER]
-                .to_str()
-                .unwrap()
-                .to_string();
-            let body = resp.bytes().await.unwrap();
-            verify_detached(&sig, &body, &keys).expect("the response signature verifies");
-            let mut tampered = body.to_vec();
-            tampered[5] ^= 1;
-            assert!(verify_detached(&sig, &tampered, &keys).is_err());
-            serde_json::from_slice::<Value>(&body).unwrap()
-        };
+    let sender_changes = run.changes.iter().filter(|c| c.level == "sender").count();
+    assert_eq!(sender_changes, 3);
+    let api = EspApi::start(&ch, &["esp-a.example", "esp-b.example"]).await;
 
     for bad in ["limit=0", "limit=1001", "since=-1"] {
-        let resp = get(format!("/v1/offenders?{bad}"), &ka, "esp-a.example")
-            .await
-            .unwrap();
+        let resp = api
+            .get(&format!("/v1/offenders?{bad}"), "esp-a.example")
+            .await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["reason"], "bad-query", "{bad}");
     }
-    let resp = get("/v1/offenders?since=0&limit=1".into(), &ka, "esp-a.example")
-        .await
-        .unwrap();
+    let resp = api
+        .get("/v1/offenders?since=0&limit=1", "esp-a.example")
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let page1 = verified_json(resp, ricochet_keys.clone()).await;
+    let page1 = api.verified_json(resp).await;
     assert_eq!(page1["items"].as_array().unwrap().len(), 1);
-    let next = page1["next"].as_u64().unwrap();
-    let resp = get(format!("/v1/offenders?since={next}"), &ka, "esp-a.example")
-        .await
-        .unwrap();
-    let page2 = verified_json(resp, ricochet_keys.clone()).await;
-    let mut senders: Vec<&str> = page1["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(page2["items"].as_array().unwrap())
-        .map(|i| i["sender"].as_str().unwrap())
-        .collect();
-    senders.sort();
+    let items = api.offenders("esp-a.example").await;
+    assert_eq!(items[0], page1["items"][0], "pages follow the cursor");
     assert_eq!(
-        senders,
+        sender_offenders(&items),
         ["a-bad", "a-worse"],
         "ESP A sees exactly its own offenders"
     );
-    let worse = page1["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(page2["items"].as_array().unwrap())
-        .find(|i| i["sender"] == "a-worse")
-        .unwrap();
+    let worse = items.iter().find(|i| i["sender"] == "a-worse").unwrap();
     assert_eq!(worse["to_tier"], "exclude");
+    assert_eq!(worse["level"], "sender");
+    assert_eq!(worse["key"], "a-worse");
     assert_eq!(worse["evidence"]["windows"]["24h"]["weighted"], 200.0);
 
-    let resp = get("/v1/offenders".into(), &kb, "esp-b.example")
-        .await
-        .unwrap();
-    let b = verified_json(resp, ricochet_keys.clone()).await;
-    let b_senders: Vec<&str> = b["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["sender"].as_str().unwrap())
-        .collect();
-    assert_eq!(b_senders, ["b-bad"], "ESP B never sees ESP A's senders");
+    let b = api.offenders("esp-b.example").await;
+    assert_eq!(
+        sender_offenders(&b),
+        ["b-bad"],
+        "ESP B never sees ESP A's senders"
+    );
+    assert!(b.iter().all(|i| i["esp"] == "esp-b.example"));
 
-    let resp = get("/v1/senders/a-bad/reputation".into(), &ka, "esp-a.example")
-        .await
-        .unwrap();
+    let resp = api
+        .get("/v1/senders/a-bad/reputation", "esp-a.example")
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let rep = verified_json(resp, ricochet_keys.clone()).await;
+    let rep = api.verified_json(resp).await;
     assert_eq!(
         rep["tier"], "suspend",
         "80 on 10,000: lower bound 0.64 %, past SES's 0.5 % pause line"
     );
     assert!(rep["explanation"].as_str().unwrap().contains("Wilson"));
+    assert!(
+        rep.get("judged_by").is_none(),
+        "it has a verdict of its own"
+    );
     let day = rep["windows"]
         .as_array()
         .unwrap()
@@ -194,9 +117,9 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
         day["complaints_by_provider"],
         serde_json::json!({"p.example": 80})
     );
-    let resp = get("/v1/senders/a-bad/reputation".into(), &kb, "esp-b.example")
-        .await
-        .unwrap();
+    let resp = api
+        .get("/v1/senders/a-bad/reputation", "esp-b.example")
+        .await;
     assert_eq!(
         resp.status(),
         StatusCode::NOT_FOUND,
@@ -204,11 +127,13 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
     );
 
     // An ESP cannot read another's offenders by claiming its id.
-    let resp = get("/v1/offenders".into(), &kb, "esp-a.example")
-        .await
-        .unwrap();
+    let resp = api
+        .get_as("/v1/offenders", "esp-b.example", "esp-a.example")
+        .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let resp = http
+    let url = &api.url;
+    let resp = api
+        .http
         .get(format!("{url}/v1/offenders"))
         .send()
         .await
@@ -217,7 +142,7 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
     // Every route of the OpenAPI spec is served (never 404/405).
     for (_, path) in ricochet_scoring::api::ROUTES {
         let url = format!("{url}{}", path.replace("{sender}", "a-bad"));
-        let status = http.get(url).send().await.unwrap().status();
+        let status = api.http.get(url).send().await.unwrap().status();
         assert!(
             status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
             "{path}: {status}"

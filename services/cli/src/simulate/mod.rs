@@ -262,7 +262,7 @@ impl Reports {
             let (page, next) =
                 fetch_offenders(http, api, &p.esps[i], esp, self.cursors[i], keys).await?;
             self.cursors[i] = next;
-            for item in &page {
+            for item in page.iter().filter(|i| i["level"] == "sender") {
                 let sender = item["sender"].as_str().unwrap_or("").to_string();
                 let tier = item["to_tier"].as_str().unwrap_or("").to_string();
                 self.seen.entry(sender).or_insert((hour, tier));
@@ -517,7 +517,7 @@ fn summarize(
 ) -> bool {
     // The tier in force at the end: the last change per sender.
     let mut final_tier: HashMap<&str, &str> = HashMap::new();
-    for item in items.iter().flatten() {
+    for item in items.iter().flatten().filter(|i| i["level"] == "sender") {
         final_tier.insert(
             item["sender"].as_str().unwrap_or(""),
             item["to_tier"].as_str().unwrap_or(""),

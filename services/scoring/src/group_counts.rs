@@ -1,0 +1,268 @@
+//! Reading the window counts of groups of senders that share a key other
+//! than the sender id: a campaign of one ESP across every sender id that
+//! carries it. Groups are few next to senders, so ClickHouse returns one row
+//! per (group, code, provider, window bucket) with names, and the rows are
+//! folded here. Counted once per token (FINAL), like the sender counts.
+//!
+//! The ESP level is not read here: it is the sum of its senders' counts,
+//! kept in [`crate::books`].
+
+use foldhash::{HashMap, HashMapExt};
+
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+
+use crate::counts::{bucket_sql, SenderCounts, SenderKey, WINDOWS};
+use crate::level::Level;
+use crate::policy::{ComplaintCount, HeavyReporter, Name, Policy, WindowCounts};
+
+/// Table listing the groups an incremental run rescores.
+pub const GROUP_SCOPE: &str = "scoring_group_scope";
+/// Table listing the groups whose reporters a run counts.
+pub const GROUP_SUSPECTS: &str = "scoring_group_suspects";
+
+/// A level read by SQL: its key expression and which rows carry a key.
+pub struct GroupLevel {
+    /// The level.
+    pub level: Level,
+    /// SQL expression of the key in `complaints` and `deliveries`.
+    key: &'static str,
+    /// SQL condition: the row belongs to some group of this level.
+    carried: &'static str,
+}
+
+/// The campaign level: `(esp, campaign)`, for rows with a campaign.
+pub const CAMPAIGN: GroupLevel = GroupLevel {
+    level: Level::Campaign,
+    key: "campaign",
+    carried: "campaign != ''",
+};
+
+/// The ESP level, whose key is empty. Its counts come from the books; this
+/// is for the reporter lookup of suspect ESPs.
+pub const ESP: GroupLevel = GroupLevel {
+    level: Level::Esp,
+    key: "''",
+    carried: "1",
+};
+
+/// Which groups a read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupScope {
+    /// Every group with data.
+    All,
+    /// The groups of the level listed in [`GROUP_SCOPE`].
+    Listed,
+}
+
+#[derive(Row, Deserialize)]
+struct ComplaintAgg {
+    esp: String,
+    key: String,
+    code: String,
+    provider: String,
+    b: u8,
+    n: u64,
+    first: i64,
+}
+
+#[derive(Row, Deserialize)]
+struct DeliveryAgg {
+    esp: String,
+    key: String,
+    provider: String,
+    b: u8,
+    delivered: u64,
+    first: i64,
+}
+
+impl GroupLevel {
+    /// SQL condition: the row's group is listed in `table` for this level.
+    fn listed_in(&self, table: &str) -> String {
+        format!(
+            "(esp, {}) IN (SELECT esp, key FROM {table} WHERE level = '{}')",
+            self.key,
+            self.level.as_str()
+        )
+    }
+
+    fn filter(&self, scope: GroupScope) -> String {
+        match scope {
+            GroupScope::All => self.carried.to_string(),
+            GroupScope::Listed => format!("{} AND {}", self.carried, self.listed_in(GROUP_SCOPE)),
+        }
+    }
+
+    /// SQL listing the groups with rows loaded since `since_ms` into [`GROUP_SCOPE`].
+    pub fn dirty_sql(&self, since_ms: i64) -> String {
+        let (level, key, carried) = (self.level.as_str(), self.key, self.carried);
+        format!(
+            "INSERT INTO {GROUP_SCOPE} (level, esp, key)
+             SELECT DISTINCT '{level}', esp, {key} FROM complaints
+             WHERE loaded_at >= fromUnixTimestamp64Milli({since_ms}) AND {carried}
+             UNION DISTINCT
+             SELECT DISTINCT '{level}', esp, {key} FROM deliveries
+             WHERE loaded_at >= fromUnixTimestamp64Milli({since_ms}) AND {carried}"
+        )
+    }
+
+    /// The counts of every group in `scope` at `now_ms`.
+    pub async fn read(
+        &self,
+        client: &Client,
+        scope: GroupScope,
+        now_ms: i64,
+    ) -> clickhouse::error::Result<HashMap<SenderKey, SenderCounts>> {
+        let from_ms = now_ms - WINDOWS[3].1 * 1000;
+        let filter = self.filter(scope);
+        let key = self.key;
+        let (bucket, _) = bucket_sql(now_ms);
+        let final_settings = "SETTINGS do_not_merge_across_partitions_select_final = 1";
+        let complaints = client
+            .query(&format!(
+                "SELECT esp, key, code, provider, b, count() AS n, min(t) AS first FROM (
+                     SELECT toString(esp) AS esp, {key} AS key, toString(code) AS code,
+                            toString(provider) AS provider, toUnixTimestamp64Milli(reported_at) AS t,
+                            toUInt8({bucket}) AS b
+                     FROM complaints FINAL WHERE {filter} AND t >= {from_ms} AND t <= {now_ms})
+                 GROUP BY esp, key, code, provider, b {final_settings}"
+            ))
+            .fetch_all::<ComplaintAgg>();
+        let deliveries = client
+            .query(&format!(
+                "SELECT esp, key, provider, b, toUInt64(sum(delivered)) AS delivered, min(t) AS first FROM (
+                     SELECT toString(esp) AS esp, {key} AS key, toString(provider) AS provider, delivered,
+                            toInt64(toUnixTimestamp(hour)) * 1000 AS t, toUInt8({bucket}) AS b
+                     FROM deliveries FINAL WHERE {filter} AND t >= {from_ms} AND t <= {now_ms})
+                 GROUP BY esp, key, provider, b {final_settings}"
+            ))
+            .fetch_all::<DeliveryAgg>();
+        let (complaints, deliveries) = tokio::try_join!(complaints, deliveries)?;
+        Ok(fold(complaints, deliveries))
+    }
+
+    /// The reporters over the cap in some window, for the groups of this
+    /// level listed in [`GROUP_SUSPECTS`].
+    pub async fn heavy_reporters(
+        &self,
+        client: &Client,
+        policy: &Policy,
+        now_ms: i64,
+    ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
+        let filter = format!("{} AND {}", self.carried, self.listed_in(GROUP_SUSPECTS));
+        crate::counts::reporters_over_cap(client, policy, now_ms, self.key, &filter).await
+    }
+}
+
+/// Length in ms of window `b`.
+fn window_ms(b: u8) -> i64 {
+    WINDOWS[usize::from(b).min(WINDOWS.len() - 1)].1 * 1000
+}
+
+/// Folds per-bucket rows into per-window counts (a window holds its own
+/// bucket and every shorter one's).
+fn fold(
+    complaints: Vec<ComplaintAgg>,
+    deliveries: Vec<DeliveryAgg>,
+) -> HashMap<SenderKey, SenderCounts> {
+    let mut out: HashMap<SenderKey, SenderCounts> = HashMap::new();
+    let mut names: HashMap<String, Name> = HashMap::new();
+    let mut name = |s: String| names.entry(s.clone()).or_insert_with(|| s.into()).clone();
+    let mut providers: HashMap<(SenderKey, Name), [u64; 4]> = HashMap::new();
+    for r in deliveries {
+        let provider = name(r.provider);
+        let key = (r.esp, r.key);
+        let counts = out.entry(key.clone()).or_default();
+        expire_at(counts, r.first + window_ms(r.b));
+        let delivered = providers.entry((key, provider)).or_default();
+        for n in &mut delivered[usize::from(r.b)..] {
+            *n += r.delivered;
+        }
+    }
+    for ((key, _), delivered) in providers {
+        let counts = out.entry(key).or_default();
+        for (i, n) in delivered.into_iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let w = counts.windows[i].get_or_insert_with(WindowCounts::default);
+            w.delivered += n;
+            w.delivering_providers += u32::from(n > 0);
+        }
+    }
+    for r in complaints {
+        let (code, provider) = (name(r.code), name(r.provider));
+        let counts = out.entry((r.esp, r.key)).or_default();
+        expire_at(counts, r.first + window_ms(r.b));
+        for i in usize::from(r.b)..WINDOWS.len() {
+            let w = counts.windows[i].get_or_insert_with(WindowCounts::default);
+            match w
+                .complaints
+                .iter_mut()
+                .find(|c| c.code == code && c.provider == provider)
+            {
+                Some(c) => c.complaints += r.n,
+                None => w.complaints.push(ComplaintCount {
+                    code: code.clone(),
+                    provider: provider.clone(),
+                    complaints: r.n,
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// Records that a row leaves its window at `left_ms`.
+fn expire_at(counts: &mut SenderCounts, left_ms: i64) {
+    let at = left_ms + 1;
+    counts.next_expiry_ms = Some(counts.next_expiry_ms.map_or(at, |e| e.min(at)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_fold_into_nested_windows_with_providers_and_expiry() {
+        let key = |k: &str| ("e".to_string(), k.to_string());
+        let c = |k: &str, code: &str, p: &str, b: u8, n: u64, first: i64| ComplaintAgg {
+            esp: "e".into(),
+            key: k.into(),
+            code: code.into(),
+            provider: p.into(),
+            b,
+            n,
+            first,
+        };
+        let d = |k: &str, p: &str, b: u8, delivered: u64| DeliveryAgg {
+            esp: "e".into(),
+            key: k.into(),
+            provider: p.into(),
+            b,
+            delivered,
+            first: 10_000_000,
+        };
+        let out = fold(
+            vec![
+                c("c1", "unwanted", "p1", 0, 2, 5_000),
+                c("c1", "unwanted", "p1", 2, 3, 1_000),
+            ],
+            vec![
+                d("c1", "p1", 1, 500),
+                d("c1", "p2", 3, 700),
+                d("c2", "p1", 3, 9),
+            ],
+        );
+        let c1 = &out[&key("c1")];
+        let w = |i: usize| c1.windows[i].as_ref().unwrap();
+        assert_eq!(w(0).complaints(), 2);
+        assert_eq!(w(0).delivered, 0);
+        assert_eq!((w(1).delivered, w(1).delivering_providers), (500, 1));
+        assert_eq!(w(2).complaints(), 5);
+        assert_eq!((w(3).delivered, w(3).delivering_providers), (1200, 2));
+        // The 1h bucket's row leaves first: 5,000 ms + 1 h.
+        assert_eq!(c1.next_expiry_ms, Some(5_000 + 3_600_000 + 1));
+        assert_eq!(out[&key("c2")].windows[3].as_ref().unwrap().delivered, 9);
+    }
+}

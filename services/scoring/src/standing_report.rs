@@ -1,0 +1,164 @@
+//! What the ESP API says about one key at one level: its tier in force, the
+//! newest snapshot of each window and an explanation. A sender with too
+//! little data of its own is not a clean slate: its report also names the
+//! standing of its ESP and of the campaigns it carries, by which it is
+//! judged.
+
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::level::Level;
+use crate::verdict::named;
+
+/// Most campaigns a sender's report names.
+const MAX_CAMPAIGNS: u64 = 20;
+
+#[derive(Row, Deserialize)]
+struct ReputationRow {
+    window: String,
+    delivered: u64,
+    complaints: u64,
+    complaints_by_code: Vec<(String, u64)>,
+    complaints_by_provider: Vec<(String, u64)>,
+    weighted: f64,
+    rate: f64,
+    lower: f64,
+    upper: f64,
+    tier: String,
+    computed_at: i64,
+}
+
+#[derive(Row, Deserialize)]
+struct StandingRow {
+    tier: String,
+    below_since: Option<i64>,
+}
+
+/// The newest snapshot per window of `key` at `level` of `esp`.
+async fn windows(
+    client: &Client,
+    level: Level,
+    esp: &str,
+    key: &str,
+) -> clickhouse::error::Result<Vec<Value>> {
+    let rows: Vec<ReputationRow> = client
+        .query("SELECT toString(r.window) AS window, argMax(r.delivered, r.computed_at) AS delivered, \
+                  argMax(r.complaints, r.computed_at) AS complaints, \
+                  argMax(r.complaints_by_code, r.computed_at) AS complaints_by_code, \
+                  argMax(r.complaints_by_provider, r.computed_at) AS complaints_by_provider, \
+                  argMax(r.weighted, r.computed_at) AS weighted, argMax(r.rate, r.computed_at) AS rate, \
+                  argMax(r.lower, r.computed_at) AS lower, argMax(r.upper, r.computed_at) AS upper, \
+                  argMax(toString(r.tier), r.computed_at) AS tier, max(r.computed_at) AS computed_at \
+           FROM reputation AS r WHERE r.esp = ? AND r.sender = ? AND r.level = ? \
+           GROUP BY r.window ORDER BY window")
+        .bind(esp)
+        .bind(key)
+        .bind(level.as_str())
+        .fetch_all()
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|w| json!({"window": w.window, "delivered": w.delivered, "complaints": w.complaints,
+                "complaints_by_code": named(w.complaints_by_code), "complaints_by_provider": named(w.complaints_by_provider),
+                "weighted_complaints": w.weighted, "rate": w.rate, "wilson_lower": w.lower, "wilson_upper": w.upper,
+                "tier": w.tier, "computed_at_ms": w.computed_at}))
+        .collect())
+}
+
+/// The standing in force of `key` at `level` of `esp`, if not the default.
+async fn standing(
+    client: &Client,
+    level: Level,
+    esp: &str,
+    key: &str,
+) -> clickhouse::error::Result<Option<StandingRow>> {
+    let query = match level {
+        Level::Sender => client
+            .query("SELECT toString(tier) AS tier, below_since FROM sender_standing FINAL WHERE esp = ? AND sender = ?")
+            .bind(esp)
+            .bind(key),
+        _ => client
+            .query("SELECT toString(tier) AS tier, below_since FROM group_standing FINAL WHERE level = ? AND esp = ? AND key = ?")
+            .bind(level.as_str())
+            .bind(esp)
+            .bind(key),
+    };
+    query.fetch_optional().await
+}
+
+/// The report of `key` at `level` of `esp`, or `None` when Ricochet has no
+/// data for it.
+pub async fn report(
+    client: &Client,
+    level: Level,
+    esp: &str,
+    key: &str,
+) -> clickhouse::error::Result<Option<Value>> {
+    let (windows, standing) = tokio::try_join!(
+        windows(client, level, esp, key),
+        standing(client, level, esp, key)
+    )?;
+    if windows.is_empty() && standing.is_none() {
+        return Ok(None);
+    }
+    let tier = standing.as_ref().map_or("ok", |s| s.tier.as_str());
+    let below_since = standing.as_ref().and_then(|s| s.below_since);
+    let explanation = format!(
+        "{level} tier {tier}: the most severe tier whose threshold the lower Wilson bound (z = 1.96) of any window with enough volume reaches; a tier falls only after 7 consecutive days below it{}",
+        below_since.map_or(String::new(), |t| format!(" (below since {t})"))
+    );
+    let mut out = json!({"esp": esp, "level": level, "key": key, "tier": tier,
+        "windows": windows, "explanation": explanation});
+    if level == Level::Sender {
+        out["sender"] = json!(key);
+        if !has_own_verdict(&out["windows"]) {
+            out["judged_by"] = json!(judged_by(client, esp, key).await?);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Whether some window had enough volume for a tier.
+fn has_own_verdict(windows: &Value) -> bool {
+    windows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|w| w["tier"] != "insufficient-data")
+}
+
+/// The levels a sender without a verdict of its own is judged by: its
+/// ESP, and the campaigns it carried in the last 30 days.
+async fn judged_by(
+    client: &Client,
+    esp: &str,
+    sender: &str,
+) -> clickhouse::error::Result<Vec<Value>> {
+    let campaigns: Vec<String> = client
+        .query(
+            "SELECT DISTINCT campaign FROM (
+                 SELECT campaign FROM complaints WHERE esp = ? AND sender = ? AND campaign != ''
+                   AND reported_at >= now64(3) - INTERVAL 30 DAY
+                 UNION ALL
+                 SELECT campaign FROM deliveries WHERE esp = ? AND sender = ? AND campaign != ''
+                   AND hour >= now() - INTERVAL 30 DAY)
+             ORDER BY campaign LIMIT ?",
+        )
+        .bind(esp)
+        .bind(sender)
+        .bind(esp)
+        .bind(sender)
+        .bind(MAX_CAMPAIGNS)
+        .fetch_all()
+        .await?;
+    let mut out = vec![];
+    let groups = std::iter::once((Level::Esp, String::new()))
+        .chain(campaigns.into_iter().map(|c| (Level::Campaign, c)));
+    for (level, key) in groups {
+        let s = standing(client, level, esp, &key).await?;
+        let tier = s.as_ref().map_or("ok", |s| s.tier.as_str());
+        out.push(json!({"level": level, "key": key, "tier": tier}));
+    }
+    Ok(out)
+}

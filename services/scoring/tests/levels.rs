@@ -1,0 +1,189 @@
+//! Reputation levels against the real ClickHouse and the ESP API over real
+//! HTTP: a spammer that spreads its mail over fresh sender ids, each under
+//! the minimum volume, is caught at the ESP and campaign levels, and a clean
+//! ESP with one bad sender is not penalized as a whole.
+
+mod common;
+
+use common::{sender_offenders, EspApi};
+use reqwest::StatusCode;
+use ricochet_integration_tests::{clickhouse, complaint_row, drop_database, insert_rows};
+use ricochet_scoring::chain::verify_chain;
+use ricochet_scoring::engine::{penalty_chain, score_once, Scorer};
+use ricochet_scoring::{Level, Policy, Tier};
+use ricochet_storage::{ClickHouseConfig, ComplaintRow, DeliveryRow, Migrator};
+use ricochet_token::verify::unix_now;
+use serde_json::Value;
+
+const ESP: &str = "esp-a.example";
+const CAMPAIGN: &str = "spring-blast";
+
+/// `senders` ids of `esp` named `prefix-i`, each with `delivered` messages
+/// (reported per campaign when it has one) and `complaints` complaints.
+async fn seed(
+    ch: &ClickHouseConfig,
+    esp: &str,
+    prefix: &str,
+    senders: usize,
+    (delivered, complaints): (u64, u64),
+    campaign: &str,
+    at_ms: i64,
+) {
+    let mut deliveries = vec![];
+    let mut rows: Vec<ComplaintRow> = vec![];
+    for i in 0..senders {
+        let sender = format!("{prefix}-{i}");
+        deliveries.push(DeliveryRow {
+            esp: esp.into(),
+            sender: sender.clone(),
+            provider: "p1.example".into(),
+            campaign: campaign.into(),
+            hour: (at_ms / 1000 / 3600 * 3600) as u32,
+            delivered,
+            received_at: at_ms,
+        });
+        for n in 0..complaints {
+            let jti = format!("{esp}-{sender}-{n:08}").replace('.', "_");
+            rows.push(ComplaintRow {
+                campaign: campaign.into(),
+                ..complaint_row(&jti, esp, &sender, "p1.example", "unwanted", at_ms - 1000)
+            });
+        }
+    }
+    insert_rows(ch, "deliveries", &deliveries).await;
+    insert_rows(ch, "complaints", &rows).await;
+}
+
+/// 50 clean senders of 5,000 messages with one complaint each (0.02 %).
+async fn clean_book(ch: &ClickHouseConfig, esp: &str, at_ms: i64) {
+    seed(ch, esp, "good", 50, (5_000, 1), "", at_ms).await;
+}
+
+fn changes_at(run: &ricochet_scoring::engine::RunReport, level: Level) -> Vec<(String, String)> {
+    run.changes
+        .iter()
+        .filter(|c| c.level == level.as_str())
+        .map(|c| (c.sender.clone(), c.to_tier.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn ids_under_the_minimum_volume_are_caught_at_the_esp_and_campaign_levels() {
+    let ch = clickhouse("it_levels");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let now = unix_now() * 1000;
+    clean_book(&ch, ESP, now).await;
+    let mut scorer = Scorer::new(ch.client(), Policy::default());
+    let first = scorer.run(now).await.unwrap();
+    assert!(first.changes.is_empty(), "{:?}", first.changes);
+    assert_eq!(first.groups.get(&Level::Esp), Some(&1));
+
+    // 36,000 messages at 1 % over 40 fresh ids of 900, all one campaign.
+    seed(&ch, ESP, "fresh", 40, (900, 9), CAMPAIGN, now).await;
+    let run = scorer.run(now + 1_000).await.unwrap();
+    assert!(!run.full, "an incremental run catches it");
+    assert_eq!(
+        changes_at(&run, Level::Sender),
+        [],
+        "no id alone has enough volume"
+    );
+    // ESP: 410 / 286,000 = 0.14 %, lower bound 0.13 % > 0.10 %.
+    assert_eq!(
+        changes_at(&run, Level::Esp),
+        [(String::new(), "warning".into())]
+    );
+    // Campaign: 360 / 36,000 = 1 %, lower bound 0.9 % > 0.5 %.
+    assert_eq!(
+        changes_at(&run, Level::Campaign),
+        [(CAMPAIGN.into(), "suspend".into())]
+    );
+    assert_eq!(
+        run.group_tiers.get(&(Level::Campaign, Tier::Suspend)),
+        Some(&1)
+    );
+    verify_chain(&penalty_chain(&ch.client(), ESP).await.unwrap()).unwrap();
+
+    // A new scorer's full run finds the same standings and changes nothing.
+    let again = score_once(&ch.client(), &Policy::default(), now + 2_000)
+        .await
+        .unwrap();
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+
+    let api = EspApi::start(&ch, &[ESP, "esp-b.example"]).await;
+    let items = api.offenders(ESP).await;
+    assert_eq!(sender_offenders(&items), Vec::<String>::new());
+    let levels: Vec<(&str, &str, &str)> = items
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap();
+            (s("level"), s("key"), s("to_tier"))
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        [("esp", "", "warning"), ("campaign", CAMPAIGN, "suspend")]
+    );
+    assert_eq!(items[1]["sender"], Value::Null);
+    assert_eq!(items[1]["evidence"]["level"], "campaign");
+    assert_eq!(items[1]["evidence"]["windows"]["24h"]["delivered"], 36_000);
+
+    let esp = api
+        .verified_json(api.get("/v1/esp/reputation", ESP).await)
+        .await;
+    assert_eq!(
+        (&esp["level"], &esp["tier"]),
+        (&"esp".into(), &"warning".into())
+    );
+    let path = format!("/v1/campaigns/{CAMPAIGN}/reputation");
+    let campaign = api.verified_json(api.get(&path, ESP).await).await;
+    assert_eq!(campaign["tier"], "suspend");
+    let day = &campaign["windows"].as_array().unwrap()[1];
+    assert_eq!(
+        (&day["window"], &day["complaints"]),
+        (&"24h".into(), &360.into())
+    );
+
+    // An id with too little data of its own is judged by its ESP and campaign.
+    let fresh = api
+        .verified_json(api.get("/v1/senders/fresh-7/reputation", ESP).await)
+        .await;
+    assert_eq!(fresh["tier"], "ok");
+    assert_eq!(
+        fresh["judged_by"],
+        serde_json::json!([
+            {"level": "esp", "key": "", "tier": "warning"},
+            {"level": "campaign", "key": CAMPAIGN, "tier": "suspend"},
+        ])
+    );
+
+    // Another ESP reads none of it.
+    let resp = api.get(&path, "esp-b.example").await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = api.get("/v1/esp/reputation", "esp-b.example").await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(api.offenders("esp-b.example").await.is_empty());
+    let resp = api.get_as(&path, "esp-b.example", ESP).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    drop_database(&ch).await;
+}
+
+#[tokio::test]
+async fn a_clean_esp_with_one_bad_sender_gets_no_esp_level_penalty() {
+    let ch = clickhouse("it_levels_clean");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let now = unix_now() * 1000;
+    clean_book(&ch, ESP, now).await;
+    // 100 complaints on 5,000: 2 %, far past every line for this sender.
+    seed(&ch, ESP, "bad", 1, (5_000, 100), "", now).await;
+    let run = score_once(&ch.client(), &Policy::default(), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        changes_at(&run, Level::Sender),
+        [("bad-0".to_string(), "exclude".to_string())]
+    );
+    // The book: 150 / 255,000 = 0.06 %, below the warning line.
+    assert_eq!(changes_at(&run, Level::Esp), []);
+    assert_eq!(run.group_tiers.get(&(Level::Esp, Tier::Ok)), Some(&1));
+    drop_database(&ch).await;
+}
