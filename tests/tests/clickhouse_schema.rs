@@ -125,15 +125,23 @@ async fn migrate_insert_and_count_each_token_once() {
         ]
     );
 
-    // Deliveries: a corrected report for the same hour replaces the first.
+    // Deliveries: a corrected report for the same hour replaces the first;
+    // reports for two campaigns of that hour add up (a sender's count is
+    // the sum over its campaigns).
     let mut insert = client.insert::<DeliveryRow>("deliveries").await.unwrap();
-    for (delivered, received_at) in [(100, 1), (150, 2)] {
+    for (campaign, delivered, received_at) in [
+        ("", 100, 1),
+        ("", 150, 2),
+        ("c1", 40, 1),
+        ("c2", 9, 1),
+        ("c1", 30, 3),
+    ] {
         insert
             .write(&DeliveryRow {
                 esp: "esp-a.example".into(),
                 sender: "acct-1".into(),
                 provider: "mail.example".into(),
-                campaign: String::new(),
+                campaign: campaign.into(),
                 hour: 1_790_000_000 / 3600 * 3600,
                 delivered,
                 received_at,
@@ -147,13 +155,17 @@ async fn migrate_insert_and_count_each_token_once() {
         .fetch_one()
         .await
         .unwrap();
-    assert_eq!(delivered, 150);
+    assert_eq!(delivered, 150 + 30 + 9);
     let rolled_up: u64 = client
-        .query("SELECT sum(d) FROM (SELECT argMaxMerge(delivered) AS d FROM deliveries_hourly GROUP BY esp, sender, hour, provider)")
+        .query("SELECT sum(d) FROM (SELECT argMaxMerge(delivered) AS d FROM deliveries_hourly GROUP BY esp, sender, hour, provider, campaign)")
         .fetch_one()
         .await
         .unwrap();
-    assert_eq!(rolled_up, 150, "the roll-up keeps the newest report too");
+    assert_eq!(
+        rolled_up,
+        150 + 30 + 9,
+        "the roll-up keeps the newest report too"
+    );
 
     config
         .server_client()

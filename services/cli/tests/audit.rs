@@ -46,7 +46,20 @@ async fn audit_verify_passes_an_intact_chain_and_names_the_rewritten_row() {
         .collect();
     insert_rows(&ch, "complaints", &rows).await;
     let run = score_once(&client, &Policy::default(), now).await.unwrap();
-    assert_eq!(run.changes.len(), 2, "both senders rise to exclude");
+    let levels: Vec<(&str, &str)> = run
+        .changes
+        .iter()
+        .map(|c| (c.level.as_str(), c.to_tier.as_str()))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ("sender", "exclude"),
+            ("sender", "exclude"),
+            ("esp", "exclude")
+        ],
+        "both senders and the ESP as a whole rise to exclude"
+    );
 
     let audit = || {
         Command::new(env!("CARGO_BIN_EXE_ricochet"))
@@ -63,17 +76,17 @@ async fn audit_verify_passes_an_intact_chain_and_names_the_rewritten_row() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&ok.stdout).starts_with("chain intact: esp-a.example, 2 row(s)")
+        String::from_utf8_lossy(&ok.stdout).starts_with("chain intact: esp-a.example, 3 row(s)")
     );
 
     client
-        .query("ALTER TABLE penalties UPDATE evidence = '{}' WHERE seq = 2 SETTINGS mutations_sync = 2")
+        .query("ALTER TABLE penalties UPDATE evidence = '{}' WHERE seq = 3 SETTINGS mutations_sync = 2")
         .execute()
         .await
         .unwrap();
     let broken = audit();
     assert_eq!(broken.status.code(), Some(2));
     let out = String::from_utf8_lossy(&broken.stdout);
-    assert!(out.contains("row seq 2 was altered"), "{out}");
+    assert!(out.contains("row seq 3 was altered"), "{out}");
     drop_database(&ch).await;
 }
