@@ -64,7 +64,9 @@ async fn exec(ch: &ClickHouseConfig, sql: &str) -> Result<()> {
 
 /// Inserts the synthetic deliveries and complaints; returns both fill times.
 async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f64, f64)> {
-    // Each sender: one delivery report a day for 30 days, 2,000-2,600 a day.
+    // Each sender: one delivery report a day for 30 days, 2,000-2,600 a day,
+    // broken down by its campaign (5,000 campaigns of 200 sender ids each,
+    // as the complaints carry them: the campaign level has its denominator).
     // Complaints: spread over the senders and the 30 days; one sender in a
     // hundred draws ten times its share (the offenders). One complaint in a
     // thousand goes to one of 100 offenders from a single account per
@@ -74,9 +76,10 @@ async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f
         exec(
             ch,
             &format!(
-                "INSERT INTO deliveries (esp, sender, provider, hour, delivered, received_at)
+                "INSERT INTO deliveries (esp, sender, provider, campaign, hour, delivered, received_at)
                  SELECT concat('esp-', toString(s % 20)), concat('sender-', toString(s)),
                         ['gmail.example','yahoo.example','outlook.example'][(s + d) % 3 + 1],
+                        concat('c', toString(s % 5000)),
                         toStartOfHour(toDateTime({NOW_S} - d * {DAY_S} - 5400)), 2000 + (s % 7) * 100,
                         fromUnixTimestamp64Milli(toInt64({NOW_S} - d * {DAY_S}) * 1000)
                  FROM (SELECT number % {senders} AS s, intDiv(number, {senders}) AS d FROM numbers({}))",
@@ -209,6 +212,16 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
             })
             .collect();
         eprintln!("tiers after the full run: {}", tiers.join(", "));
+        let groups: Vec<String> = full
+            .group_tiers
+            .iter()
+            .map(|((level, tier), n)| format!("{level} {} {n}", tier.as_str()))
+            .collect();
+        eprintln!(
+            "ESP and campaign levels after the full run: {} assessed ({})",
+            full.groups.values().sum::<usize>(),
+            groups.join(", ")
+        );
         let phases = |r: &ricochet_scoring::engine::RunReport| {
             r.phases
                 .iter()

@@ -11,6 +11,7 @@ mod dashboards;
 mod db;
 mod kafka;
 mod keys;
+mod policy;
 mod registry;
 mod report;
 mod service_process;
@@ -72,6 +73,9 @@ enum Command {
     /// Run a simulated world (providers, ESPs, senders, an attacker) through
     /// the running services and compare the offender reports with the truth.
     Simulate(simulate::SimulateArgs),
+    /// Check a scoring policy file.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Check the Grafana dashboards against the real ClickHouse and Prometheus.
     #[command(subcommand)]
     Dashboards(dashboards::DashboardsCommand),
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
             Command::Dashboards(c) => dashboards::run(c).await,
             Command::Simulate(a) => simulate::run(a).await,
             Command::Arf(c) => arf::run(c).await,
+            Command::Policy(c) => policy::run(c),
         }
     });
     match result {

@@ -198,3 +198,32 @@ fn kafka_init_creates_every_topic_idempotently() {
         "second run creates nothing: {out}"
     );
 }
+
+#[test]
+fn policy_check_prints_the_policy_in_force_or_the_line_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("policy.toml"),
+        "[tiers.esp]\nwarning = 0.0008\n[hysteresis]\ncool_down_days = 3\n",
+    )
+    .unwrap();
+    let out = ok(d, &["policy", "check", "policy.toml"]);
+    assert!(out.starts_with("policy OK: policy.toml"), "{out}");
+    assert!(
+        out.contains("esp: ")
+            && out.contains("warning 0.08 %")
+            && out.contains("3 consecutive days"),
+        "{out}"
+    );
+    std::fs::write(d.join("bad.toml"), "[caps]\n\nmax_provider_share = 0\n").unwrap();
+    let out = ricochet(d, &["policy", "check", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(
+            "invalid: bad.toml:3: caps.max_provider_share: 0: must be a share in (0, 1]"
+        ),
+        "{text}"
+    );
+}

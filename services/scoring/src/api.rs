@@ -18,11 +18,13 @@ use ricochet_token::verify::unix_now;
 use ricochet_token::{JwkSet, SigningKey, VerifyOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use crate::chain::{PenaltyEntry, PENALTY_COLUMNS};
 use crate::dispatch::penalty_json;
 use crate::level::Level;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
 use crate::standing_report;
 
 /// The header carrying the detached signature of the body.
@@ -57,6 +59,8 @@ struct Inner {
     key: SigningKey,
     metrics: Metrics,
     interval_secs: i64,
+    /// The policy in force, for explanations.
+    policy: watch::Receiver<Arc<Policy>>,
 }
 
 impl ApiState {
@@ -76,8 +80,18 @@ impl ApiState {
                 key,
                 metrics,
                 interval_secs: interval_secs as i64,
+                policy: watch::channel(Arc::new(Policy::default())).1,
             }),
         }
+    }
+
+    /// Explains tiers with the policy `policy` holds (the scoring loop
+    /// sends each reloaded policy) instead of the default.
+    pub fn with_policy(mut self, policy: watch::Receiver<Arc<Policy>>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the policy is set before the state is shared")
+            .policy = policy;
+        self
     }
 }
 
@@ -216,7 +230,8 @@ async fn level_report(state: &ApiState, headers: &HeaderMap, level: Level, key: 
         Ok(e) => e,
         Err(p) => return p.into_response(),
     };
-    match standing_report::report(&state.inner.client, level, &esp, key).await {
+    let policy = state.inner.policy.borrow().clone();
+    match standing_report::report(&state.inner.client, &policy, level, &esp, key).await {
         Ok(Some(mut body)) => {
             body["as_of"] = json!(unix_now());
             signed(state, StatusCode::OK, &body)

@@ -177,6 +177,18 @@ impl Scorer {
         }
     }
 
+    /// Puts `policy` in force from the next run, which is a full one: every
+    /// key is judged again under the new numbers.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+        self.memory = None;
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// Scores at time `now_ms` and writes the results.
     pub async fn run(&mut self, now_ms: i64) -> clickhouse::error::Result<RunReport> {
         let full = self.memory.is_none()
@@ -463,8 +475,9 @@ async fn score(
         bursts(client, policy, now_ms),
         counts::Reader::open(client, scope, now_ms)
     )?;
+    let sender_policy = policy.for_level(Level::Sender);
     let mut verdicts = Verdicts {
-        policy,
+        policy: &sender_policy,
         now_ms,
         bursts: HashMap::new(),
         changes: vec![],
@@ -481,7 +494,7 @@ async fn score(
     let mut reputation = SnapshotWriter::new(client, now_ms);
     let pass = SenderPass {
         client,
-        policy,
+        policy: &sender_policy,
         now_ms,
     };
     let senders = pass

@@ -217,8 +217,9 @@ impl GroupRun<'_> {
     ) -> clickhouse::error::Result<()> {
         let suspects: Vec<&GroupKey> = groups
             .iter()
-            .filter(|(_, c)| {
-                evidence_tier(&assess_windows(c, self.policy)).is_some_and(|t| t > Tier::Ok)
+            .filter(|(k, c)| {
+                let policy = self.policy.for_level(k.0);
+                evidence_tier(&assess_windows(c, &policy)).is_some_and(|t| t > Tier::Ok)
             })
             .map(|(k, _)| k)
             .collect();
@@ -258,7 +259,8 @@ impl GroupRun<'_> {
         out: &mut GroupVerdicts,
     ) -> clickhouse::error::Result<()> {
         let (level, esp, group) = key;
-        let assessed = assess_windows(counts, self.policy);
+        let policy = self.policy.for_level(*level);
+        let assessed = assess_windows(counts, &policy);
         write_snapshots(snapshots, *level, esp, group, &assessed).await?;
         let before = memory.standing.get(key).copied().unwrap_or_default();
         let subject = Subject {
@@ -267,7 +269,7 @@ impl GroupRun<'_> {
             key: group,
         };
         let d = decide(
-            self.policy,
+            &policy,
             self.now_ms,
             subject,
             before,

@@ -18,6 +18,7 @@ pub mod hysteresis;
 pub mod level;
 pub mod metrics;
 pub mod policy;
+pub mod policy_file;
 pub mod snapshots;
 pub mod standing_report;
 pub mod verdict;

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,10 +10,29 @@ use ricochet_scoring::api::{router, ApiState};
 use ricochet_scoring::dispatch::Dispatcher;
 use ricochet_scoring::engine::Scorer;
 use ricochet_scoring::metrics::Metrics;
+use ricochet_scoring::policy_file::PolicyFile;
 use ricochet_scoring::{Policy, Tier};
 use ricochet_storage::ClickHouseConfig;
 use ricochet_token::{Jwk, SigningKey};
+use tokio::sync::watch;
 use tracing::{info, warn};
+
+/// Puts a changed policy file in force (the next run is a full one), or
+/// says why it is refused and keeps the policy in force.
+fn reload_policy(file: &mut PolicyFile, scorer: &mut Scorer, tx: &watch::Sender<Arc<Policy>>) {
+    match file.changed() {
+        None => {}
+        Some(Ok(policy)) if &policy == scorer.policy() => {}
+        Some(Ok(policy)) => {
+            info!(path = %file.path().display(), "scoring policy changed; the next run rescores everything under it");
+            tx.send_replace(Arc::new(policy.clone()));
+            scorer.set_policy(policy);
+        }
+        Some(Err(e)) => {
+            warn!(error = %e, "scoring policy file changed but is invalid; keeping the policy in force")
+        }
+    }
+}
 
 /// Ricochet scoring: computes sender reputation and penalty tiers from
 /// ClickHouse on an interval, records every tier change in the hash-chained
@@ -44,6 +64,13 @@ struct Args {
     /// Ricochet's private JWK, which signs API responses and webhooks (`ricochet keys new`).
     #[arg(long, env = "RICOCHET_SIGNING_KEY", required_unless_present = "once")]
     signing_key: Option<PathBuf>,
+    /// Scoring policy file (TOML: thresholds per tier and level, minimum
+    /// volume, weights, caps, cool-down, burst rule; see
+    /// deploy/scoring-policy.toml). Checked before every run and reloaded
+    /// when it changes; an invalid new version is logged and the policy in
+    /// force kept. Without it, the documented defaults apply.
+    #[arg(long, env = "RICOCHET_SCORING_POLICY")]
+    policy: Option<PathBuf>,
     /// Topic every tier change is produced to.
     #[arg(long, env = "RICOCHET_TOPIC_PENALTIES", default_value = ricochet_kafka::topics::PENALTIES)]
     penalties_topic: String,
@@ -58,7 +85,15 @@ async fn main() -> anyhow::Result<()> {
         "--interval-secs must be at least 0.05"
     );
     let client = ClickHouseConfig::from_env().client();
-    let policy = Policy::default();
+    let (mut policy_file, policy) = match &args.policy {
+        Some(path) => {
+            let (file, policy) = PolicyFile::open(path).context("loading the scoring policy")?;
+            info!(path = %path.display(), "scoring policy loaded");
+            (Some(file), policy)
+        }
+        None => (None, Policy::default()),
+    };
+    let (policy_tx, policy_rx) = watch::channel(Arc::new(policy.clone()));
     let metrics = Metrics::new();
     if !args.once {
         let path = args.signing_key.as_ref().expect("required by clap");
@@ -75,13 +110,16 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         info!(addr = %args.listen, "ESP API listening");
-        let app = router(ApiState::new(
-            client.clone(),
-            registry.clone(),
-            SigningKey::from_jwk(&jwk)?,
-            metrics.clone(),
-            args.interval_secs.ceil() as u64,
-        ));
+        let app = router(
+            ApiState::new(
+                client.clone(),
+                registry.clone(),
+                SigningKey::from_jwk(&jwk)?,
+                metrics.clone(),
+                args.interval_secs.ceil() as u64,
+            )
+            .with_policy(policy_rx),
+        );
         tokio::spawn(async move { axum::serve(listener, app).await });
         let producer = ricochet_kafka::KafkaConfig::from_env()?
             .producer_config()
@@ -124,6 +162,9 @@ async fn main() -> anyhow::Result<()> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis() as i64;
+        if let Some(file) = policy_file.as_mut() {
+            reload_policy(file, &mut scorer, &policy_tx);
+        }
         let started = std::time::Instant::now();
         match scorer.run(now_ms).await {
             Ok(r) => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::level::Level;
 use crate::wilson::{wilson_bounds, Z_95};
 
 /// Penalty tiers, in increasing severity.
@@ -62,10 +63,9 @@ impl std::str::FromStr for Tier {
     }
 }
 
-/// Every number scoring uses; all of it is configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Policy {
-    /// Lower Wilson bound at or above which a sender is at least `warning`.
+/// The lower Wilson bound at or above which a key is at least each tier.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
     /// Default 0.10 %: Gmail's "keep below" line and Amazon SES's review level.
     pub warning: f64,
     /// Default 0.30 %: Gmail's "never reach" line.
@@ -74,16 +74,37 @@ pub struct Policy {
     pub suspend: f64,
     /// Default 1.0 %: twice the SES pause rate; sustained, this is no accident.
     pub exclude: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            warning: 0.001,
+            throttle: 0.003,
+            suspend: 0.005,
+            exclude: 0.01,
+        }
+    }
+}
+
+/// Every number scoring uses; all of it is configuration (the policy file,
+/// [`crate::policy_file`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Tier thresholds of every level without its own.
+    pub thresholds: Thresholds,
+    /// Levels with thresholds of their own.
+    pub levels: BTreeMap<Level, Thresholds>,
     /// Below this many delivered messages a window is "insufficient data", never 0 %.
     pub min_delivered: u64,
     /// Weight of each complaint code; `not-spam` is negative (it offsets).
     pub weights: BTreeMap<String, f64>,
-    /// Most complaints one reporter pseudonym adds to one sender's window.
+    /// Most complaints one reporter pseudonym adds to one key's window.
     pub max_per_reporter: u64,
-    /// Largest share of a sender's weighted complaints one provider may supply,
-    /// applied when at least two providers delivered the sender's mail.
+    /// Largest share of a key's weighted complaints one provider may supply,
+    /// applied when at least two providers delivered the key's mail.
     pub max_provider_share: f64,
-    /// Days a sender must stay below its tier's threshold before the tier falls.
+    /// Days a key must stay below its tier's threshold before the tier falls.
     pub cool_down_days: i64,
     /// A campaign with at least this many complaints in the last hour...
     pub burst_min_complaints: u64,
@@ -106,10 +127,8 @@ impl Default for Policy {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         Policy {
-            warning: 0.001,
-            throttle: 0.003,
-            suspend: 0.005,
-            exclude: 0.01,
+            thresholds: Thresholds::default(),
+            levels: BTreeMap::new(),
             min_delivered: 1_000,
             weights,
             max_per_reporter: 3,
@@ -122,14 +141,23 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The policy as it applies at `level`: that level's thresholds in force.
+    pub fn for_level(&self, level: Level) -> Policy {
+        Policy {
+            thresholds: self.levels.get(&level).copied().unwrap_or(self.thresholds),
+            ..self.clone()
+        }
+    }
+
     /// The threshold of `tier` (0 for `ok`).
     pub fn threshold(&self, tier: Tier) -> f64 {
+        let t = &self.thresholds;
         match tier {
             Tier::Ok => 0.0,
-            Tier::Warning => self.warning,
-            Tier::Throttle => self.throttle,
-            Tier::Suspend => self.suspend,
-            Tier::Exclude => self.exclude,
+            Tier::Warning => t.warning,
+            Tier::Throttle => t.throttle,
+            Tier::Suspend => t.suspend,
+            Tier::Exclude => t.exclude,
         }
     }
 
@@ -145,6 +173,22 @@ impl Policy {
     /// The weight of a code (unknown codes weigh like `unwanted`).
     pub fn weight(&self, code: &str) -> f64 {
         self.weights.get(code).copied().unwrap_or(1.0)
+    }
+
+    /// One sentence on how a tier is decided under this policy at `level`,
+    /// with the numbers in force (API explanations).
+    pub fn explain(&self, level: Level) -> String {
+        let t = self.for_level(level).thresholds;
+        let pct = |v: f64| format!("{:.2} %", v * 100.0);
+        format!(
+            "the most severe tier whose threshold the lower Wilson bound (z = 1.96) of the weighted complaint rate reaches in any window (1h, 24h, 7d, 30d) with at least {} delivered messages (warning {}, throttle {}, suspend {}, exclude {}); a tier falls only after {} consecutive days below it",
+            self.min_delivered,
+            pct(t.warning),
+            pct(t.throttle),
+            pct(t.suspend),
+            pct(t.exclude),
+            self.cool_down_days
+        )
     }
 }
 
@@ -371,7 +415,10 @@ mod tests {
         let p = Policy::default();
         // 0.4 % observed on 10,000: lower bound ≈ 0.29 %, so warning, not throttle.
         let a = assess(&counts(10_000, &[("unwanted", "p1", 40)]), &p);
-        assert!(a.rate > p.throttle && a.lower < p.throttle, "{a:?}");
+        assert!(
+            a.rate > p.thresholds.throttle && a.lower < p.thresholds.throttle,
+            "{a:?}"
+        );
         assert_eq!(a.tier, Some(Tier::Warning));
         // The same rate on 1,000,000 messages is certain enough for throttle.
         let a = assess(&counts(1_000_000, &[("unwanted", "p1", 4_000)]), &p);

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::level::Level;
+use crate::policy::Policy;
 use crate::verdict::named;
 
 /// Most campaigns a sender's report names.
@@ -91,6 +92,7 @@ async fn standing(
 /// data for it.
 pub async fn report(
     client: &Client,
+    policy: &Policy,
     level: Level,
     esp: &str,
     key: &str,
@@ -105,7 +107,8 @@ pub async fn report(
     let tier = standing.as_ref().map_or("ok", |s| s.tier.as_str());
     let below_since = standing.as_ref().and_then(|s| s.below_since);
     let explanation = format!(
-        "{level} tier {tier}: the most severe tier whose threshold the lower Wilson bound (z = 1.96) of any window with enough volume reaches; a tier falls only after 7 consecutive days below it{}",
+        "{level} tier {tier}: {}{}",
+        policy.explain(level),
         below_since.map_or(String::new(), |t| format!(" (below since {t})"))
     );
     let mut out = json!({"esp": esp, "level": level, "key": key, "tier": tier,

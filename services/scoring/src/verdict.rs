@@ -95,7 +95,7 @@ fn evidence(
         "level": level,
         "windows": per_window,
         "rule": rule,
-        "thresholds": {"warning": policy.warning, "throttle": policy.throttle, "suspend": policy.suspend, "exclude": policy.exclude},
+        "thresholds": policy.thresholds,
         "min_delivered": policy.min_delivered,
         "campaign_bursts": bursts.iter().map(|b| json!({"campaign": b.campaign, "complaints_last_hour": b.complaints})).collect::<Vec<_>>(),
     })

@@ -39,7 +39,8 @@ async fn penalties_reach_kafka_and_a_flaky_webhook_in_order_across_a_restart() {
         .unwrap()
         .as_millis() as i64;
 
-    // Three senders over the line: three penalty rows for one ESP.
+    // Three senders over the line, and so the ESP's whole book: four
+    // penalty rows for one ESP (three sender-level, one ESP-level).
     let hour = (now / 1000 / 3600 * 3600) as u32;
     let senders = ["s1", "s2", "s3"];
     let deliveries: Vec<DeliveryRow> = senders
@@ -77,7 +78,7 @@ async fn penalties_reach_kafka_and_a_flaky_webhook_in_order_across_a_restart() {
             .unwrap()
             .changes
             .len(),
-        3
+        4
     );
 
     // The ESP's webhook: refuses the first two deliveries.
@@ -141,7 +142,7 @@ async fn penalties_reach_kafka_and_a_flaky_webhook_in_order_across_a_restart() {
     // First dispatcher: Kafka takes everything; the webhook fails, backs off.
     let first = make();
     let r1 = first.run_once(now).await.unwrap();
-    assert_eq!((r1.kafka, r1.webhook, r1.webhook_failures), (3, 0, 1));
+    assert_eq!((r1.kafka, r1.webhook, r1.webhook_failures), (4, 0, 1));
     let r2 = first.run_once(now + 500).await.unwrap();
     assert_eq!(
         (r2.kafka, r2.webhook, r2.webhook_failures),
@@ -157,7 +158,7 @@ async fn penalties_reach_kafka_and_a_flaky_webhook_in_order_across_a_restart() {
     let second = make();
     let mut delivered = 0;
     let mut t = now + 60_000;
-    while delivered < 3 {
+    while delivered < 4 {
         let r = second.run_once(t).await.unwrap();
         assert_eq!(r.kafka, 0, "Kafka rows are not sent twice");
         delivered += r.webhook;
@@ -165,29 +166,47 @@ async fn penalties_reach_kafka_and_a_flaky_webhook_in_order_across_a_restart() {
         assert!(t < now + 3_600_000, "webhook never recovered");
     }
     let accepted = receiver.accepted.lock().unwrap().clone();
-    assert_eq!(accepted.len(), 1, "one delivery carried all three rows");
+    assert_eq!(accepted.len(), 1, "one delivery carried all four rows");
     let (sig, body) = &accepted[0];
     verify_detached(sig, body, &ricochet_keys).expect("the webhook is signed by Ricochet");
     let doc: Value = serde_json::from_slice(body).unwrap();
-    let seqs: Vec<u64> = doc["items"]
+    let seqs: Vec<(u64, &str, &str)> = doc["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| i["seq"].as_u64().unwrap())
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap();
+            (i["seq"].as_u64().unwrap(), s("level"), s("key"))
+        })
         .collect();
-    assert_eq!(seqs, [1, 2, 3], "in chain order");
+    assert_eq!(
+        seqs,
+        [
+            (1, "sender", "s1"),
+            (2, "sender", "s2"),
+            (3, "sender", "s3"),
+            (4, "esp", "")
+        ],
+        "in chain order, each with its level"
+    );
 
-    let messages = consume_exactly(&k, &topic, 3, Duration::from_secs(60)).await;
-    let mut on_topic: Vec<u64> = messages
+    let messages = consume_exactly(&k, &topic, 4, Duration::from_secs(60)).await;
+    let mut on_topic: Vec<(u64, String)> = messages
         .iter()
         .map(|(_, p)| {
-            serde_json::from_slice::<Value>(p).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
+            let v = serde_json::from_slice::<Value>(p).unwrap();
+            (
+                v["seq"].as_u64().unwrap(),
+                v["level"].as_str().unwrap().to_string(),
+            )
         })
         .collect();
     on_topic.sort();
-    assert_eq!(on_topic, [1, 2, 3]);
+    let levels: Vec<(u64, &str)> = on_topic.iter().map(|(s, l)| (*s, l.as_str())).collect();
+    assert_eq!(
+        levels,
+        [(1, "sender"), (2, "sender"), (3, "sender"), (4, "esp")]
+    );
     wait_for(
         "nothing else to dispatch",
         Duration::from_secs(5),
