@@ -40,6 +40,11 @@ pub enum DeliveryCommand {
         /// Sender id.
         #[arg(long)]
         sender: String,
+        /// Campaign (the tokens' `cmp`), when reporting one campaign's share
+        /// of the sender's mail: the denominator of the campaign level. The
+        /// sender's count is the sum over its campaigns.
+        #[arg(long)]
+        campaign: Option<String>,
         /// Messages delivered.
         #[arg(long)]
         delivered: u64,
@@ -136,6 +141,7 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
         caller: Provider { url, key, provider },
         esp,
         sender,
+        campaign,
         delivered,
         hour,
     } = cmd;
@@ -146,7 +152,11 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
         None => time::OffsetDateTime::from_unix_timestamp(now / 3600 * 3600)?
             .format(&time::format_description::well_known::Rfc3339)?,
     };
-    let body = json!({"deliveries": [{"esp": esp, "sender": sender, "hour": hour, "delivered": delivered}]});
+    let mut item = json!({"esp": esp, "sender": sender, "hour": hour, "delivered": delivered});
+    if let Some(c) = &campaign {
+        item["campaign"] = json!(c);
+    }
+    let body = json!({ "deliveries": [item] });
     let results = post(&url, "/v1/deliveries", &key, &provider, now, &body).await?;
     let r = &results["results"][0];
     let verdict = r["verdict"].as_str().unwrap_or("?");

@@ -270,6 +270,8 @@ async fn a_valid_batch_lands_in_kafka_exactly_as_acknowledged() {
         {"esp": "esp-live.example", "sender": "shop-1", "hour": "2026-09-21T13:00:00Z", "delivered": 1200},
         {"esp": "esp-nobody.example", "sender": "shop-1", "hour": "2026-09-21T13:00:00Z", "delivered": 5},
         {"esp": "esp-live.example", "sender": "shop-1", "hour": "2026-09-21T13:30:00Z", "delivered": 5},
+        {"esp": "esp-live.example", "sender": "shop-1", "campaign": "spring-blast", "hour": "2026-09-21T13:00:00Z", "delivered": 700},
+        {"esp": "esp-live.example", "sender": "shop-1", "campaign": "no spaces", "hour": "2026-09-21T13:00:00Z", "delivered": 7},
     ]});
     let (status, body) = w.post("/v1/deliveries", &deliveries).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -281,13 +283,30 @@ async fn a_valid_batch_lands_in_kafka_exactly_as_acknowledged() {
         .collect();
     assert_eq!(
         reasons,
-        [Value::Null, json!("unknown-esp"), json!("hour-not-aligned")]
+        [
+            Value::Null,
+            json!("unknown-esp"),
+            json!("hour-not-aligned"),
+            Value::Null,
+            json!("invalid-campaign")
+        ]
     );
-    let messages = consume_exactly(&w.kafka, &w.deliveries_topic, 1, Duration::from_secs(60)).await;
-    let v: Value = serde_json::from_slice(&messages[0].1).unwrap();
-    schema("deliveries.v1").validate(&v).unwrap();
+    let messages = consume_exactly(&w.kafka, &w.deliveries_topic, 2, Duration::from_secs(60)).await;
+    let got: Vec<Value> = messages
+        .iter()
+        .map(|(_, p)| serde_json::from_slice(p).unwrap())
+        .collect();
+    for v in &got {
+        schema("deliveries.v1").validate(v).unwrap();
+    }
+    let v = got.iter().find(|v| v.get("campaign").is_none()).unwrap();
     assert_eq!(v["delivered"], 1200);
     assert_eq!(v["hour"], 1_789_995_600, "2026-09-21T13:00:00Z");
+    let per_campaign = got
+        .iter()
+        .find(|v| v["campaign"] == "spring-blast")
+        .unwrap();
+    assert_eq!(per_campaign["delivered"], 700);
 }
 
 #[tokio::test]

@@ -149,5 +149,19 @@ mod tests {
         assert_eq!(err.reason, "invalid-field");
         assert!(err.detail.contains("code"));
         assert_eq!(delivery(Some(b"{\"esp\":\"e.example\",\"sender\":\"s\",\"provider\":\"p.example\",\"hour\":7,\"delivered\":1,\"received_at_ms\":1}")).unwrap_err().reason, "invalid-field");
+        let with = |campaign: &str| {
+            serde_json::json!({"esp": "e.example", "sender": "s", "campaign": campaign, "provider": "p.example",
+                               "hour": 3600, "delivered": 1, "received_at_ms": 1})
+            .to_string()
+        };
+        assert_eq!(
+            delivery(Some(with("c-1").as_bytes())).unwrap().campaign,
+            "c-1"
+        );
+        let err = delivery(Some(with("no spaces").as_bytes())).unwrap_err();
+        assert_eq!(
+            (err.reason, err.detail.contains("campaign")),
+            ("invalid-field", true)
+        );
     }
 }
