@@ -111,7 +111,7 @@ done
 "$ricochet" report offenders --key esp.jwk --esp esp-demo.example --ricochet-jwks ricochet.jwks
 "$ricochet" audit verify --esp esp-demo.example
 
-step "A simulated world: 3 providers, 3 ESPs, 1,500 senders, an attacker and a forger, 24 hours in about a minute"
+step "A simulated world: 3 providers, 4 ESPs, 1,500 senders, two spammers renaming themselves, an attacker and a forger, 24 hours in about a minute"
 "$ricochet" simulate --keys-dir sim-keys ${RICOCHET_SIMULATE_ARGS:-}
 "$ricochet" audit verify --esp esp-alpha.example
 

@@ -7,6 +7,7 @@
 //! Time is compressed: the last `--hours` hours are replayed, each in
 //! 3600/`--speed` real seconds, with timestamps in the hour they stand for.
 
+mod levels;
 mod world;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +31,8 @@ use world::{Behaviour, World, ATTACKER_ACCOUNTS, ATTACK_HOURS, ATTACK_PER_HOUR, 
 /// Settings of a simulation.
 #[derive(Args, Debug)]
 pub struct SimulateArgs {
-    /// Senders in the world (spread over 3 ESPs).
+    /// Ordinary senders in the world (spread over 3 ESPs; the renaming
+    /// spammers and the fourth ESP's senders come on top).
     #[arg(long, default_value_t = 1500)]
     senders: usize,
     /// Simulated hours, ending now.
@@ -145,6 +147,8 @@ struct Tally {
     deliveries: u64,
     /// The attacker's complaints ingest accepted.
     attack_accepted: u64,
+    /// What each ESP's book truly drew.
+    truth: levels::Truth,
 }
 
 /// Posts `items` under `key` as `route` ("complaints" or "deliveries");
@@ -237,6 +241,8 @@ struct Reports {
     items: Vec<Vec<Value>>,
     /// First change per sender.
     seen: Seen,
+    /// First change per ESP or campaign.
+    groups: levels::GroupsSeen,
 }
 
 impl Reports {
@@ -245,6 +251,7 @@ impl Reports {
             cursors: vec![0; ESPS.len()],
             items: vec![vec![]; ESPS.len()],
             seen: Seen::new(),
+            groups: levels::GroupsSeen::new(),
         }
     }
 
@@ -262,6 +269,7 @@ impl Reports {
             let (page, next) =
                 fetch_offenders(http, api, &p.esps[i], esp, self.cursors[i], keys).await?;
             self.cursors[i] = next;
+            levels::record(&mut self.groups, i, &page, hour);
             for item in page.iter().filter(|i| i["level"] == "sender") {
                 let sender = item["sender"].as_str().unwrap_or("").to_string();
                 let tier = item["to_tier"].as_str().unwrap_or("").to_string();
@@ -331,7 +339,8 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
                 .filter(|(_, prov, _)| *prov == pi)
                 .map(|(s, _, d)| {
                     let sender = &world.senders[*s];
-                    json!({"esp": ESPS[sender.esp], "sender": sender.id, "hour": rfc3339(slot), "delivered": d})
+                    json!({"esp": ESPS[sender.esp], "sender": sender.id, "campaign": sender.campaign_in(h),
+                           "hour": rfc3339(slot), "delivered": d})
                 })
                 .collect();
             for chunk in rows.chunks(1000) {
@@ -341,6 +350,16 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
                     bail!("a delivery count was refused: {reason}");
                 }
                 tally.deliveries += chunk.len() as u64;
+            }
+        }
+        let policy = ricochet_scoring::Policy::default();
+        for (s, _, d) in &traffic.delivered {
+            tally.truth.delivered(world.senders[*s].esp, *d);
+        }
+        for c in traffic.complaints.iter().skip(FORGED_PER_HOUR) {
+            if !c.attack {
+                let esp = world.senders[c.sender].esp;
+                tally.truth.complaint(esp, c.code, &policy);
             }
         }
         // Complaints: tokens minted by each sender's ESP for the message sent.
@@ -362,7 +381,7 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
                 &format!("{}@{}", c.reporter, PROVIDERS[c.provider].domain),
                 sent,
             );
-            req.cmp = Some(format!("{}-c{}", s.id, h / 6));
+            req.cmp = Some(s.campaign_in(h));
             let (token, _) = mint(&esps[s.esp], &req)?;
             let forged = k < FORGED_PER_HOUR;
             let token = if forged {
@@ -483,7 +502,7 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
         .await?
         .json()
         .await?;
-    let ok = summarize(&world, &tally, &reports.items, &reports.seen, &target_rep);
+    let ok = summarize(&world, &tally, &reports, &target_rep);
     println!();
     println!("Where to look next:");
     if let Some(p) = &a.prometheus_url {
@@ -508,13 +527,8 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
 /// Prints the outcome against the ground truth; false if the pipeline
 /// itself misbehaved (a valid complaint refused, a forged one accepted, no
 /// report).
-fn summarize(
-    world: &World,
-    tally: &Tally,
-    items: &[Vec<Value>],
-    seen: &Seen,
-    target_rep: &Value,
-) -> bool {
+fn summarize(world: &World, tally: &Tally, reports: &Reports, target_rep: &Value) -> bool {
+    let (items, seen) = (&reports.items, &reports.seen);
     // The tier in force at the end: the last change per sender.
     let mut final_tier: HashMap<&str, &str> = HashMap::new();
     for item in items.iter().flatten().filter(|i| i["level"] == "sender") {
@@ -622,5 +636,7 @@ fn summarize(
         println!("  PROBLEM: no ESP received any tier change");
         ok = false;
     }
+    let penalized = |id: &str| final_tier.get(id).is_some_and(|t| *t != "ok");
+    ok &= levels::summarize(world, &tally.truth, items, &reports.groups, &penalized);
     ok
 }

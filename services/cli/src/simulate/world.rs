@@ -35,12 +35,30 @@ pub const PROVIDERS: [Provider; 3] = [
     },
 ];
 
-/// The ESPs of the world.
-pub const ESPS: [&str; 3] = [
+/// The ESPs of the world. The first three share the ordinary senders; the
+/// fourth is small, and a spammer rotating ids and campaigns dirties its book.
+pub const ESPS: [&str; 4] = [
     "esp-alpha.example",
     "esp-bravo.example",
     "esp-charlie.example",
+    "esp-delta.example",
 ];
+
+/// Index in [`ESPS`] of the ESP the campaign launderer sends through.
+pub const LAUNDERER_ESP: usize = 1;
+/// The one campaign every launderer id carries.
+pub const LAUNDERER_CAMPAIGN: &str = "bravo-blast";
+/// New launderer ids per simulated hour, each sending this many messages in
+/// its one hour: under the 1,000-message minimum in every window.
+pub const LAUNDERER_IDS_PER_HOUR: u32 = 3;
+/// Messages per launderer or rotator id.
+pub const ID_VOLUME: u64 = 900;
+/// Index in [`ESPS`] of the rotator's ESP.
+pub const ROTATOR_ESP: usize = 3;
+/// New rotator ids (each with its own campaign) per simulated hour.
+pub const ROTATOR_IDS_PER_HOUR: u32 = 10;
+/// Good senders of the rotator's ESP.
+pub const ROTATOR_ESP_GOOD: usize = 20;
 
 /// Index in [`PROVIDERS`] of the provider the attacker's accounts are at.
 pub const ATTACKER_PROVIDER: usize = 2;
@@ -52,7 +70,7 @@ pub const ATTACK_PER_HOUR: u64 = 40;
 pub const ATTACK_HOURS: u32 = 6;
 
 /// What a sender really does (what scoring has to find out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Behaviour {
     /// Wanted mail; complaints are background noise.
     Good,
@@ -64,6 +82,12 @@ pub enum Behaviour {
     Phishing,
     /// A good sender the attacker complaint-bombs.
     Bombed,
+    /// One hour-long id of a spammer spreading its mail over fresh ids
+    /// under one campaign (caught at the campaign level).
+    Launderer,
+    /// One hour-long id of a spammer rotating ids and campaigns (caught at
+    /// the ESP level: its ESP's book turns dirty).
+    Rotator,
 }
 
 impl Behaviour {
@@ -83,7 +107,15 @@ impl Behaviour {
             Behaviour::Misrepresenting => "misrepresenting",
             Behaviour::Phishing => "phishing",
             Behaviour::Bombed => "bombed (good)",
+            Behaviour::Launderer => "campaign launderer id",
+            Behaviour::Rotator => "id and campaign rotator id",
         }
+    }
+
+    /// Whether this is one id of a spammer that no sender-level verdict can
+    /// catch (each id is under the minimum volume).
+    pub fn is_rotating_id(self) -> bool {
+        matches!(self, Behaviour::Launderer | Behaviour::Rotator)
     }
 }
 
@@ -104,11 +136,34 @@ pub struct Sender {
     pub behaviour: Behaviour,
     /// Simulated hour from which it misbehaves (or is bombed).
     pub onset: u32,
+    /// For a rotating id: the one hour it sends in.
+    pub only_hour: Option<u32>,
+    /// The campaign of all its mail, if one; else a new one every 6 hours.
+    pub campaign: Option<String>,
 }
 
 impl Sender {
+    /// Messages delivered in simulated hour `h`, all providers together.
+    pub fn volume_in(&self, h: u32) -> u64 {
+        match self.only_hour {
+            Some(only) if only != h => 0,
+            _ => self.volume,
+        }
+    }
+
+    /// The campaign its tokens and delivery counts carry in hour `h`.
+    pub fn campaign_in(&self, h: u32) -> String {
+        match &self.campaign {
+            Some(c) => c.clone(),
+            None => format!("{}-c{}", self.id, h / 6),
+        }
+    }
+
     /// Complaint probability in simulated hour `h`.
     pub fn rate(&self, h: u32) -> f64 {
+        if self.behaviour.is_rotating_id() {
+            return self.bad_rate;
+        }
         if self.behaviour.is_bad() && h >= self.onset {
             self.bad_rate
         } else {
@@ -132,6 +187,7 @@ impl Sender {
             (Behaviour::Misrepresenting, true) if roll < 0.7 => "misrepresented",
             (Behaviour::Phishing, true) if roll < 0.8 => "phishing",
             (Behaviour::Spammy, true) if roll < 0.2 => "unsubscribe-ignored",
+            (Behaviour::Launderer | Behaviour::Rotator, _) if roll < 0.1 => "unsubscribe-ignored",
             (_, false) if roll < 0.1 => "not-spam",
             _ => "unwanted",
         }
@@ -168,13 +224,15 @@ pub fn build(n: usize, hours: u32, seed: u64) -> World {
         };
         senders.push(Sender {
             id: format!("brand-{i:04}"),
-            esp: i % ESPS.len(),
+            esp: i % 3,
             volume,
             // Good mail draws 0.002 % to 0.03 % complaints.
             base_rate: rng.random_range(0.00002..0.0003),
             bad_rate,
             behaviour,
             onset: rng.random_range(0..hours.max(2) / 2),
+            only_hour: None,
+            campaign: None,
         });
     }
     // The attacker's target: a big, clean sender.
@@ -184,7 +242,64 @@ pub fn build(n: usize, hours: u32, seed: u64) -> World {
     target.volume = 20_000;
     target.base_rate = 0.0001;
     target.onset = hours / 3;
+    add_rotating_spammers(&mut senders, hours, &mut rng);
     World { senders, bombed }
+}
+
+/// The spammers that rename themselves, from a quarter of the run on: the
+/// campaign launderer (fresh ids, one campaign, through an ESP with a big
+/// clean book) and the rotator (fresh ids and campaigns, through a small
+/// ESP whose good senders it outweighs), each id sending [`ID_VOLUME`]
+/// messages in one hour.
+fn add_rotating_spammers(senders: &mut Vec<Sender>, hours: u32, rng: &mut StdRng) {
+    let onset = hours / 4;
+    let id = |esp, id: String, behaviour, only_hour, campaign, rate| Sender {
+        id,
+        esp,
+        volume: ID_VOLUME,
+        base_rate: rate,
+        bad_rate: rate,
+        behaviour,
+        onset,
+        only_hour: Some(only_hour),
+        campaign,
+    };
+    for h in onset..hours {
+        for k in 0..LAUNDERER_IDS_PER_HOUR {
+            senders.push(id(
+                LAUNDERER_ESP,
+                format!("drop-{h:03}-{k}"),
+                Behaviour::Launderer,
+                h,
+                Some(LAUNDERER_CAMPAIGN.to_string()),
+                0.01,
+            ));
+        }
+        for k in 0..ROTATOR_IDS_PER_HOUR {
+            let name = format!("spin-{h:03}-{k}");
+            senders.push(id(
+                ROTATOR_ESP,
+                name.clone(),
+                Behaviour::Rotator,
+                h,
+                Some(format!("{name}-offer")),
+                0.015,
+            ));
+        }
+    }
+    for i in 0..ROTATOR_ESP_GOOD {
+        senders.push(Sender {
+            id: format!("delta-{i:02}"),
+            esp: ROTATOR_ESP,
+            volume: rng.random_range(1_500..2_500),
+            base_rate: rng.random_range(0.00002..0.0003),
+            bad_rate: 0.0,
+            behaviour: Behaviour::Good,
+            onset: 0,
+            only_hour: None,
+            campaign: None,
+        });
+    }
 }
 
 /// One complaint a provider's user files.
@@ -222,9 +337,13 @@ pub fn hour(world: &World, h: u32, seed: u64) -> HourTraffic {
     let mut delivered = vec![];
     let mut complaints = vec![];
     for (si, s) in world.senders.iter().enumerate() {
+        let volume = s.volume_in(h);
+        if volume == 0 {
+            continue;
+        }
         for (pi, p) in PROVIDERS.iter().enumerate() {
             let jitter = rng.random_range(0.9..1.1);
-            let d = ((s.volume as f64) * p.share * jitter).round() as u64;
+            let d = ((volume as f64) * p.share * jitter).round() as u64;
             delivered.push((si, pi, d));
             let lambda = d as f64 * s.rate(h);
             let n = if lambda > 0.0 {
@@ -308,6 +427,44 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn renaming_spammers_keep_every_id_under_the_minimum_volume() {
+        let w = build(300, 24, 5);
+        let mut sent: std::collections::HashMap<&str, u64> = Default::default();
+        let mut campaigns = std::collections::HashSet::new();
+        for h in 0..24 {
+            for (s, _, d) in hour(&w, h, 5).delivered {
+                let sender = &w.senders[s];
+                if sender.behaviour.is_rotating_id() {
+                    *sent.entry(&sender.id).or_default() += d;
+                    campaigns.insert((sender.behaviour, sender.campaign_in(h)));
+                }
+            }
+        }
+        let launderers = w
+            .senders
+            .iter()
+            .filter(|s| s.behaviour == Behaviour::Launderer)
+            .count();
+        let rotators = w
+            .senders
+            .iter()
+            .filter(|s| s.behaviour == Behaviour::Rotator)
+            .count();
+        assert_eq!(sent.len(), launderers + rotators, "every id sends");
+        assert!(sent.values().all(|n| *n < 1_000), "{sent:?}");
+        assert_eq!(
+            campaigns.len(),
+            1 + rotators,
+            "one shared campaign; one per rotator id"
+        );
+        assert!(campaigns.contains(&(Behaviour::Launderer, LAUNDERER_CAMPAIGN.to_string())));
+        assert!(w
+            .senders
+            .iter()
+            .all(|s| s.behaviour != Behaviour::Bombed || s.only_hour.is_none()));
     }
 
     #[test]
