@@ -11,7 +11,7 @@ use ricochet_scoring::dispatch::Dispatcher;
 use ricochet_scoring::engine::Scorer;
 use ricochet_scoring::metrics::Metrics;
 use ricochet_scoring::policy_file::PolicyFile;
-use ricochet_scoring::{Policy, Tier};
+use ricochet_scoring::{Level, Policy, Tier};
 use ricochet_storage::ClickHouseConfig;
 use ricochet_token::{Jwk, SigningKey};
 use tokio::sync::watch;
@@ -177,6 +177,15 @@ async fn main() -> anyhow::Result<()> {
                         .with_label_values(&[t.as_str()])
                         .set(n as i64);
                 }
+                for level in [Level::Esp, Level::Campaign] {
+                    for t in Tier::ALL {
+                        let n = r.group_tiers.get(&(level, t)).copied().unwrap_or(0);
+                        metrics
+                            .groups
+                            .with_label_values(&[level.as_str(), t.as_str()])
+                            .set(n as i64);
+                    }
+                }
                 for c in &r.changes {
                     metrics
                         .changes
@@ -187,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
                 for b in &r.bursts {
                     warn!(esp = %b.esp, sender = %b.sender, campaign = %b.campaign, complaints = b.complaints, "campaign burst");
                 }
-                info!(full = r.full, senders = r.senders, changes = r.changes.len(), bursts = r.bursts.len(), took = ?started.elapsed(), "scoring run")
+                info!(full = r.full, senders = r.senders, groups = r.groups.values().sum::<usize>(), changes = r.changes.len(), bursts = r.bursts.len(), took = ?started.elapsed(), "scoring run")
             }
             Err(e) if args.once => return Err(e.into()),
             Err(e) => warn!(error = %e, "scoring run failed; retrying next interval"),

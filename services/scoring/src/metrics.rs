@@ -10,6 +10,8 @@ pub struct Metrics {
     pub run_seconds: Histogram,
     /// Senders per tier in force after the last run.
     pub senders: IntGaugeVec,
+    /// ESPs and campaigns per level and tier in force after the last run.
+    pub groups: IntGaugeVec,
     /// Tier changes written, by new tier.
     pub changes: IntCounterVec,
     /// Webhook deliveries by outcome (`delivered`, `failed`) and rows sent to Kafka (`kafka`).
@@ -35,6 +37,14 @@ impl Metrics {
         let senders = IntGaugeVec::new(
             Opts::new("ricochet_scoring_senders", "Senders per tier in force"),
             &["tier"],
+        )
+        .unwrap();
+        let groups = IntGaugeVec::new(
+            Opts::new(
+                "ricochet_scoring_groups",
+                "ESPs and campaigns (level esp, campaign) per tier in force",
+            ),
+            &["level", "tier"],
         )
         .unwrap();
         let changes = IntCounterVec::new(
@@ -64,6 +74,7 @@ impl Metrics {
         .unwrap();
         registry.register(Box::new(run_seconds.clone())).unwrap();
         registry.register(Box::new(senders.clone())).unwrap();
+        registry.register(Box::new(groups.clone())).unwrap();
         registry.register(Box::new(changes.clone())).unwrap();
         registry.register(Box::new(dispatched.clone())).unwrap();
         registry.register(Box::new(last_success.clone())).unwrap();
@@ -77,6 +88,7 @@ impl Metrics {
             registry,
             run_seconds,
             senders,
+            groups,
             changes,
             dispatched,
             last_success,

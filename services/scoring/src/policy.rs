@@ -101,8 +101,9 @@ pub struct Policy {
     pub weights: BTreeMap<String, f64>,
     /// Most complaints one reporter pseudonym adds to one key's window.
     pub max_per_reporter: u64,
-    /// Largest share of a key's weighted complaints one provider may supply,
-    /// applied when at least two providers delivered the key's mail.
+    /// Largest share of a key's weighted complaints one provider may supply
+    /// (of those that count), applied when at least two providers delivered
+    /// the key's mail; 1 turns the cap off.
     pub max_provider_share: f64,
     /// Days a key must stay below its tier's threshold before the tier falls.
     pub cool_down_days: i64,
@@ -322,15 +323,21 @@ pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
         add(&mut by_provider, &r.provider, -excess);
         capped_reporter += excess;
     }
-    let mut total: f64 = by_provider.iter().map(|(_, v)| v.max(0.0)).sum();
+    let positive: f64 = by_provider.iter().map(|(_, v)| v.max(0.0)).sum();
     let mut capped_provider = 0.0;
-    if counts.delivering_providers >= 2 && total > 0.0 {
-        let cap = policy.max_provider_share * total;
+    if counts.delivering_providers >= 2 && positive > 0.0 && policy.max_provider_share < 1.0 {
+        // A provider keeps at most `share` of what remains: at most
+        // share / (1 - share) times what the others supply. Alone among
+        // several delivering providers, its complaints count for nothing:
+        // one provider (or one provider's accounts) cannot sink a key alone.
+        // From a share of 0.5 up, at most one provider can be over.
+        let ratio = policy.max_provider_share / (1.0 - policy.max_provider_share);
         for (_, v) in &by_provider {
-            capped_provider += (v.max(0.0) - cap).max(0.0);
+            let own = v.max(0.0);
+            capped_provider += (own - ratio * (positive - own)).max(0.0);
         }
-        total -= capped_provider;
     }
+    let total = positive - capped_provider;
     let offsets: f64 = by_provider
         .iter()
         .map(|(_, v)| *v)
@@ -464,8 +471,24 @@ mod tests {
         let mut c = counts(10_000, &[("unwanted", "p1", 90), ("unwanted", "p2", 10)]);
         c.delivering_providers = 2;
         let a = assess(&c, &p);
-        assert_eq!(a.capped_provider, 90.0 - 75.0);
-        assert_eq!(a.weighted, 85.0);
+        // p1 keeps 30: 75 % of the 40 that remain.
+        assert_eq!(a.capped_provider, 60.0);
+        assert_eq!(a.weighted, 40.0);
+        // Alone among delivering providers, a provider's complaints count for nothing.
+        let mut c = counts(10_000, &[("phishing", "p1", 30)]);
+        c.delivering_providers = 3;
+        assert_eq!(assess(&c, &p).weighted, 0.0);
+        // Complaints spread like the mail are not touched.
+        let mut c = counts(
+            10_000,
+            &[
+                ("unwanted", "p1", 50),
+                ("unwanted", "p2", 30),
+                ("unwanted", "p3", 20),
+            ],
+        );
+        c.delivering_providers = 3;
+        assert_eq!(assess(&c, &p).capped_provider, 0.0);
         // Alone, a provider is not capped: there is nobody to compare with.
         let a = assess(&counts(10_000, &[("unwanted", "p1", 90)]), &p);
         assert_eq!(a.capped_provider, 0.0);
