@@ -275,5 +275,17 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
     for b in &breakdown {
         println!("  {b}");
     }
+    // The scorer runs in this process: its memory (standings, due times,
+    // each sender's contribution to its ESP's book) is most of the peak.
+    if let Some(peak) = peak_rss() {
+        println!("peak resident memory of this process (scorer included): {peak}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `VmHWM` of this process, as /proc reports it (Linux only).
+fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.trim_start_matches("VmHWM:").trim().to_string())
 }

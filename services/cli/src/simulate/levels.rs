@@ -136,7 +136,7 @@ pub fn summarize(
         "    their ids penalized on their own: {alone} (none has enough volume for a verdict)"
     );
     ok &= esp_books(truth, &finals);
-    ok &= good_campaigns(world, &finals);
+    good_campaigns(world, &finals, sender_penalized);
     println!("    domain level: not scored yet (tokens carry no `dom` claim in this version)");
     ok
 }
@@ -175,8 +175,15 @@ fn esp_books(truth: &Truth, finals: &BTreeMap<GroupKey, String>) -> bool {
     ok && clean_hit == 0
 }
 
-/// Campaigns of good senders must stay `ok` at the campaign level.
-fn good_campaigns(world: &World, finals: &BTreeMap<GroupKey, String>) -> bool {
+/// Reports the campaigns of good senders penalized at the campaign level
+/// (the bombed sender's among them if the attack worked there). Like good
+/// senders penalized, a figure, not a failure: a short window of a good
+/// sender can draw a burst by chance, and its campaign then does too.
+fn good_campaigns(
+    world: &World,
+    finals: &BTreeMap<GroupKey, String>,
+    sender_penalized: &dyn Fn(&str) -> bool,
+) {
     let good: HashMap<(usize, &str), ()> = world
         .senders
         .iter()
@@ -192,13 +199,20 @@ fn good_campaigns(world: &World, finals: &BTreeMap<GroupKey, String>) -> bool {
         })
         .map(|(k, _)| k)
         .collect();
+    let sender_of = |k: &str| k.rsplit_once("-c").map_or("", |(s, _)| s).to_string();
+    let also = hit
+        .iter()
+        .filter(|(_, _, k)| sender_penalized(&sender_of(k)))
+        .count();
+    let bombed = &world.senders[world.bombed].id;
+    let attack = hit.iter().any(|(_, _, k)| sender_of(k) == *bombed);
     println!(
-        "    good senders' campaigns penalized at the campaign level: {}{}",
+        "    good senders' campaigns penalized at the campaign level: {} ({also} of their senders penalized too){}; the bombing {} at the campaign level",
         hit.len(),
         hit.iter()
             .take(3)
             .map(|(e, _, k)| format!(" {k} ({})", ESPS[*e]))
-            .collect::<String>()
+            .collect::<String>(),
+        if attack { "WORKED" } else { "did not work" }
     );
-    hit.is_empty()
 }

@@ -35,8 +35,9 @@ pub const PROVIDERS: [Provider; 3] = [
     },
 ];
 
-/// The ESPs of the world. The first three share the ordinary senders; the
-/// fourth is small, and a spammer rotating ids and campaigns dirties its book.
+/// The ESPs of the world. The first three share the ordinary senders (the
+/// bad ones only alpha and bravo, so charlie's book is clean); the fourth is
+/// small, and a spammer rotating ids and campaigns dirties its book.
 pub const ESPS: [&str; 4] = [
     "esp-alpha.example",
     "esp-bravo.example",
@@ -224,7 +225,9 @@ pub fn build(n: usize, hours: u32, seed: u64) -> World {
         };
         senders.push(Sender {
             id: format!("brand-{i:04}"),
-            esp: i % 3,
+            // Bad senders go through alpha and bravo only: charlie's book
+            // stays clean, and must stay `ok` at the ESP level.
+            esp: if behaviour.is_bad() { i % 2 } else { i % 3 },
             volume,
             // Good mail draws 0.002 % to 0.03 % complaints.
             base_rate: rng.random_range(0.00002..0.0003),
