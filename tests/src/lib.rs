@@ -207,6 +207,7 @@ pub fn complaint_row(
         nature: "marketing".into(),
         campaign: String::new(),
         recipient_domain: "mail.example".into(),
+        from_domain: String::new(),
         reporter: String::new(),
         recipient_proven: false,
         token_iat: (at_ms / 1000 - 3600) as u32,

@@ -15,6 +15,7 @@ fn complaint(jti: &str, provider: &str, offset: u64) -> ComplaintRow {
         nature: "marketing".into(),
         campaign: String::new(),
         recipient_domain: "mail.example".into(),
+        from_domain: String::new(),
         reporter: String::new(),
         recipient_proven: false,
         token_iat: 1_790_000_000,

@@ -33,6 +33,9 @@ pub struct ComplaintRecord {
     pub campaign: Option<String>,
     /// Recipient domain (token `rdm`).
     pub recipient_domain: String,
+    /// The message's From domain (token `dom`), if the token carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_domain: Option<String>,
     /// Opaque pseudonym of the complaining user, if the provider sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reporter: Option<String>,

@@ -22,6 +22,8 @@ pub struct ComplaintRow {
     pub campaign: String,
     /// Recipient domain (token `rdm`).
     pub recipient_domain: String,
+    /// The message's From domain (token `dom`), empty if none.
+    pub from_domain: String,
     /// Opaque reporter pseudonym, empty if none.
     pub reporter: String,
     /// Whether the provider proved the recipient binding.

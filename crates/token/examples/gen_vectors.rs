@@ -71,6 +71,18 @@ fn main() {
         json!("xn--bcher-kva.example"),
     );
     add_valid("idna-recipient-domain", sign_claims(&a_ed, &c).unwrap(), &c);
+    let c = with(base_claims(a, &jti(9)), "dom", json!("shop.example"));
+    add_valid("from-domain", sign_claims(&a_ed, &c).unwrap(), &c);
+    let c = with(
+        base_claims(a, &jti(10)),
+        "dom",
+        json!("xn--bcher-kva.example"),
+    );
+    add_valid(
+        "idna-from-domain-es256",
+        sign_claims(&a_p256, &c).unwrap(),
+        &c,
+    );
     let c = with(
         with(base_claims(a, &jti(5)), "iat", json!(NOW - 60 * DAY + 10)),
         "exp",
@@ -317,7 +329,7 @@ fn main() {
             &format!("claims without {claim}"),
         );
     }
-    let bad: [(&str, &str, Value, &str); 8] = [
+    let bad: [(&str, &str, Value, &str); 12] = [
         ("jti-too-short", "jti", json!("Zm9vYmFy"), "48-bit jti"),
         (
             "jti-not-base64url",
@@ -342,6 +354,30 @@ fn main() {
             "rdm",
             json!("localhost"),
             "recipient domain with one label",
+        ),
+        (
+            "dom-upper-case",
+            "dom",
+            json!("Shop.Example"),
+            "From domain not lower-case",
+        ),
+        (
+            "dom-u-label",
+            "dom",
+            json!("bücher.example"),
+            "From domain not in A-label form",
+        ),
+        (
+            "dom-single-label",
+            "dom",
+            json!("localhost"),
+            "From domain with one label",
+        ),
+        (
+            "dom-not-a-string",
+            "dom",
+            json!(42),
+            "From domain as a number",
         ),
         (
             "rcb-wrong-length",

@@ -99,6 +99,11 @@ pub struct Claims {
     pub rdm: String,
     /// Recipient binding: see [`crate::binding`].
     pub rcb: String,
+    /// The message's RFC 5322.From domain (lower-case IDNA A-label),
+    /// optional: the key of the domain reputation level, so a sender that
+    /// moves between ESPs keeps its history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dom: Option<String>,
 }
 
 impl Claims {
@@ -122,9 +127,16 @@ impl Claims {
             check_id("cmp", c)?;
         }
         let rdm = string(map, "rdm")?;
-        check_domain(&rdm)?;
+        check_domain("rdm", &rdm)?;
         let rcb = string(map, "rcb")?;
         check_rcb(&rcb)?;
+        let dom = match map.get("dom") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(string(map, "dom")?),
+        };
+        if let Some(d) = &dom {
+            check_domain("dom", d)?;
+        }
         Ok(Claims {
             iss,
             sub,
@@ -135,6 +147,7 @@ impl Claims {
             cmp,
             rdm,
             rcb,
+            dom,
         })
     }
 
@@ -246,26 +259,31 @@ fn check_rcb(rcb: &str) -> Result<(), TokenError> {
 
 /// Normalizes a recipient domain to the lower-case IDNA A-label form `rdm` requires.
 pub fn normalize_domain(domain: &str) -> Result<String, TokenError> {
+    normalize_domain_of("rdm", domain)
+}
+
+/// [`normalize_domain`] for the domain claim `claim` (`rdm`, `dom`).
+pub fn normalize_domain_of(claim: &'static str, domain: &str) -> Result<String, TokenError> {
     let ascii = idna::domain_to_ascii(domain.trim_end_matches('.'))
-        .map_err(|e| invalid("rdm", format!("not a valid domain: {e}")))?;
-    check_domain(&ascii)?;
+        .map_err(|e| invalid(claim, format!("not a valid domain: {e}")))?;
+    check_domain(claim, &ascii)?;
     Ok(ascii)
 }
 
-fn check_domain(rdm: &str) -> Result<(), TokenError> {
-    if rdm.is_empty() || rdm.len() > 253 || !rdm.contains('.') {
+fn check_domain(claim: &'static str, domain: &str) -> Result<(), TokenError> {
+    if domain.is_empty() || domain.len() > 253 || !domain.contains('.') {
         return Err(invalid(
-            "rdm",
+            claim,
             "expected a domain name with at least two labels",
         ));
     }
-    match idna::domain_to_ascii_strict(rdm) {
-        Ok(ascii) if ascii == rdm => Ok(()),
+    match idna::domain_to_ascii_strict(domain) {
+        Ok(ascii) if ascii == domain => Ok(()),
         Ok(ascii) => Err(invalid(
-            "rdm",
+            claim,
             format!("expected the lower-case A-label form {ascii:?}"),
         )),
-        Err(e) => Err(invalid("rdm", format!("not a valid domain: {e}"))),
+        Err(e) => Err(invalid(claim, format!("not a valid domain: {e}"))),
     }
 }
 
@@ -275,11 +293,15 @@ mod tests {
 
     #[test]
     fn domains_must_be_lower_case_a_labels() {
-        assert!(check_domain("example.com").is_ok());
-        assert!(check_domain("xn--bcher-kva.example").is_ok());
-        assert!(check_domain("Example.com").is_err());
-        assert!(check_domain("bücher.example").is_err());
-        assert!(check_domain("localhost").is_err());
+        assert!(check_domain("rdm", "example.com").is_ok());
+        assert!(check_domain("rdm", "xn--bcher-kva.example").is_ok());
+        assert!(check_domain("rdm", "Example.com").is_err());
+        assert!(check_domain("rdm", "bücher.example").is_err());
+        assert!(check_domain("rdm", "localhost").is_err());
+        assert!(matches!(
+            check_domain("dom", "Shop.Example"),
+            Err(TokenError::InvalidClaim { claim: "dom", .. })
+        ));
         assert_eq!(
             normalize_domain("Bücher.Example.").unwrap(),
             "xn--bcher-kva.example"

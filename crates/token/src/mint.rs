@@ -4,7 +4,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
 
 use crate::binding::recipient_binding;
-use crate::claims::{normalize_domain, Claims, Nature, DEFAULT_LIFETIME_SECS};
+use crate::claims::{normalize_domain, normalize_domain_of, Claims, Nature, DEFAULT_LIFETIME_SECS};
 use crate::error::TokenError;
 use crate::jws::b64_encode;
 use crate::keys::SigningKey;
@@ -21,6 +21,9 @@ pub struct TokenRequest {
     pub nat: Nature,
     /// Campaign id.
     pub cmp: Option<String>,
+    /// RFC 5322.From domain of the message (normalized to its lower-case
+    /// A-label when minted), optional.
+    pub dom: Option<String>,
     /// Recipient address: only its domain and a one-way binding go into the token.
     pub recipient: String,
     /// Issue time, seconds since the epoch.
@@ -37,6 +40,7 @@ impl TokenRequest {
             sub: sub.into(),
             nat,
             cmp: None,
+            dom: None,
             recipient: recipient.into(),
             iat,
             lifetime_secs: DEFAULT_LIFETIME_SECS,
@@ -68,6 +72,11 @@ impl TokenRequest {
             nat: self.nat,
             cmp: self.cmp.clone(),
             rdm: normalize_domain(domain)?,
+            dom: self
+                .dom
+                .as_deref()
+                .map(|d| normalize_domain_of("dom", d))
+                .transpose()?,
         };
         claims.check_format()?;
         Ok(claims)

@@ -30,12 +30,14 @@ fn request() -> impl Strategy<Value = (bool, TokenRequest)> {
         prop::sample::select(Nature::ALL.to_vec()),
         prop::option::of("[a-z0-9-]{1,30}"),
         "[a-z0-9.]{1,20}@[a-z]{1,12}\\.(example|com|org)",
+        prop::option::of("[A-Za-z0-9]{1,20}\\.(Example|com|org)"),
         0i64..86_400,
         60i64..(60 * 86_400),
     )
-        .prop_map(|(p256, sub, nat, cmp, rcpt, age, life)| {
+        .prop_map(|(p256, sub, nat, cmp, rcpt, dom, age, life)| {
             let mut r = TokenRequest::new("esp.example", &sub, nat, &rcpt, NOW - age);
             r.cmp = cmp;
+            r.dom = dom;
             r.lifetime_secs = life.max(age + 120);
             (p256, r)
         })
@@ -54,7 +56,9 @@ proptest! {
         let (ed, p, set) = keys();
         let (token, claims) = mint(if p256 { p } else { ed }, &req).unwrap();
         prop_assert!(token.len() <= ricochet_token::MAX_TOKEN_LEN);
-        prop_assert_eq!(verify(&token, set, &OPTS).unwrap(), claims);
+        prop_assert_eq!(verify(&token, set, &OPTS).unwrap(), claims.clone());
+        // The From domain is signed as its lower-case A-label, or not at all.
+        prop_assert_eq!(claims.dom, req.dom.map(|d| d.to_lowercase()));
     }
 
     #[test]

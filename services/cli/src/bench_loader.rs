@@ -159,6 +159,7 @@ async fn prefill(kafka: &KafkaConfig, topic: &str, n: usize) -> Result<()> {
             nature: "marketing".into(),
             campaign: (i % 2 == 0).then(|| "spring".to_string()),
             recipient_domain: "mail.example".into(),
+            from_domain: None,
             reporter: None,
             recipient_proven: i % 3 == 0,
             token_iat: 1_790_000_000,

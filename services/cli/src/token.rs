@@ -35,6 +35,10 @@ pub enum TokenCommand {
         /// Campaign id.
         #[arg(long)]
         campaign: Option<String>,
+        /// The message's From domain (dom; RFC 5322.From, any case or a
+        /// U-label: it is signed as its lower-case A-label).
+        #[arg(long)]
+        dom: Option<String>,
         /// Lifetime in days (at most 60).
         #[arg(long, default_value_t = 14)]
         lifetime_days: i64,
@@ -100,6 +104,7 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
             nature,
             recipient,
             campaign,
+            dom,
             lifetime_days,
             show_claims,
         } => {
@@ -107,6 +112,7 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
             let nat: Nature = nature.parse()?;
             let mut req = TokenRequest::new(&iss, &sub, nat, &recipient, unix_now());
             req.cmp = campaign;
+            req.dom = dom;
             req.lifetime_secs = lifetime_days * 86_400;
             let (token, claims) = mint(&key, &req)?;
             if show_claims {

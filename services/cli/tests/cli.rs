@@ -107,6 +107,32 @@ fn keys_registry_mint_and_verify() {
         serde_json::from_str(&ok(d, &["token", "verify", token])).unwrap();
     assert_eq!(claims["sub"], "shop-42");
     assert_eq!(claims["rdm"], "mail.example");
+    assert!(claims.get("dom").is_none(), "no From domain unless asked");
+    let with_dom = ok(
+        d,
+        &[
+            "token",
+            "mint",
+            "--key",
+            "esp.jwk",
+            "--iss",
+            "esp-a.example",
+            "--sub",
+            "shop-42",
+            "--nature",
+            "newsletter",
+            "--recipient",
+            "carol@mail.example",
+            "--dom",
+            "Bücher.Example",
+        ],
+    );
+    let claims: serde_json::Value =
+        serde_json::from_str(&ok(d, &["token", "verify", with_dom.trim()])).unwrap();
+    assert_eq!(
+        claims["dom"], "xn--bcher-kva.example",
+        "signed as its A-label"
+    );
 
     let mut forged = token.to_string();
     forged.insert(10, 'x');

@@ -191,6 +191,7 @@ pub fn check_complaint(
         nature: claims.nat.to_string(),
         campaign: claims.cmp,
         recipient_domain: claims.rdm,
+        from_domain: claims.dom,
         reporter: item.reporter.clone(),
         recipient_proven,
         token_iat: claims.iat,

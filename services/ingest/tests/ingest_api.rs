@@ -178,13 +178,19 @@ impl World {
 
     /// A fresh valid token from the live ESP for a recipient at `domain`.
     fn token(&self, sender: &str, domain: &str) -> String {
-        let req = TokenRequest::new(
+        self.token_from(sender, domain, None)
+    }
+
+    /// A token whose message came From `dom` (the token's `dom` claim).
+    fn token_from(&self, sender: &str, domain: &str, dom: Option<&str>) -> String {
+        let mut req = TokenRequest::new(
             "esp-live.example",
             sender,
             Nature::Marketing,
             &format!("u{}@{domain}", unique("x")),
             NOW - 600,
         );
+        req.dom = dom.map(String::from);
         mint(&self.esp_key, &req).unwrap().0
     }
 }
@@ -213,12 +219,12 @@ fn schema(name: &str) -> jsonschema::Validator {
 #[tokio::test]
 async fn a_valid_batch_lands_in_kafka_exactly_as_acknowledged() {
     let w = World::start(kafka(), &[]).await;
+    // shop-1's mail comes From shop-one.example (the `dom` claim).
     let mut items: Vec<Value> = (0..20)
         .map(|i| {
-            complaint(
-                &w.token(&format!("shop-{}", i % 4), "mail.example"),
-                "unwanted",
-            )
+            let sender = format!("shop-{}", i % 4);
+            let dom = (i % 4 == 1).then_some("shop-one.example");
+            complaint(&w.token_from(&sender, "mail.example", dom), "unwanted")
         })
         .collect();
     items.push(complaint(&w.token("shop-0", "other.example"), "unwanted"));
@@ -259,6 +265,8 @@ async fn a_valid_batch_lands_in_kafka_exactly_as_acknowledged() {
             format!("esp-live.example/{}", v["sender"].as_str().unwrap())
         );
         assert_eq!(v["provider"], "mail.example");
+        let dom = (v["sender"] == "shop-1").then_some("shop-one.example");
+        assert_eq!(v["from_domain"].as_str(), dom, "{v}");
         in_kafka.insert(v["jti"].as_str().unwrap().to_string());
     }
     assert_eq!(

@@ -85,6 +85,7 @@ pub fn complaint(
         nature: r.nature,
         campaign: r.campaign.unwrap_or_default(),
         recipient_domain: r.recipient_domain,
+        from_domain: r.from_domain.unwrap_or_default(),
         reporter: r.reporter.unwrap_or_default(),
         recipient_proven: r.recipient_proven,
         reported_at: r.reported_at_ms,

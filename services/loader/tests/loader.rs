@@ -184,6 +184,7 @@ fn records(n: usize, sender: &str) -> Vec<ComplaintRecord> {
                 nature: "marketing".into(),
                 campaign: None,
                 recipient_domain: "mail.example".into(),
+                from_domain: None,
                 reporter: None,
                 recipient_proven: false,
                 token_iat: 1_790_000_000,
