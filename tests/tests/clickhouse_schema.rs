@@ -143,6 +143,7 @@ async fn migrate_insert_and_count_each_token_once() {
                 sender: "acct-1".into(),
                 provider: "mail.example".into(),
                 campaign: campaign.into(),
+                from_domain: String::new(),
                 hour: 1_790_000_000 / 3600 * 3600,
                 delivered,
                 received_at,

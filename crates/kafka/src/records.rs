@@ -63,6 +63,9 @@ pub struct DeliveryRecord {
     /// Campaign (token `cmp`) when the count is broken down by campaign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    /// From domain (token `dom`) when the count is broken down by domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_domain: Option<String>,
     /// The provider that reported it (authenticated caller).
     pub provider: String,
     /// Start of the hour, Unix seconds (a multiple of 3600).

@@ -53,6 +53,8 @@ pub struct DeliveryRow {
     pub provider: String,
     /// Campaign, empty for mail without one or a count not broken down.
     pub campaign: String,
+    /// From domain, empty for mail without one or a count not broken down.
+    pub from_domain: String,
     /// Start of the hour, Unix seconds.
     pub hour: u32,
     /// Messages delivered in that hour.

@@ -262,6 +262,12 @@ pub fn normalize_domain(domain: &str) -> Result<String, TokenError> {
     normalize_domain_of("rdm", domain)
 }
 
+/// Whether `domain` is a lower-case IDNA A-label domain of two labels or
+/// more (the form of `rdm` and `dom`).
+pub fn is_domain(domain: &str) -> bool {
+    check_domain("dom", domain).is_ok()
+}
+
 /// [`normalize_domain`] for the domain claim `claim` (`rdm`, `dom`).
 pub fn normalize_domain_of(claim: &'static str, domain: &str) -> Result<String, TokenError> {
     let ascii = idna::domain_to_ascii(domain.trim_end_matches('.'))

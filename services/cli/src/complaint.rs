@@ -45,6 +45,10 @@ pub enum DeliveryCommand {
         /// sender's count is the sum over its campaigns.
         #[arg(long)]
         campaign: Option<String>,
+        /// From domain (the tokens' `dom`), when reporting one domain's share
+        /// of the sender's mail: the denominator of the domain level.
+        #[arg(long)]
+        from_domain: Option<String>,
         /// Messages delivered.
         #[arg(long)]
         delivered: u64,
@@ -142,6 +146,7 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
         esp,
         sender,
         campaign,
+        from_domain,
         delivered,
         hour,
     } = cmd;
@@ -155,6 +160,9 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
     let mut item = json!({"esp": esp, "sender": sender, "hour": hour, "delivered": delivered});
     if let Some(c) = &campaign {
         item["campaign"] = json!(c);
+    }
+    if let Some(d) = &from_domain {
+        item["from_domain"] = json!(d);
     }
     let body = json!({ "deliveries": [item] });
     let results = post(&url, "/v1/deliveries", &key, &provider, now, &body).await?;

@@ -23,6 +23,7 @@ async fn audit_verify_passes_an_intact_chain_and_names_the_rewritten_row() {
             sender: sender.to_string(),
             provider: "p.example".into(),
             campaign: String::new(),
+            from_domain: String::new(),
             hour: (now / 1000 / 3600 * 3600) as u32,
             delivered: 5_000,
             received_at: now,

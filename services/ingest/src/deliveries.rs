@@ -2,7 +2,7 @@
 
 use ricochet_kafka::DeliveryRecord;
 use ricochet_registry::Registry;
-use ricochet_token::claims::is_sender_id;
+use ricochet_token::claims::{is_domain, is_sender_id};
 use serde::{Deserialize, Serialize};
 
 use crate::complaints::Rejection;
@@ -31,6 +31,10 @@ pub struct DeliveryItem {
     /// down by campaign. A sender's count is the sum over its campaigns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    /// From domain (the tokens' `dom`), when the provider breaks its count
+    /// down by domain: the denominator of the domain level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_domain: Option<String>,
     /// Start of the hour (RFC 3339, on the hour).
     pub hour: String,
     /// Messages from this sender delivered to this provider's users in that hour
@@ -86,6 +90,12 @@ pub fn check_delivery(
             "campaign must be 1-128 of A-Z a-z 0-9 . _ : @ + -",
         ));
     }
+    if item.from_domain.as_deref().is_some_and(|d| !is_domain(d)) {
+        return Err(reject(
+            "invalid-from-domain",
+            "from_domain must be a lower-case IDNA A-label domain (as the token's dom)",
+        ));
+    }
     let hour_ms = parse_rfc3339_ms(&item.hour).map_err(|e| reject("bad-hour", e))?;
     if hour_ms % 3_600_000 != 0 {
         return Err(reject(
@@ -110,6 +120,7 @@ pub fn check_delivery(
         esp: item.esp.clone(),
         sender: item.sender.clone(),
         campaign: item.campaign.clone(),
+        from_domain: item.from_domain.clone(),
         provider: provider.to_string(),
         hour,
         delivered: item.delivered,

@@ -280,6 +280,7 @@ async fn a_valid_batch_lands_in_kafka_exactly_as_acknowledged() {
         {"esp": "esp-live.example", "sender": "shop-1", "hour": "2026-09-21T13:30:00Z", "delivered": 5},
         {"esp": "esp-live.example", "sender": "shop-1", "campaign": "spring-blast", "hour": "2026-09-21T13:00:00Z", "delivered": 700},
         {"esp": "esp-live.example", "sender": "shop-1", "campaign": "no spaces", "hour": "2026-09-21T13:00:00Z", "delivered": 7},
+        {"esp": "esp-live.example", "sender": "shop-1", "from_domain": "Shop.Example", "hour": "2026-09-21T13:00:00Z", "delivered": 7},
     ]});
     let (status, body) = w.post("/v1/deliveries", &deliveries).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -296,7 +297,8 @@ async fn a_valid_batch_lands_in_kafka_exactly_as_acknowledged() {
             json!("unknown-esp"),
             json!("hour-not-aligned"),
             Value::Null,
-            json!("invalid-campaign")
+            json!("invalid-campaign"),
+            json!("invalid-from-domain")
         ]
     );
     let messages = consume_exactly(&w.kafka, &w.deliveries_topic, 2, Duration::from_secs(60)).await;

@@ -3,7 +3,7 @@
 use ricochet_kafka::records::COMPLAINT_CODES;
 use ricochet_kafka::{ComplaintRecord, DeliveryRecord};
 use ricochet_storage::{ComplaintRow, DeliveryRow};
-use ricochet_token::claims::{is_participant_id, is_sender_id};
+use ricochet_token::claims::{is_domain, is_participant_id, is_sender_id};
 use ricochet_token::Nature;
 
 /// Every [`Poison::reason`].
@@ -109,6 +109,11 @@ pub fn delivery(payload: Option<&[u8]>) -> Result<DeliveryRow, Poison> {
     if let Some(c) = r.campaign.as_deref().filter(|c| !is_sender_id(c)) {
         return Err(invalid(format!("campaign {c:?} is not a campaign id")));
     }
+    if let Some(d) = r.from_domain.as_deref().filter(|d| !is_domain(d)) {
+        return Err(invalid(format!(
+            "from_domain {d:?} is not a lower-case A-label domain"
+        )));
+    }
     if r.hour % 3600 != 0 {
         return Err(invalid(format!(
             "hour {} is not the start of an hour",
@@ -121,6 +126,7 @@ pub fn delivery(payload: Option<&[u8]>) -> Result<DeliveryRow, Poison> {
         sender: r.sender,
         provider: r.provider,
         campaign: r.campaign.unwrap_or_default(),
+        from_domain: r.from_domain.unwrap_or_default(),
         delivered: r.delivered,
         received_at: r.received_at_ms,
     })

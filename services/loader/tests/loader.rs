@@ -234,6 +234,7 @@ async fn n_records_make_n_tokens_and_a_resend_changes_nothing() {
         esp: "esp-a.example".into(),
         sender: "shop-1".into(),
         campaign: None,
+        from_domain: None,
         provider: "mail.example".into(),
         hour: 1_789_995_600,
         delivered: 77,

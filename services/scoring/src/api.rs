@@ -241,6 +241,7 @@ async fn level_report(state: &ApiState, headers: &HeaderMap, level: Level, key: 
                 Level::Sender => ("unknown-sender", format!("sender {key:?}")),
                 Level::Esp => ("no-data", "the ESP level".to_string()),
                 Level::Campaign => ("unknown-campaign", format!("campaign {key:?}")),
+                Level::Domain => ("unknown-domain", format!("domain {key:?}")),
             };
             Problem::new(
                 StatusCode::NOT_FOUND,

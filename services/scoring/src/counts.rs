@@ -545,24 +545,19 @@ pub async fn heavy_reporters(
     policy: &Policy,
     now_ms: i64,
 ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
-    reporters_over_cap(
-        client,
-        policy,
-        now_ms,
-        "sender",
-        &listed_in("scoring_suspects"),
-    )
-    .await
+    let filter = listed_in("scoring_suspects");
+    reporters_over_cap(client, policy, now_ms, ("esp", "sender"), &filter).await
 }
 
-/// The reporters over the cap in some window, per `(esp, key)` where `key`
-/// is the SQL expression of a level's key (`sender`, `campaign`, `''`) and
-/// `filter` picks the keys' complaints.
+/// The reporters over the cap in some window, per group `(esp, key)`, given
+/// as the SQL expressions of a level's ESP (`esp`, or `''` across ESPs) and
+/// key (`sender`, `campaign`, `from_domain`, `''`); `filter` picks the
+/// groups' complaints.
 pub async fn reporters_over_cap(
     client: &Client,
     policy: &Policy,
     now_ms: i64,
-    key: &str,
+    (esp, key): (&str, &str),
     filter: &str,
 ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     let from_ms = now_ms - WINDOWS[3].1 * 1000;
@@ -573,7 +568,7 @@ pub async fn reporters_over_cap(
             "SELECT esp, sender, provider, reporter, code, n0, n1, n2, n3 FROM (
                  SELECT *, sum(n3) OVER (PARTITION BY esp, sender, provider, reporter) AS total FROM (
                      SELECT esp, sender, toString(provider) AS provider, reporter, toString(code) AS code, {} FROM (
-                         SELECT esp, {key} AS sender, provider, reporter, code,
+                         SELECT {esp} AS esp, {key} AS sender, provider, reporter, code,
                                 toUnixTimestamp64Milli(reported_at) AS t
                          FROM complaints FINAL
                          WHERE {filter} AND t >= {from_ms} AND t <= {now_ms} AND reporter != '')

@@ -1,11 +1,14 @@
 //! Reading the window counts of groups of senders that share a key other
 //! than the sender id: a campaign of one ESP across every sender id that
-//! carries it. Groups are few next to senders, so ClickHouse returns one row
-//! per (group, code, provider, window bucket) with names, and the rows are
-//! folded here. Counted once per token (FINAL), like the sender counts.
+//! carries it, a From domain across every ESP. Groups are few next to
+//! senders, so ClickHouse returns one row per (ESP, group, code, provider,
+//! window bucket) with names, and the rows are folded here. Counted once
+//! per token (FINAL), like the sender counts.
 //!
 //! The ESP level is not read here: it is the sum of its senders' counts,
 //! kept in [`crate::books`].
+
+use std::collections::BTreeSet;
 
 use foldhash::{HashMap, HashMapExt};
 
@@ -29,6 +32,8 @@ pub struct GroupLevel {
     key: &'static str,
     /// SQL condition: the row belongs to some group of this level.
     carried: &'static str,
+    /// Whether a group spans ESPs (its ESP is then empty).
+    across_esps: bool,
 }
 
 /// The campaign level: `(esp, campaign)`, for rows with a campaign.
@@ -36,6 +41,15 @@ pub const CAMPAIGN: GroupLevel = GroupLevel {
     level: Level::Campaign,
     key: "campaign",
     carried: "campaign != ''",
+    across_esps: false,
+};
+
+/// The domain level: `(domain)` across every ESP, for rows with a From domain.
+pub const DOMAIN: GroupLevel = GroupLevel {
+    level: Level::Domain,
+    key: "from_domain",
+    carried: "from_domain != ''",
+    across_esps: true,
 };
 
 /// The ESP level, whose key is empty. Its counts come from the books; this
@@ -44,7 +58,17 @@ pub const ESP: GroupLevel = GroupLevel {
     level: Level::Esp,
     key: "''",
     carried: "1",
+    across_esps: false,
 };
+
+/// One group's counts and the ESPs whose rows they hold.
+#[derive(Debug, Default)]
+pub struct GroupCounts {
+    /// Counts per window.
+    pub counts: SenderCounts,
+    /// ESPs with rows in some window (what a domain-level change reaches).
+    pub carriers: BTreeSet<String>,
+}
 
 /// Which groups a read covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +101,20 @@ struct DeliveryAgg {
 }
 
 impl GroupLevel {
+    /// SQL expression of a row's group ESP.
+    fn esp(&self) -> &'static str {
+        if self.across_esps {
+            "''"
+        } else {
+            "esp"
+        }
+    }
+
     /// SQL condition: the row's group is listed in `table` for this level.
     fn listed_in(&self, table: &str) -> String {
         format!(
-            "(esp, {}) IN (SELECT esp, key FROM {table} WHERE level = '{}')",
+            "({}, {}) IN (SELECT esp, key FROM {table} WHERE level = '{}')",
+            self.esp(),
             self.key,
             self.level.as_str()
         )
@@ -96,12 +130,13 @@ impl GroupLevel {
     /// SQL listing the groups with rows loaded since `since_ms` into [`GROUP_SCOPE`].
     pub fn dirty_sql(&self, since_ms: i64) -> String {
         let (level, key, carried) = (self.level.as_str(), self.key, self.carried);
+        let esp = self.esp();
         format!(
             "INSERT INTO {GROUP_SCOPE} (level, esp, key)
-             SELECT DISTINCT '{level}', esp, {key} FROM complaints
+             SELECT DISTINCT '{level}', {esp}, {key} FROM complaints
              WHERE loaded_at >= fromUnixTimestamp64Milli({since_ms}) AND {carried}
              UNION DISTINCT
-             SELECT DISTINCT '{level}', esp, {key} FROM deliveries
+             SELECT DISTINCT '{level}', {esp}, {key} FROM deliveries
              WHERE loaded_at >= fromUnixTimestamp64Milli({since_ms}) AND {carried}"
         )
     }
@@ -112,7 +147,7 @@ impl GroupLevel {
         client: &Client,
         scope: GroupScope,
         now_ms: i64,
-    ) -> clickhouse::error::Result<HashMap<SenderKey, SenderCounts>> {
+    ) -> clickhouse::error::Result<HashMap<SenderKey, GroupCounts>> {
         let from_ms = now_ms - WINDOWS[3].1 * 1000;
         let filter = self.filter(scope);
         let key = self.key;
@@ -138,7 +173,7 @@ impl GroupLevel {
             ))
             .fetch_all::<DeliveryAgg>();
         let (complaints, deliveries) = tokio::try_join!(complaints, deliveries)?;
-        Ok(fold(complaints, deliveries))
+        Ok(fold(complaints, deliveries, self.across_esps))
     }
 
     /// The reporters over the cap in some window, for the groups of this
@@ -150,7 +185,8 @@ impl GroupLevel {
         now_ms: i64,
     ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
         let filter = format!("{} AND {}", self.carried, self.listed_in(GROUP_SUSPECTS));
-        crate::counts::reporters_over_cap(client, policy, now_ms, self.key, &filter).await
+        let group = (self.esp(), self.key);
+        crate::counts::reporters_over_cap(client, policy, now_ms, group, &filter).await
     }
 }
 
@@ -160,39 +196,48 @@ fn window_ms(b: u8) -> i64 {
 }
 
 /// Folds per-bucket rows into per-window counts (a window holds its own
-/// bucket and every shorter one's).
+/// bucket and every shorter one's). `across_esps`: one group per key, with
+/// the ESPs of its rows as carriers.
 fn fold(
     complaints: Vec<ComplaintAgg>,
     deliveries: Vec<DeliveryAgg>,
-) -> HashMap<SenderKey, SenderCounts> {
-    let mut out: HashMap<SenderKey, SenderCounts> = HashMap::new();
+    across_esps: bool,
+) -> HashMap<SenderKey, GroupCounts> {
+    let mut out: HashMap<SenderKey, GroupCounts> = HashMap::new();
+    let group_key = |esp: &str, key: String| {
+        let esp = if across_esps { "" } else { esp };
+        (esp.to_string(), key)
+    };
     let mut names: HashMap<String, Name> = HashMap::new();
     let mut name = |s: String| names.entry(s.clone()).or_insert_with(|| s.into()).clone();
     let mut providers: HashMap<(SenderKey, Name), [u64; 4]> = HashMap::new();
     for r in deliveries {
         let provider = name(r.provider);
-        let key = (r.esp, r.key);
-        let counts = out.entry(key.clone()).or_default();
-        expire_at(counts, r.first + window_ms(r.b));
+        let key = group_key(&r.esp, r.key);
+        let group = out.entry(key.clone()).or_default();
+        group.carriers.insert(r.esp);
+        expire_at(&mut group.counts, r.first + window_ms(r.b));
         let delivered = providers.entry((key, provider)).or_default();
         for n in &mut delivered[usize::from(r.b)..] {
             *n += r.delivered;
         }
     }
     for ((key, _), delivered) in providers {
-        let counts = out.entry(key).or_default();
+        let counts = &mut out.entry(key).or_default().counts;
         for (i, n) in delivered.into_iter().enumerate() {
             if n == 0 {
                 continue;
             }
             let w = counts.windows[i].get_or_insert_with(WindowCounts::default);
             w.delivered += n;
-            w.delivering_providers += u32::from(n > 0);
+            w.delivering_providers += 1;
         }
     }
     for r in complaints {
         let (code, provider) = (name(r.code), name(r.provider));
-        let counts = out.entry((r.esp, r.key)).or_default();
+        let group = out.entry(group_key(&r.esp, r.key)).or_default();
+        group.carriers.insert(r.esp);
+        let counts = &mut group.counts;
         expire_at(counts, r.first + window_ms(r.b));
         for i in usize::from(r.b)..WINDOWS.len() {
             let w = counts.windows[i].get_or_insert_with(WindowCounts::default);
@@ -253,8 +298,9 @@ mod tests {
                 d("c1", "p2", 3, 700),
                 d("c2", "p1", 3, 9),
             ],
+            false,
         );
-        let c1 = &out[&key("c1")];
+        let c1 = &out[&key("c1")].counts;
         let w = |i: usize| c1.windows[i].as_ref().unwrap();
         assert_eq!(w(0).complaints(), 2);
         assert_eq!(w(0).delivered, 0);
@@ -263,6 +309,29 @@ mod tests {
         assert_eq!((w(3).delivered, w(3).delivering_providers), (1200, 2));
         // The 1h bucket's row leaves first: 5,000 ms + 1 h.
         assert_eq!(c1.next_expiry_ms, Some(5_000 + 3_600_000 + 1));
-        assert_eq!(out[&key("c2")].windows[3].as_ref().unwrap().delivered, 9);
+        assert_eq!(
+            out[&key("c2")].counts.windows[3]
+                .as_ref()
+                .unwrap()
+                .delivered,
+            9
+        );
+    }
+
+    #[test]
+    fn a_group_across_esps_sums_them_and_lists_them_as_carriers() {
+        let row = |esp: &str, n: u64| ComplaintAgg {
+            esp: esp.into(),
+            key: "spam.example".into(),
+            code: "unwanted".into(),
+            provider: "p1".into(),
+            b: 3,
+            n,
+            first: 0,
+        };
+        let out = fold(vec![row("esp-a", 4), row("esp-b", 5)], vec![], true);
+        let g = &out[&(String::new(), "spam.example".to_string())];
+        assert_eq!(g.counts.windows[3].as_ref().unwrap().complaints(), 9);
+        assert_eq!(g.carriers, BTreeSet::from(["esp-a".into(), "esp-b".into()]));
     }
 }

@@ -1,5 +1,6 @@
-//! Scoring at the levels above the sender: the ESP's whole book and each
-//! campaign across its sender ids, with the sender level's rules (weights,
+//! Scoring at the levels above the sender: the ESP's whole book, each
+//! campaign across its sender ids and each From domain across ESPs, with
+//! the sender level's rules (weights,
 //! caps, Wilson bounds, minimum volume, windows, tiers, hysteresis), evidence
 //! and chain. A spammer that spreads its mail over fresh sender ids, each
 //! under the minimum volume, still adds up at these levels.
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::books::{Book, Names};
 use crate::chain::PenaltyEntry;
 use crate::counts::SenderCounts;
-use crate::group_counts::{GroupLevel, GroupScope, CAMPAIGN, GROUP_SCOPE, GROUP_SUSPECTS};
+use crate::domains::Told;
+use crate::group_counts::{GroupLevel, GroupScope, CAMPAIGN, DOMAIN, GROUP_SCOPE, GROUP_SUSPECTS};
 use crate::hysteresis::Standing;
 use crate::level::Level;
 use crate::policy::{Policy, Tier};
@@ -45,6 +47,8 @@ pub struct GroupMemory {
     pub books: BTreeMap<String, Book>,
     /// Code and provider ids of the books.
     pub names: Names,
+    /// What each ESP was last told of each domain.
+    pub told: Told,
 }
 
 /// What the group levels of one run decided.
@@ -79,6 +83,7 @@ impl GroupMemory {
         }
         Ok(GroupMemory {
             standing,
+            told: Told::load(client).await?,
             ..Default::default()
         })
     }
@@ -91,8 +96,8 @@ impl GroupMemory {
             .map(|(k, _)| k)
     }
 
-    /// Lists this run's dirty campaigns in [`GROUP_SCOPE`]: rows loaded
-    /// since `since_ms`, and those due.
+    /// Lists this run's dirty campaigns and domains in [`GROUP_SCOPE`]:
+    /// rows loaded since `since_ms`, and those due.
     pub async fn fill_scope(
         &self,
         client: &Client,
@@ -103,11 +108,13 @@ impl GroupMemory {
             .query(&format!("TRUNCATE TABLE {GROUP_SCOPE}"))
             .execute()
             .await?;
-        client
-            .query(&CAMPAIGN.dirty_sql(since_ms))
-            .execute()
-            .await?;
-        insert_groups(client, GROUP_SCOPE, self.due(Level::Campaign, now_ms)).await
+        for level in [CAMPAIGN, DOMAIN] {
+            client.query(&level.dirty_sql(since_ms)).execute().await?;
+        }
+        let due = self
+            .due(Level::Campaign, now_ms)
+            .chain(self.due(Level::Domain, now_ms));
+        insert_groups(client, GROUP_SCOPE, due).await
     }
 }
 
@@ -158,7 +165,7 @@ pub struct GroupRun<'a> {
 
 impl GroupRun<'_> {
     /// Scores the ESP level of `esps` (the ESPs whose books changed, or
-    /// all) and the campaign level, and writes their snapshots.
+    /// all), the campaign and the domain level, and writes their snapshots.
     pub async fn score(
         &self,
         memory: &mut GroupMemory,
@@ -184,14 +191,26 @@ impl GroupRun<'_> {
         } else {
             GroupScope::Listed
         };
-        for ((esp, key), counts) in CAMPAIGN.read(self.client, scope, self.now_ms).await? {
-            groups.insert((Level::Campaign, esp, key), counts);
+        let (campaigns, domains) = tokio::try_join!(
+            CAMPAIGN.read(self.client, scope, self.now_ms),
+            DOMAIN.read(self.client, scope, self.now_ms)
+        )?;
+        for ((esp, key), g) in campaigns {
+            groups.insert((Level::Campaign, esp, key), g.counts);
+        }
+        let mut carriers = HashMap::new();
+        for ((esp, key), g) in domains {
+            carriers.insert(key.clone(), g.carriers);
+            groups.insert((Level::Domain, esp, key), g.counts);
         }
         // Groups in scope without rows still step (a cool-down may end).
         let listed: Vec<GroupKey> = if self.full {
             memory.standing.keys().cloned().collect()
         } else {
-            memory.due(Level::Campaign, self.now_ms).cloned().collect()
+            let due = memory.due(Level::Campaign, self.now_ms);
+            due.chain(memory.due(Level::Domain, self.now_ms))
+                .cloned()
+                .collect()
         };
         for key in listed {
             groups.entry(key).or_default();
@@ -200,9 +219,11 @@ impl GroupRun<'_> {
         let mut out = GroupVerdicts::default();
         let mut keys: Vec<GroupKey> = groups.keys().cloned().collect();
         keys.sort_unstable();
+        let none = Default::default();
         for key in keys {
             let counts = &groups[&key];
-            self.judge(memory, &key, counts, snapshots, &mut out)
+            let carriers = carriers.get(&key.2).unwrap_or(&none);
+            self.judge(memory, &key, counts, carriers, snapshots, &mut out)
                 .await?;
             *out.assessed.entry(key.0).or_default() += 1;
         }
@@ -231,7 +252,7 @@ impl GroupRun<'_> {
             .execute()
             .await?;
         insert_groups(self.client, GROUP_SUSPECTS, suspects).await?;
-        for level in [ESP_LEVEL, CAMPAIGN] {
+        for level in [ESP_LEVEL, CAMPAIGN, DOMAIN] {
             let heavy = level
                 .heavy_reporters(self.client, self.policy, self.now_ms)
                 .await?;
@@ -249,12 +270,14 @@ impl GroupRun<'_> {
         Ok(())
     }
 
-    /// Assesses one group, steps its standing and records the outcome.
+    /// Assesses one group, steps its standing and records the outcome (a
+    /// domain's in the chains of the ESPs that carry it).
     async fn judge(
         &self,
         memory: &mut GroupMemory,
         key: &GroupKey,
         counts: &SenderCounts,
+        carriers: &std::collections::BTreeSet<String>,
         snapshots: &mut SnapshotWriter,
         out: &mut GroupVerdicts,
     ) -> clickhouse::error::Result<()> {
@@ -277,7 +300,14 @@ impl GroupRun<'_> {
             &[],
             counts.next_expiry_ms,
         );
-        out.changes.extend(d.change);
+        if *level == Level::Domain {
+            let rows = memory
+                .told
+                .fan_out(group, carriers, &d, &assessed, (&policy, self.now_ms));
+            out.changes.extend(rows);
+        } else {
+            out.changes.extend(d.change.clone());
+        }
         if d.after != before {
             out.standing_rows.push(GroupStandingRow {
                 level: level.as_str().into(),

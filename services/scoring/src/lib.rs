@@ -11,6 +11,7 @@ pub mod books;
 pub mod chain;
 pub mod counts;
 pub mod dispatch;
+pub mod domains;
 pub mod engine;
 pub mod group_counts;
 pub mod groups;

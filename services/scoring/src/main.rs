@@ -177,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
                         .with_label_values(&[t.as_str()])
                         .set(n as i64);
                 }
-                for level in [Level::Esp, Level::Campaign] {
+                for level in [Level::Esp, Level::Campaign, Level::Domain] {
                     for t in Tier::ALL {
                         let n = r.group_tiers.get(&(level, t)).copied().unwrap_or(0);
                         metrics

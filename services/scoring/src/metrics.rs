@@ -10,7 +10,7 @@ pub struct Metrics {
     pub run_seconds: Histogram,
     /// Senders per tier in force after the last run.
     pub senders: IntGaugeVec,
-    /// ESPs and campaigns per level and tier in force after the last run.
+    /// ESPs, campaigns and domains per level and tier in force after the last run.
     pub groups: IntGaugeVec,
     /// Tier changes written, by new tier.
     pub changes: IntCounterVec,
@@ -42,7 +42,7 @@ impl Metrics {
         let groups = IntGaugeVec::new(
             Opts::new(
                 "ricochet_scoring_groups",
-                "ESPs and campaigns (level esp, campaign) per tier in force",
+                "ESPs, campaigns and From domains (level esp, campaign, domain) per tier in force",
             ),
             &["level", "tier"],
         )

@@ -92,6 +92,8 @@ struct TiersDoc {
     esp: ThresholdsDoc,
     #[serde(default)]
     campaign: ThresholdsDoc,
+    #[serde(default)]
+    domain: ThresholdsDoc,
 }
 
 #[derive(Deserialize, Default)]
@@ -241,6 +243,7 @@ impl Checker<'_> {
             (Level::Sender, &doc.tiers.sender),
             (Level::Esp, &doc.tiers.esp),
             (Level::Campaign, &doc.tiers.campaign),
+            (Level::Domain, &doc.tiers.domain),
         ] {
             let name = format!("tiers.{level}");
             let t = self.thresholds(p.thresholds, section, &name)?;

@@ -66,7 +66,7 @@ pub(crate) fn named<S: AsRef<str>>(counts: Vec<(S, u64)>) -> serde_json::Value {
 }
 
 /// The evidence of a tier change, as canonical JSON.
-fn evidence(
+pub(crate) fn evidence(
     level: Level,
     windows: &[Window<'_>],
     rule: Option<Rule>,

@@ -50,6 +50,7 @@ async fn penalties_reach_kafka_and_a_flaky_webhook_in_order_across_a_restart() {
             sender: s.to_string(),
             provider: "p.example".into(),
             campaign: String::new(),
+            from_domain: String::new(),
             hour,
             delivered: 5_000,
             received_at: now,

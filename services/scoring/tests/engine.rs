@@ -35,6 +35,7 @@ fn delivery(sender: &str, delivered: u64, at_ms: i64) -> DeliveryRow {
         sender: sender.into(),
         provider: "p1.example".into(),
         campaign: String::new(),
+        from_domain: String::new(),
         hour: (at_ms / 1000 / 3600 * 3600) as u32,
         delivered,
         received_at: at_ms,

@@ -17,6 +17,7 @@ async fn seed(ch: &ClickHouseConfig, esp: &str, sender: &str, complaints: u64, n
         sender: sender.into(),
         provider: "p.example".into(),
         campaign: String::new(),
+        from_domain: String::new(),
         hour: (now / 1000 / 3600 * 3600) as u32,
         delivered: 10_000,
         received_at: now,

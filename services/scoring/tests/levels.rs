@@ -19,14 +19,15 @@ const ESP: &str = "esp-a.example";
 const CAMPAIGN: &str = "spring-blast";
 
 /// `senders` ids of `esp` named `prefix-i`, each with `delivered` messages
-/// (reported per campaign when it has one) and `complaints` complaints.
+/// (reported per campaign and From domain when they have one) and
+/// `complaints` complaints.
 async fn seed(
     ch: &ClickHouseConfig,
     esp: &str,
     prefix: &str,
     senders: usize,
     (delivered, complaints): (u64, u64),
-    campaign: &str,
+    (campaign, from_domain): (&str, &str),
     at_ms: i64,
 ) {
     let mut deliveries = vec![];
@@ -38,6 +39,7 @@ async fn seed(
             sender: sender.clone(),
             provider: "p1.example".into(),
             campaign: campaign.into(),
+            from_domain: from_domain.into(),
             hour: (at_ms / 1000 / 3600 * 3600) as u32,
             delivered,
             received_at: at_ms,
@@ -46,6 +48,7 @@ async fn seed(
             let jti = format!("{esp}-{sender}-{n:08}").replace('.', "_");
             rows.push(ComplaintRow {
                 campaign: campaign.into(),
+                from_domain: from_domain.into(),
                 ..complaint_row(&jti, esp, &sender, "p1.example", "unwanted", at_ms - 1000)
             });
         }
@@ -56,7 +59,7 @@ async fn seed(
 
 /// 50 clean senders of 5,000 messages with one complaint each (0.02 %).
 async fn clean_book(ch: &ClickHouseConfig, esp: &str, at_ms: i64) {
-    seed(ch, esp, "good", 50, (5_000, 1), "", at_ms).await;
+    seed(ch, esp, "good", 50, (5_000, 1), ("", ""), at_ms).await;
 }
 
 fn changes_at(run: &ricochet_scoring::engine::RunReport, level: Level) -> Vec<(String, String)> {
@@ -79,7 +82,7 @@ async fn ids_under_the_minimum_volume_are_caught_at_the_esp_and_campaign_levels(
     assert_eq!(first.groups.get(&Level::Esp), Some(&1));
 
     // 36,000 messages at 1 % over 40 fresh ids of 900, all one campaign.
-    seed(&ch, ESP, "fresh", 40, (900, 9), CAMPAIGN, now).await;
+    seed(&ch, ESP, "fresh", 40, (900, 9), (CAMPAIGN, ""), now).await;
     let run = scorer.run(now + 1_000).await.unwrap();
     assert!(!run.full, "an incremental run catches it");
     assert_eq!(
@@ -174,7 +177,7 @@ async fn a_clean_esp_with_one_bad_sender_gets_no_esp_level_penalty() {
     let now = unix_now() * 1000;
     clean_book(&ch, ESP, now).await;
     // 100 complaints on 5,000: 2 %, far past every line for this sender.
-    seed(&ch, ESP, "bad", 1, (5_000, 100), "", now).await;
+    seed(&ch, ESP, "bad", 1, (5_000, 100), ("", ""), now).await;
     let run = score_once(&ch.client(), &Policy::default(), now)
         .await
         .unwrap();
@@ -185,5 +188,78 @@ async fn a_clean_esp_with_one_bad_sender_gets_no_esp_level_penalty() {
     // The book: 150 / 255,000 = 0.06 %, below the warning line.
     assert_eq!(changes_at(&run, Level::Esp), []);
     assert_eq!(run.group_tiers.get(&(Level::Esp, Tier::Ok)), Some(&1));
+    drop_database(&ch).await;
+}
+
+#[tokio::test]
+async fn a_from_domain_keeps_its_history_when_it_moves_to_another_esp() {
+    let ch = clickhouse("it_levels_domain");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let now = unix_now() * 1000;
+    const B: &str = "esp-b.example";
+    const DOM: &str = "spam.example";
+    // At ESP A, one sender's mail From spam.example draws 2 %.
+    clean_book(&ch, ESP, now).await;
+    seed(&ch, ESP, "promo", 1, (5_000, 100), ("", DOM), now).await;
+    let mut scorer = Scorer::new(ch.client(), Policy::default());
+    let first = scorer.run(now).await.unwrap();
+    assert_eq!(
+        changes_at(&first, Level::Domain),
+        [(DOM.to_string(), "exclude".to_string())]
+    );
+    let domain_rows =
+        |run: &ricochet_scoring::engine::RunReport| -> Vec<(String, String, String, String)> {
+            run.changes
+                .iter()
+                .filter(|c| c.level == "domain")
+                .map(|c| {
+                    (
+                        c.esp.clone(),
+                        c.from_tier.clone(),
+                        c.to_tier.clone(),
+                        c.rule.clone(),
+                    )
+                })
+                .collect()
+        };
+    assert_eq!(domain_rows(&first)[0].0, ESP);
+
+    // It moves to ESP B under a fresh id below the minimum volume.
+    seed(&ch, B, "fresh", 1, (900, 2), ("", DOM), now).await;
+    let moved = scorer.run(now + 1_000).await.unwrap();
+    assert_eq!(
+        changes_at(&moved, Level::Sender),
+        [],
+        "the id alone says nothing"
+    );
+    assert_eq!(
+        domain_rows(&moved),
+        [(
+            B.into(),
+            "ok".into(),
+            "exclude".into(),
+            "tier-in-force".into()
+        )],
+        "B learns the domain's tier in force; A is not told twice"
+    );
+    let api = EspApi::start(&ch, &[ESP, B]).await;
+    let b = api.offenders(B).await;
+    let row = b
+        .iter()
+        .find(|i| i["level"] == "domain")
+        .expect("a domain row for B");
+    assert_eq!(
+        (&row["key"], &row["to_tier"]),
+        (&DOM.into(), &"exclude".into())
+    );
+    // The evidence is the domain's across both ESPs: 5,900 delivered.
+    assert_eq!(row["evidence"]["windows"]["24h"]["delivered"], 5_900);
+    verify_chain(&penalty_chain(&ch.client(), B).await.unwrap()).unwrap();
+
+    // A new scorer rebuilds what each ESP was told: nothing new to write.
+    let again = score_once(&ch.client(), &Policy::default(), now + 2_000)
+        .await
+        .unwrap();
+    assert_eq!(domain_rows(&again), []);
     drop_database(&ch).await;
 }

@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use ricochet_scoring::Policy;
 use serde_json::Value;
 
-use super::world::{Behaviour, World, ESPS, LAUNDERER_CAMPAIGN, LAUNDERER_ESP, ROTATOR_ESP};
+use super::world::{
+    Behaviour, World, ESPS, LAUNDERER_CAMPAIGN, LAUNDERER_ESP, MOVER_DOMAIN, MOVER_ESPS,
+    ROTATOR_ESP,
+};
 
 /// A tier change above the sender: (ESP index, level, key).
 pub type GroupKey = (usize, String, String);
@@ -132,13 +135,50 @@ pub fn summarize(
         verdict.as_deref().unwrap_or("NOT CAUGHT")
     );
     ok &= verdict.is_some();
+    ok &= mover(world, &finals, seen, onset);
     println!(
         "    their ids penalized on their own: {alone} (none has enough volume for a verdict)"
     );
     ok &= esp_books(truth, &finals);
     good_campaigns(world, &finals, sender_penalized);
-    println!("    domain level: not scored yet (tokens carry no `dom` claim in this version)");
     ok
+}
+
+/// The domain mover: caught at the domain level at the ESP it starts at,
+/// and the ESP it moves to told the domain's tier as it arrives.
+fn mover(
+    world: &World,
+    finals: &BTreeMap<GroupKey, String>,
+    seen: &GroupsSeen,
+    onset: u32,
+) -> bool {
+    let ids = world
+        .senders
+        .iter()
+        .filter(|s| s.behaviour == Behaviour::Mover);
+    let moved = ids
+        .filter(|s| s.esp == MOVER_ESPS.1)
+        .filter_map(|s| s.only_hour)
+        .min()
+        .unwrap_or(0);
+    let at = |esp: usize| (esp, "domain".to_string(), MOVER_DOMAIN.to_string());
+    let first = caught(finals, seen, &at(MOVER_ESPS.0), onset);
+    let second = finals.get(&at(MOVER_ESPS.1)).filter(|t| *t != "ok");
+    let told_after = seen
+        .get(&at(MOVER_ESPS.1))
+        .map_or("-".to_string(), |(h, _)| {
+            format!("{} h", h.saturating_sub(moved))
+        });
+    println!(
+        "    domain mover (From {MOVER_DOMAIN}, fresh ids and campaigns, {} then {} from hour {moved}): at {}: {}; at {}: {}",
+        ESPS[MOVER_ESPS.0],
+        ESPS[MOVER_ESPS.1],
+        ESPS[MOVER_ESPS.0],
+        first.as_deref().unwrap_or("NOT CAUGHT"),
+        ESPS[MOVER_ESPS.1],
+        second.map_or("NOT TOLD".to_string(), |t| format!("told the domain's tier {t} {told_after} after it arrived")),
+    );
+    first.is_some() && second.is_some()
 }
 
 /// ESP books: true rate against the ESP-level tier; a clean book (true

@@ -339,8 +339,12 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
                 .filter(|(_, prov, _)| *prov == pi)
                 .map(|(s, _, d)| {
                     let sender = &world.senders[*s];
-                    json!({"esp": ESPS[sender.esp], "sender": sender.id, "campaign": sender.campaign_in(h),
-                           "hour": rfc3339(slot), "delivered": d})
+                    let mut row = json!({"esp": ESPS[sender.esp], "sender": sender.id, "campaign": sender.campaign_in(h),
+                                         "hour": rfc3339(slot), "delivered": d});
+                    if let Some(dom) = sender.from_domain {
+                        row["from_domain"] = json!(dom);
+                    }
+                    row
                 })
                 .collect();
             for chunk in rows.chunks(1000) {
@@ -382,6 +386,7 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
                 sent,
             );
             req.cmp = Some(s.campaign_in(h));
+            req.dom = s.from_domain.map(String::from);
             let (token, _) = mint(&esps[s.esp], &req)?;
             let forged = k < FORGED_PER_HOUR;
             let token = if forged {

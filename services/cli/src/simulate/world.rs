@@ -60,6 +60,12 @@ pub const ROTATOR_ESP: usize = 3;
 pub const ROTATOR_IDS_PER_HOUR: u32 = 10;
 /// Good senders of the rotator's ESP.
 pub const ROTATOR_ESP_GOOD: usize = 20;
+/// The From domain of the spammer that moves between ESPs.
+pub const MOVER_DOMAIN: &str = "deals-today.example";
+/// The ESP the mover starts at, and the one it moves to halfway.
+pub const MOVER_ESPS: (usize, usize) = (0, 2);
+/// New mover ids per simulated hour.
+pub const MOVER_IDS_PER_HOUR: u32 = 3;
 
 /// Index in [`PROVIDERS`] of the provider the attacker's accounts are at.
 pub const ATTACKER_PROVIDER: usize = 2;
@@ -89,6 +95,9 @@ pub enum Behaviour {
     /// One hour-long id of a spammer rotating ids and campaigns (caught at
     /// the ESP level: its ESP's book turns dirty).
     Rotator,
+    /// One hour-long id of a spammer whose mail comes From one domain and
+    /// that moves from one ESP to another (caught at the domain level).
+    Mover,
 }
 
 impl Behaviour {
@@ -110,13 +119,17 @@ impl Behaviour {
             Behaviour::Bombed => "bombed (good)",
             Behaviour::Launderer => "campaign launderer id",
             Behaviour::Rotator => "id and campaign rotator id",
+            Behaviour::Mover => "domain mover id",
         }
     }
 
     /// Whether this is one id of a spammer that no sender-level verdict can
     /// catch (each id is under the minimum volume).
     pub fn is_rotating_id(self) -> bool {
-        matches!(self, Behaviour::Launderer | Behaviour::Rotator)
+        matches!(
+            self,
+            Behaviour::Launderer | Behaviour::Rotator | Behaviour::Mover
+        )
     }
 }
 
@@ -141,6 +154,8 @@ pub struct Sender {
     pub only_hour: Option<u32>,
     /// The campaign of all its mail, if one; else a new one every 6 hours.
     pub campaign: Option<String>,
+    /// The From domain its tokens declare (`dom`), if any.
+    pub from_domain: Option<&'static str>,
 }
 
 impl Sender {
@@ -188,7 +203,9 @@ impl Sender {
             (Behaviour::Misrepresenting, true) if roll < 0.7 => "misrepresented",
             (Behaviour::Phishing, true) if roll < 0.8 => "phishing",
             (Behaviour::Spammy, true) if roll < 0.2 => "unsubscribe-ignored",
-            (Behaviour::Launderer | Behaviour::Rotator, _) if roll < 0.1 => "unsubscribe-ignored",
+            (Behaviour::Launderer | Behaviour::Rotator | Behaviour::Mover, _) if roll < 0.1 => {
+                "unsubscribe-ignored"
+            }
             (_, false) if roll < 0.1 => "not-spam",
             _ => "unwanted",
         }
@@ -236,6 +253,7 @@ pub fn build(n: usize, hours: u32, seed: u64) -> World {
             onset: rng.random_range(0..hours.max(2) / 2),
             only_hour: None,
             campaign: None,
+            from_domain: None,
         });
     }
     // The attacker's target: a big, clean sender.
@@ -251,9 +269,10 @@ pub fn build(n: usize, hours: u32, seed: u64) -> World {
 
 /// The spammers that rename themselves, from a quarter of the run on: the
 /// campaign launderer (fresh ids, one campaign, through an ESP with a big
-/// clean book) and the rotator (fresh ids and campaigns, through a small
-/// ESP whose good senders it outweighs), each id sending [`ID_VOLUME`]
-/// messages in one hour.
+/// clean book), the rotator (fresh ids and campaigns, through a small ESP
+/// whose good senders it outweighs) and the mover (fresh ids and campaigns
+/// From one domain, moving from one ESP to another halfway), each id
+/// sending [`ID_VOLUME`] messages in one hour.
 fn add_rotating_spammers(senders: &mut Vec<Sender>, hours: u32, rng: &mut StdRng) {
     let onset = hours / 4;
     let id = |esp, id: String, behaviour, only_hour, campaign, rate| Sender {
@@ -266,6 +285,7 @@ fn add_rotating_spammers(senders: &mut Vec<Sender>, hours: u32, rng: &mut StdRng
         onset,
         only_hour: Some(only_hour),
         campaign,
+        from_domain: None,
     };
     for h in onset..hours {
         for k in 0..LAUNDERER_IDS_PER_HOUR {
@@ -277,6 +297,18 @@ fn add_rotating_spammers(senders: &mut Vec<Sender>, hours: u32, rng: &mut StdRng
                 Some(LAUNDERER_CAMPAIGN.to_string()),
                 0.01,
             ));
+        }
+        for k in 0..MOVER_IDS_PER_HOUR {
+            let name = format!("deal-{h:03}-{k}");
+            let esp = if h < hours / 2 {
+                MOVER_ESPS.0
+            } else {
+                MOVER_ESPS.1
+            };
+            senders.push(Sender {
+                from_domain: Some(MOVER_DOMAIN),
+                ..id(esp, name.clone(), Behaviour::Mover, h, Some(name), 0.01)
+            });
         }
         for k in 0..ROTATOR_IDS_PER_HOUR {
             let name = format!("spin-{h:03}-{k}");
@@ -301,6 +333,7 @@ fn add_rotating_spammers(senders: &mut Vec<Sender>, hours: u32, rng: &mut StdRng
             onset: 0,
             only_hour: None,
             campaign: None,
+            from_domain: None,
         });
     }
 }
@@ -456,11 +489,23 @@ mod tests {
             .iter()
             .filter(|s| s.behaviour == Behaviour::Rotator)
             .count();
-        assert_eq!(sent.len(), launderers + rotators, "every id sends");
+        let movers: Vec<&Sender> = w
+            .senders
+            .iter()
+            .filter(|s| s.behaviour == Behaviour::Mover)
+            .collect();
+        assert_eq!(
+            sent.len(),
+            launderers + rotators + movers.len(),
+            "every id sends"
+        );
+        assert!(movers.iter().all(|s| s.from_domain == Some(MOVER_DOMAIN)));
+        let esps: std::collections::BTreeSet<usize> = movers.iter().map(|s| s.esp).collect();
+        assert_eq!(esps, [MOVER_ESPS.0, MOVER_ESPS.1].into(), "it moves");
         assert!(sent.values().all(|n| *n < 1_000), "{sent:?}");
         assert_eq!(
             campaigns.len(),
-            1 + rotators,
+            1 + rotators + movers.len(),
             "one shared campaign; one per rotator id"
         );
         assert!(campaigns.contains(&(Behaviour::Launderer, LAUNDERER_CAMPAIGN.to_string())));

@@ -1,0 +1,167 @@
+//! How the domain level reaches ESPs. A From domain is scored across every
+//! ESP, but penalty chains are per ESP: a domain's tier goes into the chain
+//! of each ESP that carries it (has its rows in some window). An ESP that
+//! starts carrying a domain already penalized is told the tier in force
+//! (rule `tier-in-force`), so a spammer that moves to a new ESP arrives with
+//! its history; when the tier changes, every ESP told before is told again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clickhouse::{Client, Row};
+use foldhash::HashMap;
+use serde::Deserialize;
+
+use crate::chain::PenaltyEntry;
+use crate::level::Level;
+use crate::policy::{Policy, Tier};
+use crate::verdict::{evidence, Decision, Window};
+
+/// The rule of a row that tells an ESP a domain's tier it did not know.
+pub const TIER_IN_FORCE: &str = "tier-in-force";
+
+/// Per domain, the tier each ESP was last told.
+#[derive(Debug, Default)]
+pub struct Told(HashMap<String, BTreeMap<String, Tier>>);
+
+#[derive(Row, Deserialize)]
+struct ToldRow {
+    esp: String,
+    domain: String,
+    tier: String,
+}
+
+impl Told {
+    /// Reads what the penalty chains told (a full run's start).
+    pub async fn load(client: &Client) -> clickhouse::error::Result<Told> {
+        let rows: Vec<ToldRow> = client
+            .query("SELECT toString(esp) AS esp, sender AS domain, argMax(toString(to_tier), seq) AS tier FROM penalties WHERE level = 'domain' GROUP BY esp, domain")
+            .fetch_all()
+            .await?;
+        let mut told = Told::default();
+        for r in rows {
+            let tier = r
+                .tier
+                .parse()
+                .map_err(|e| clickhouse::error::Error::Custom(format!("penalties: {e}")))?;
+            told.0.entry(r.domain).or_default().insert(r.esp, tier);
+        }
+        Ok(told)
+    }
+
+    /// The rows this run's decision on `domain` writes: one per ESP whose
+    /// last word differs from the tier in force, among its carriers (and,
+    /// when the tier changed, every ESP told before).
+    pub fn fan_out(
+        &mut self,
+        domain: &str,
+        carriers: &BTreeSet<String>,
+        d: &Decision,
+        assessed: &[Window<'_>],
+        (policy, now_ms): (&Policy, i64),
+    ) -> Vec<PenaltyEntry> {
+        let told = self.0.entry(domain.to_string()).or_default();
+        let to = d.after.tier;
+        let mut targets: BTreeSet<String> = carriers.clone();
+        if d.change.is_some() {
+            targets.extend(told.keys().cloned());
+        }
+        let (rule, evidence) = match &d.change {
+            Some(c) => (c.rule.clone(), c.evidence.clone()),
+            None => (
+                TIER_IN_FORCE.to_string(),
+                evidence(Level::Domain, assessed, None, policy, &[]),
+            ),
+        };
+        let mut out = vec![];
+        for esp in targets {
+            let from = told.get(&esp).copied().unwrap_or(Tier::Ok);
+            if from == to {
+                continue;
+            }
+            told.insert(esp.clone(), to);
+            out.push(PenaltyEntry {
+                level: Level::Domain.as_str().into(),
+                sender: domain.into(),
+                at_ms: now_ms,
+                from_tier: from.as_str().into(),
+                to_tier: to.as_str().into(),
+                rule: rule.clone(),
+                evidence: evidence.clone(),
+                ..crate::verdict::blank(&esp)
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hysteresis::Standing;
+
+    fn decision(tier: Tier, changed: bool) -> Decision {
+        Decision {
+            after: Standing {
+                tier,
+                below_since: None,
+            },
+            change: changed.then(|| PenaltyEntry {
+                rule: "rise-on-lower-bound".into(),
+                evidence: "{}".into(),
+                ..crate::verdict::blank("")
+            }),
+            due_ms: None,
+        }
+    }
+
+    #[test]
+    fn carriers_are_told_once_and_a_new_carrier_learns_the_tier_in_force() {
+        let mut told = Told::default();
+        let p = Policy::default();
+        let a = BTreeSet::from(["esp-a".to_string()]);
+        let rows = told.fan_out(
+            "spam.example",
+            &a,
+            &decision(Tier::Exclude, true),
+            &[],
+            (&p, 1),
+        );
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].esp.as_str(), rows[0].to_tier.as_str()),
+            ("esp-a", "exclude")
+        );
+        // Nothing new: nothing written.
+        let rows = told.fan_out(
+            "spam.example",
+            &a,
+            &decision(Tier::Exclude, false),
+            &[],
+            (&p, 2),
+        );
+        assert!(rows.is_empty());
+        // The domain moves to esp-b: b learns the tier in force, a is not told again.
+        let ab = BTreeSet::from(["esp-a".to_string(), "esp-b".to_string()]);
+        let rows = told.fan_out(
+            "spam.example",
+            &ab,
+            &decision(Tier::Exclude, false),
+            &[],
+            (&p, 3),
+        );
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (
+                rows[0].esp.as_str(),
+                rows[0].from_tier.as_str(),
+                rows[0].rule.as_str()
+            ),
+            ("esp-b", "ok", TIER_IN_FORCE)
+        );
+        // The tier falls: both are told, even esp-a that no longer carries it.
+        let b = BTreeSet::from(["esp-b".to_string()]);
+        let rows = told.fan_out("spam.example", &b, &decision(Tier::Ok, true), &[], (&p, 4));
+        let esps: Vec<&str> = rows.iter().map(|r| r.esp.as_str()).collect();
+        assert_eq!(esps, ["esp-a", "esp-b"]);
+    }
+}
