@@ -141,7 +141,11 @@ fn handle_reloads_changes_and_keeps_the_last_valid_version() {
         assert!(Instant::now() < deadline, "reload not seen within 10 s");
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::fs::write(&path, "this is = = not toml").unwrap();
+    // Replaced in one step, as editors and the CLI do: written in place, the
+    // watcher could read the file truncated (empty is a valid registry).
+    let next = dir.path().join("registry.toml.new");
+    std::fs::write(&next, "this is = = not toml").unwrap();
+    std::fs::rename(&next, &path).unwrap();
     assert!(handle.reload().is_err());
     assert!(
         handle.current().provider("other.example").is_some(),
