@@ -51,7 +51,10 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error>
         return Ok(u);
     }
     match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(f as u64),
+        // 2^64 itself rounds to `u64::MAX as f64`: the bound is exclusive.
+        Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => {
+            Ok(f as u64)
+        }
         _ => Err(serde::de::Error::custom(format!(
             "{n} is not a whole number of messages"
         ))),
@@ -145,7 +148,7 @@ mod whole_number_tests {
         // JSON Schema calls 12.0 an integer, so the API takes it.
         assert_eq!(delivered("12.0").unwrap(), 12);
         assert_eq!(delivered("1e3").unwrap(), 1000);
-        for bad in ["12.5", "-1", "\"12\"", "1e30"] {
+        for bad in ["12.5", "-1", "\"12\"", "1e30", "18446744073709551616"] {
             assert!(delivered(bad).is_err(), "{bad}");
         }
     }
