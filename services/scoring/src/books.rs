@@ -6,8 +6,9 @@
 
 use foldhash::{HashMap, HashMapExt};
 
-use crate::counts::{SenderCounts, WINDOWS};
+use crate::counts::SenderCounts;
 use crate::policy::{ComplaintCount, Name, WindowCounts};
+use crate::windows::COUNT;
 
 /// The most providers the books tell apart (one bit each).
 pub const MAX_PROVIDERS: usize = 64;
@@ -156,13 +157,13 @@ impl Default for Book {
 impl Book {
     /// Adds a contribution.
     pub fn add(&mut self, c: &Contribution) {
-        for i in 0..WINDOWS.len() {
+        for i in 0..COUNT {
             self.delivered[i] += c.delivered[i];
             for_bits(c.providers[i], |p| self.senders_per_provider[i][p] += 1);
         }
         for (code, provider, n) in c.complaints.iter() {
             let total = self.complaints.entry((*code, *provider)).or_default();
-            for i in 0..WINDOWS.len() {
+            for i in 0..COUNT {
                 total[i] += u64::from(n[i]);
             }
         }
@@ -170,7 +171,7 @@ impl Book {
 
     /// Removes a contribution added before.
     pub fn remove(&mut self, c: &Contribution) {
-        for i in 0..WINDOWS.len() {
+        for i in 0..COUNT {
             self.delivered[i] -= c.delivered[i];
             for_bits(c.providers[i], |p| self.senders_per_provider[i][p] -= 1);
         }
@@ -179,7 +180,7 @@ impl Book {
             let Some(total) = self.complaints.get_mut(&key) else {
                 continue;
             };
-            for i in 0..WINDOWS.len() {
+            for i in 0..COUNT {
                 total[i] -= u64::from(n[i]);
             }
             if *total == [0; 4] {
@@ -196,7 +197,7 @@ impl Book {
     /// The ESP's counts per window, as a sender's would be.
     pub fn counts(&self, names: &Names) -> SenderCounts {
         let mut out = SenderCounts::default();
-        for i in 0..WINDOWS.len() {
+        for i in 0..COUNT {
             let complaints: Vec<ComplaintCount> = self
                 .complaints
                 .iter()

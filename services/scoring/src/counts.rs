@@ -17,21 +17,12 @@ use clickhouse::{Client, Row};
 use serde::Deserialize;
 
 use crate::policy::{ComplaintCount, HeavyReporter, Name, Policy, WindowCounts};
-
-/// The windows every sender is scored over: name and length in seconds. A
-/// sender's evidence is the most severe tier any window with enough volume
-/// supports: short windows catch bursts, long ones slow, steady abuse.
-pub const WINDOWS: [(&str, i64); 4] = [
-    ("1h", 3_600),
-    ("24h", 86_400),
-    ("7d", 604_800),
-    ("30d", 2_592_000),
-];
+use crate::windows::{Windows, COUNT};
 
 /// (esp, sender).
 pub type SenderKey = (String, String);
 
-/// One sender's counts per window (indexed like [`WINDOWS`]), and when the
+/// One sender's counts per window (indexed like the policy's windows), and when the
 /// oldest counted row leaves a window, after which the sender must be rescored.
 #[derive(Debug, Default)]
 pub struct SenderCounts {
@@ -86,11 +77,9 @@ fn listed_in(table: &str) -> String {
 }
 
 /// Rows counted per window ending at `now_ms`, over `t` (ms), as `n<i>`.
-fn window_counts(now_ms: i64) -> String {
-    WINDOWS
-        .iter()
-        .enumerate()
-        .map(|(i, (_, secs))| format!("countIf(t >= {}) AS n{i}", now_ms - secs * 1000))
+fn window_counts(windows: &Windows, now_ms: i64) -> String {
+    (0..COUNT)
+        .map(|i| format!("countIf(t >= {}) AS n{i}", now_ms - windows.ms(i)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -157,20 +146,16 @@ const MAX_PROVIDERS: usize = 64;
 
 /// SQL for the shortest window (0..=3) holding time `t` (ms) at `now_ms`,
 /// and for that window's length in ms.
-pub(crate) fn bucket_sql(now_ms: i64) -> (String, String) {
-    let conds: Vec<String> = WINDOWS[..3]
-        .iter()
-        .enumerate()
-        .map(|(i, (_, secs))| format!("t >= {}, {i}", now_ms - secs * 1000))
+pub(crate) fn bucket_sql(windows: &Windows, now_ms: i64) -> (String, String) {
+    let conds: Vec<String> = (0..COUNT - 1)
+        .map(|i| format!("t >= {}, {i}", now_ms - windows.ms(i)))
         .collect();
-    let lens: Vec<String> = WINDOWS[..3]
-        .iter()
-        .enumerate()
-        .map(|(i, (_, secs))| format!("b = {i}, {}", secs * 1000))
+    let lens: Vec<String> = (0..COUNT - 1)
+        .map(|i| format!("b = {i}, {}", windows.ms(i)))
         .collect();
     (
-        format!("multiIf({}, 3)", conds.join(", ")),
-        format!("multiIf({}, {})", lens.join(", "), WINDOWS[3].1 * 1000),
+        format!("multiIf({}, {})", conds.join(", "), COUNT - 1),
+        format!("multiIf({}, {})", lens.join(", "), windows.longest_ms()),
     )
 }
 
@@ -258,9 +243,10 @@ impl Reader {
     pub async fn open(
         client: &Client,
         scope: Scope,
+        windows: &Windows,
         now_ms: i64,
     ) -> clickhouse::error::Result<Reader> {
-        let from_ms = now_ms - WINDOWS[3].1 * 1000;
+        let from_ms = now_ms - windows.longest_ms();
         let filter = scope.filter();
         // The names in the rows this run reads. Unfiltered, a DISTINCT over a
         // LowCardinality column reads little more than its dictionaries.
@@ -293,7 +279,7 @@ impl Reader {
                 providers.len()
             )));
         }
-        let (bucket, length) = bucket_sql(now_ms);
+        let (bucket, length) = bucket_sql(windows, now_ms);
         let windows: Vec<String> = (0..4)
             .map(|i| format!("toUInt64(sumIf(delivered, b <= {i})) AS d{i}"))
             .chain((0..4).map(|i| {
@@ -492,7 +478,7 @@ impl Tally {
 /// Adds a sender's deliveries to its counts.
 fn add_deliveries(counts: &mut SenderCounts, d: Delivered) {
     let mut any = false;
-    for i in 0..WINDOWS.len() {
+    for i in 0..COUNT {
         if d.messages[i] > 0 {
             let w = counts.window(i);
             w.delivered = d.messages[i];
@@ -520,7 +506,7 @@ pub async fn reporter_cap_candidates(
     policy: &Policy,
     now_ms: i64,
 ) -> clickhouse::error::Result<Vec<SenderKey>> {
-    let from_ms = now_ms - WINDOWS[3].1 * 1000;
+    let from_ms = now_ms - policy.windows.longest_ms();
     let suspects = listed_in("scoring_suspects");
     client
         .query(&format!(
@@ -560,7 +546,7 @@ pub async fn reporters_over_cap(
     (esp, key): (&str, &str),
     filter: &str,
 ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
-    let from_ms = now_ms - WINDOWS[3].1 * 1000;
+    let from_ms = now_ms - policy.windows.longest_ms();
     // Only the (sender, provider, reporter) groups over the cap in the
     // longest window come back; the loop below checks each window.
     let rows = client
@@ -574,7 +560,7 @@ pub async fn reporters_over_cap(
                          WHERE {filter} AND t >= {from_ms} AND t <= {now_ms} AND reporter != '')
                      GROUP BY esp, sender, provider, reporter, code))
              WHERE total > {} {FINAL_SETTINGS}",
-            window_counts(now_ms),
+            window_counts(&policy.windows, now_ms),
             policy.max_per_reporter,
         ))
         .fetch_all::<ReporterAgg>()
@@ -591,7 +577,7 @@ pub async fn reporters_over_cap(
     let mut out: HashMap<SenderKey, Vec<(usize, HeavyReporter)>> = HashMap::new();
     for ((key, provider, reporter), codes) in per_reporter {
         let provider = Name::from(provider);
-        for i in 0..WINDOWS.len() {
+        for i in 0..COUNT {
             let total: u64 = codes.iter().map(|(_, n)| n[i]).sum();
             if total > policy.max_per_reporter {
                 let by_code = codes

@@ -473,7 +473,7 @@ async fn score(
     // The burst query is small: it runs while ClickHouse starts on the counts.
     let (bursts, reader) = tokio::try_join!(
         bursts(client, policy, now_ms),
-        counts::Reader::open(client, scope, now_ms)
+        counts::Reader::open(client, scope, &policy.windows, now_ms)
     )?;
     let sender_policy = policy.for_level(Level::Sender);
     let mut verdicts = Verdicts {
@@ -507,7 +507,11 @@ async fn score(
             &mut watch,
         )
         .await?;
+    // The senders' snapshots are complete: their insert ends before the
+    // group levels read (an insert left waiting that long times out).
+    reputation.end().await?;
     let changed_books = remember_senders(memory, std::mem::take(&mut verdicts.next));
+    let mut reputation = SnapshotWriter::new(client, now_ms);
     let group_run = GroupRun {
         client,
         policy,

@@ -15,9 +15,10 @@ use foldhash::{HashMap, HashMapExt};
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 
-use crate::counts::{bucket_sql, SenderCounts, SenderKey, WINDOWS};
+use crate::counts::{bucket_sql, SenderCounts, SenderKey};
 use crate::level::Level;
 use crate::policy::{ComplaintCount, HeavyReporter, Name, Policy, WindowCounts};
+use crate::windows::{Windows, COUNT};
 
 /// Table listing the groups an incremental run rescores.
 pub const GROUP_SCOPE: &str = "scoring_group_scope";
@@ -120,11 +121,53 @@ impl GroupLevel {
         )
     }
 
-    fn filter(&self, scope: GroupScope) -> String {
+    /// SQL condition for the rows of the groups in `scope`. For listed
+    /// groups it first narrows the read to the senders that carry them:
+    /// FINAL merges every row a filter on a non-key column leaves, while
+    /// (esp, sender) prunes by the sorting key.
+    fn filter(&self, scope: GroupScope, from_ms: i64) -> String {
+        let carried = self.carried;
         match scope {
-            GroupScope::All => self.carried.to_string(),
-            GroupScope::Listed => format!("{} AND {}", self.carried, self.listed_in(GROUP_SCOPE)),
+            GroupScope::All => carried.to_string(),
+            GroupScope::Listed => {
+                let listed = self.listed_in(GROUP_SCOPE);
+                format!(
+                    "{carried} AND {listed} AND (esp, sender) IN (
+                         SELECT esp, sender FROM complaints
+                         WHERE {carried} AND {listed} AND reported_at >= fromUnixTimestamp64Milli({from_ms})
+                         UNION DISTINCT
+                         SELECT esp, sender FROM deliveries
+                         WHERE {carried} AND {listed} AND hour >= toDateTime(intDiv({from_ms}, 1000)))"
+                )
+            }
         }
+    }
+
+    /// Whether any row in `scope` carries a group of this level (FINAL
+    /// costs a full merge even when the filter leaves nothing).
+    async fn any_rows(
+        &self,
+        client: &Client,
+        scope: GroupScope,
+        from_ms: i64,
+    ) -> clickhouse::error::Result<bool> {
+        let listed = match scope {
+            GroupScope::All => "1".to_string(),
+            GroupScope::Listed => self.listed_in(GROUP_SCOPE),
+        };
+        let carried = self.carried;
+        let n: u64 = client
+            .query(&format!(
+                "SELECT count() FROM (
+                     SELECT 1 FROM complaints WHERE {carried} AND {listed}
+                       AND reported_at >= fromUnixTimestamp64Milli({from_ms}) LIMIT 1
+                     UNION ALL
+                     SELECT 1 FROM deliveries WHERE {carried} AND {listed}
+                       AND hour >= toDateTime(intDiv({from_ms}, 1000)) LIMIT 1)"
+            ))
+            .fetch_one()
+            .await?;
+        Ok(n > 0)
     }
 
     /// SQL listing the groups with rows loaded since `since_ms` into [`GROUP_SCOPE`].
@@ -146,12 +189,16 @@ impl GroupLevel {
         &self,
         client: &Client,
         scope: GroupScope,
+        windows: &Windows,
         now_ms: i64,
     ) -> clickhouse::error::Result<HashMap<SenderKey, GroupCounts>> {
-        let from_ms = now_ms - WINDOWS[3].1 * 1000;
-        let filter = self.filter(scope);
+        let from_ms = now_ms - windows.longest_ms();
+        if !self.any_rows(client, scope, from_ms).await? {
+            return Ok(HashMap::new());
+        }
+        let filter = self.filter(scope, from_ms);
         let key = self.key;
-        let (bucket, _) = bucket_sql(now_ms);
+        let (bucket, _) = bucket_sql(windows, now_ms);
         let final_settings = "SETTINGS do_not_merge_across_partitions_select_final = 1";
         let complaints = client
             .query(&format!(
@@ -173,7 +220,7 @@ impl GroupLevel {
             ))
             .fetch_all::<DeliveryAgg>();
         let (complaints, deliveries) = tokio::try_join!(complaints, deliveries)?;
-        Ok(fold(complaints, deliveries, self.across_esps))
+        Ok(fold(complaints, deliveries, windows, self.across_esps))
     }
 
     /// The reporters over the cap in some window, for the groups of this
@@ -191,8 +238,8 @@ impl GroupLevel {
 }
 
 /// Length in ms of window `b`.
-fn window_ms(b: u8) -> i64 {
-    WINDOWS[usize::from(b).min(WINDOWS.len() - 1)].1 * 1000
+fn window_ms(windows: &Windows, b: u8) -> i64 {
+    windows.ms(usize::from(b).min(COUNT - 1))
 }
 
 /// Folds per-bucket rows into per-window counts (a window holds its own
@@ -201,6 +248,7 @@ fn window_ms(b: u8) -> i64 {
 fn fold(
     complaints: Vec<ComplaintAgg>,
     deliveries: Vec<DeliveryAgg>,
+    windows: &Windows,
     across_esps: bool,
 ) -> HashMap<SenderKey, GroupCounts> {
     let mut out: HashMap<SenderKey, GroupCounts> = HashMap::new();
@@ -216,7 +264,7 @@ fn fold(
         let key = group_key(&r.esp, r.key);
         let group = out.entry(key.clone()).or_default();
         group.carriers.insert(r.esp);
-        expire_at(&mut group.counts, r.first + window_ms(r.b));
+        expire_at(&mut group.counts, r.first + window_ms(windows, r.b));
         let delivered = providers.entry((key, provider)).or_default();
         for n in &mut delivered[usize::from(r.b)..] {
             *n += r.delivered;
@@ -238,8 +286,8 @@ fn fold(
         let group = out.entry(group_key(&r.esp, r.key)).or_default();
         group.carriers.insert(r.esp);
         let counts = &mut group.counts;
-        expire_at(counts, r.first + window_ms(r.b));
-        for i in usize::from(r.b)..WINDOWS.len() {
+        expire_at(counts, r.first + window_ms(windows, r.b));
+        for i in usize::from(r.b)..COUNT {
             let w = counts.windows[i].get_or_insert_with(WindowCounts::default);
             match w
                 .complaints
@@ -298,6 +346,7 @@ mod tests {
                 d("c1", "p2", 3, 700),
                 d("c2", "p1", 3, 9),
             ],
+            &Windows::default(),
             false,
         );
         let c1 = &out[&key("c1")].counts;
@@ -329,7 +378,12 @@ mod tests {
             n,
             first: 0,
         };
-        let out = fold(vec![row("esp-a", 4), row("esp-b", 5)], vec![], true);
+        let out = fold(
+            vec![row("esp-a", 4), row("esp-b", 5)],
+            vec![],
+            &Windows::default(),
+            true,
+        );
         let g = &out[&(String::new(), "spam.example".to_string())];
         assert_eq!(g.counts.windows[3].as_ref().unwrap().complaints(), 9);
         assert_eq!(g.carriers, BTreeSet::from(["esp-a".into(), "esp-b".into()]));

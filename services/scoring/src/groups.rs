@@ -191,9 +191,10 @@ impl GroupRun<'_> {
         } else {
             GroupScope::Listed
         };
+        let windows = &self.policy.windows;
         let (campaigns, domains) = tokio::try_join!(
-            CAMPAIGN.read(self.client, scope, self.now_ms),
-            DOMAIN.read(self.client, scope, self.now_ms)
+            CAMPAIGN.read(self.client, scope, windows, self.now_ms),
+            DOMAIN.read(self.client, scope, windows, self.now_ms)
         )?;
         for ((esp, key), g) in campaigns {
             groups.insert((Level::Campaign, esp, key), g.counts);

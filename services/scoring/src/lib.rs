@@ -24,6 +24,7 @@ pub mod snapshots;
 pub mod standing_report;
 pub mod verdict;
 pub mod wilson;
+pub mod windows;
 
 pub use level::Level;
 pub use policy::{Assessment, Policy, Tier, WindowCounts};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::level::Level;
 use crate::wilson::{wilson_bounds, Z_95};
+use crate::windows::Windows;
 
 /// Penalty tiers, in increasing severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,6 +92,8 @@ impl Default for Thresholds {
 /// [`crate::policy_file`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
+    /// The four windows every key is scored over.
+    pub windows: Windows,
     /// Tier thresholds of every level without its own.
     pub thresholds: Thresholds,
     /// Levels with thresholds of their own.
@@ -128,6 +131,7 @@ impl Default for Policy {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         Policy {
+            windows: Windows::default(),
             thresholds: Thresholds::default(),
             levels: BTreeMap::new(),
             min_delivered: 1_000,
@@ -182,7 +186,8 @@ impl Policy {
         let t = self.for_level(level).thresholds;
         let pct = |v: f64| format!("{:.2} %", v * 100.0);
         format!(
-            "the most severe tier whose threshold the lower Wilson bound (z = 1.96) of the weighted complaint rate reaches in any window (1h, 24h, 7d, 30d) with at least {} delivered messages (warning {}, throttle {}, suspend {}, exclude {}); a tier falls only after {} consecutive days below it",
+            "the most severe tier whose threshold the lower Wilson bound (z = 1.96) of the weighted complaint rate reaches in any window ({}) with at least {} delivered messages (warning {}, throttle {}, suspend {}, exclude {}); a tier falls only after {} consecutive days below it",
+            self.windows.names(),
             self.min_delivered,
             pct(t.warning),
             pct(t.throttle),

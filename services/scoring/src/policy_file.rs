@@ -1,6 +1,6 @@
 //! The scoring policy as an operator's file (TOML, `RICOCHET_SCORING_POLICY`):
-//! tier thresholds (per level if wanted), minimum volume, weights, caps,
-//! cool-down and the burst rule. Every value is optional; what is left out
+//! windows, tier thresholds (per level if wanted), minimum volume, weights,
+//! caps, cool-down and the burst rule. Every value is optional; what is left out
 //! keeps its default. `deploy/scoring-policy.toml` lists every setting with
 //! its default and why. Errors name the file, line and field.
 
@@ -16,6 +16,7 @@ use toml::Spanned;
 
 use crate::level::Level;
 use crate::policy::{Policy, Thresholds};
+use crate::windows::Windows;
 
 /// Why a policy file could not be used.
 #[derive(Debug, Error)]
@@ -57,6 +58,8 @@ type V<T> = Option<Spanned<T>>;
 #[serde(deny_unknown_fields)]
 struct FileDoc {
     #[serde(default)]
+    windows: WindowsDoc,
+    #[serde(default)]
     tiers: TiersDoc,
     #[serde(default)]
     volume: VolumeDoc,
@@ -94,6 +97,12 @@ struct TiersDoc {
     campaign: ThresholdsDoc,
     #[serde(default)]
     domain: ThresholdsDoc,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WindowsDoc {
+    lengths: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -231,6 +240,10 @@ impl Checker<'_> {
 
     fn policy(&self, doc: &FileDoc) -> Result<Policy, PolicyError> {
         let mut p = Policy::default();
+        if let Some(lengths) = &doc.windows.lengths {
+            p.windows = Windows::parse(lengths.get_ref())
+                .map_err(|e| self.invalid(lengths.span(), "windows.lengths", e.to_string()))?;
+        }
         let t = &doc.tiers;
         let all = ThresholdsDoc {
             warning: t.warning.clone(),
@@ -403,6 +416,18 @@ mod tests {
         assert_eq!(p.for_level(Level::Campaign).thresholds.warning, 0.002);
         assert_eq!(p.weight("phishing"), 8.0);
         assert_eq!(p.cool_down_days, 3);
+    }
+
+    #[test]
+    fn windows_are_policy_too() {
+        let p = parse("[windows]\nlengths = [\"2h\", \"2d\", \"14d\", \"60d\"]\n").unwrap();
+        assert_eq!(p.windows.names(), "2h, 2d, 14d, 60d");
+        assert!(p.explain(Level::Esp).contains("(2h, 2d, 14d, 60d)"));
+        let e = error("\n[windows]\nlengths = [\"1h\", \"7d\", \"24h\", \"30d\"]\n");
+        assert_eq!(
+            e,
+            "policy.toml:3: windows.lengths: windows must rise, each longer than the one before"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub struct Snapshot<'a> {
     /// Level of the key.
     pub level: Level,
     /// Window name (`1h`, `24h`, ...).
-    pub window: &'static str,
+    pub window: &'a str,
     /// Messages delivered in the window.
     pub delivered: u64,
     /// Complaints in all.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::chain::PenaltyEntry;
-use crate::counts::{SenderCounts, WINDOWS};
+use crate::counts::SenderCounts;
 use crate::hysteresis::{step, Rule, Standing};
 use crate::level::Level;
 use crate::policy::{assess, Assessment, Policy, Tier, WindowCounts};
@@ -29,7 +29,7 @@ pub struct Burst {
 /// One window of a key: its counts and what they say.
 pub struct Window<'c> {
     /// Window name.
-    pub name: &'static str,
+    pub name: &'c str,
     /// The counts.
     pub counts: &'c WindowCounts,
     /// What they say.
@@ -37,13 +37,15 @@ pub struct Window<'c> {
 }
 
 /// Every window of `counts` that holds something, assessed.
-pub fn assess_windows<'c>(counts: &'c SenderCounts, policy: &Policy) -> Vec<Window<'c>> {
-    WINDOWS
+pub fn assess_windows<'c>(counts: &'c SenderCounts, policy: &'c Policy) -> Vec<Window<'c>> {
+    policy
+        .windows
+        .spans()
         .iter()
         .zip(&counts.windows)
-        .filter_map(|((name, _), c)| {
+        .filter_map(|(span, c)| {
             c.as_ref().map(|c| Window {
-                name,
+                name: &span.name,
                 counts: c,
                 assessment: assess(c, policy),
             })
