@@ -553,8 +553,9 @@ pub async fn reporters_over_cap(
         .query(&format!(
             "SELECT esp, sender, provider, reporter, code, n0, n1, n2, n3 FROM (
                  SELECT *, sum(n3) OVER (PARTITION BY esp, sender, provider, reporter) AS total FROM (
-                     SELECT esp, sender, toString(provider) AS provider, reporter, toString(code) AS code, {} FROM (
-                         SELECT {esp} AS esp, {key} AS sender, provider, reporter, code,
+                     SELECT group_esp AS esp, group_key AS sender, toString(provider) AS provider,
+                            reporter, toString(code) AS code, {} FROM (
+                         SELECT {esp} AS group_esp, {key} AS group_key, provider, reporter, code,
                                 toUnixTimestamp64Milli(reported_at) AS t
                          FROM complaints FINAL
                          WHERE {filter} AND t >= {from_ms} AND t <= {now_ms} AND reporter != '')

@@ -231,7 +231,14 @@ impl GroupLevel {
         policy: &Policy,
         now_ms: i64,
     ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
-        let filter = format!("{} AND {}", self.carried, self.listed_in(GROUP_SUSPECTS));
+        // Through the suspects' senders, so FINAL reads only their key ranges.
+        let (carried, listed) = (self.carried, self.listed_in(GROUP_SUSPECTS));
+        let from_ms = now_ms - policy.windows.longest_ms();
+        let filter = format!(
+            "{carried} AND {listed} AND (esp, sender) IN (
+                 SELECT esp, sender FROM complaints
+                 WHERE {carried} AND {listed} AND reported_at >= fromUnixTimestamp64Milli({from_ms}))"
+        );
         let group = (self.esp(), self.key);
         crate::counts::reporters_over_cap(client, policy, now_ms, group, &filter).await
     }

@@ -18,7 +18,7 @@ use crate::domains::Told;
 use crate::group_counts::{GroupLevel, GroupScope, CAMPAIGN, DOMAIN, GROUP_SCOPE, GROUP_SUSPECTS};
 use crate::hysteresis::Standing;
 use crate::level::Level;
-use crate::policy::{Policy, Tier};
+use crate::policy::{HeavyReporter, Policy, Tier};
 use crate::snapshots::SnapshotWriter;
 use crate::verdict::{assess_windows, decide, evidence_tier, write_snapshots, Subject};
 
@@ -49,6 +49,8 @@ pub struct GroupMemory {
     pub names: Names,
     /// What each ESP was last told of each domain.
     pub told: Told,
+    /// The ESP level's reporters over the cap, as the last full run found them.
+    pub esp_heavy: HashMap<GroupKey, Vec<(usize, HeavyReporter)>>,
 }
 
 /// What the group levels of one run decided.
@@ -216,7 +218,7 @@ impl GroupRun<'_> {
         for key in listed {
             groups.entry(key).or_default();
         }
-        self.add_heavy_reporters(&mut groups).await?;
+        self.add_heavy_reporters(memory, &mut groups).await?;
         let mut out = GroupVerdicts::default();
         let mut keys: Vec<GroupKey> = groups.keys().cloned().collect();
         keys.sort_unstable();
@@ -232,39 +234,61 @@ impl GroupRun<'_> {
     }
 
     /// Looks up the reporters over the cap for the groups whose counts
-    /// without the cap reach a tier (the cap only ever lowers a rate).
+    /// without the cap reach a tier (the cap only ever lowers a rate), per
+    /// level that has such groups. The ESP level's reporters are counted in
+    /// full runs only (over a whole book they cost seconds) and reused by
+    /// the incremental runs until the next full one.
     async fn add_heavy_reporters(
         &self,
+        memory: &mut GroupMemory,
         groups: &mut HashMap<GroupKey, SenderCounts>,
     ) -> clickhouse::error::Result<()> {
-        let suspects: Vec<&GroupKey> = groups
+        let suspects: Vec<GroupKey> = groups
             .iter()
             .filter(|(k, c)| {
                 let policy = self.policy.for_level(k.0);
                 evidence_tier(&assess_windows(c, &policy)).is_some_and(|t| t > Tier::Ok)
             })
-            .map(|(k, _)| k)
+            .map(|(k, _)| k.clone())
+            .filter(|k| self.full || k.0 != Level::Esp)
             .collect();
-        if suspects.is_empty() {
-            return Ok(());
+        let mut heavy = HashMap::new();
+        if !suspects.is_empty() {
+            self.client
+                .query(&format!("TRUNCATE TABLE {GROUP_SUSPECTS}"))
+                .execute()
+                .await?;
+            insert_groups(self.client, GROUP_SUSPECTS, &suspects).await?;
         }
-        self.client
-            .query(&format!("TRUNCATE TABLE {GROUP_SUSPECTS}"))
-            .execute()
-            .await?;
-        insert_groups(self.client, GROUP_SUSPECTS, suspects).await?;
         for level in [ESP_LEVEL, CAMPAIGN, DOMAIN] {
-            let heavy = level
+            if !suspects.iter().any(|k| k.0 == level.level) {
+                continue;
+            }
+            let found = level
                 .heavy_reporters(self.client, self.policy, self.now_ms)
                 .await?;
-            for ((esp, key), reporters) in heavy {
-                let Some(c) = groups.get_mut(&(level.level, esp, key)) else {
-                    continue;
-                };
-                for (i, reporter) in reporters {
-                    if let Some(w) = c.windows[i].as_mut() {
-                        w.heavy_reporters.push(reporter);
-                    }
+            for ((esp, key), reporters) in found {
+                heavy.insert((level.level, esp, key), reporters);
+            }
+        }
+        if self.full {
+            memory.esp_heavy = heavy
+                .iter()
+                .filter(|(k, _)| k.0 == Level::Esp)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        } else {
+            for (k, v) in &memory.esp_heavy {
+                heavy.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        for (key, reporters) in heavy {
+            let Some(c) = groups.get_mut(&key) else {
+                continue;
+            };
+            for (i, reporter) in reporters {
+                if let Some(w) = c.windows[i].as_mut() {
+                    w.heavy_reporters.push(reporter);
                 }
             }
         }
