@@ -158,6 +158,13 @@ pub struct Scorer {
     since_full: u32,
     /// Every how many runs a full one is made anyway (0: never after the first).
     pub full_every: u32,
+    /// Every how many runs the campaign and domain levels are rescored (and
+    /// in every full run); the ESP level is rescored in every run. Campaigns
+    /// and domains are not in the tables' sorting keys, so reading them
+    /// costs a scan (seconds on the bench's 50M complaints).
+    pub group_every: u32,
+    /// Runs since the campaign and domain levels were last rescored.
+    since_groups: u32,
     /// Rows loaded this long before the previous run started still make their
     /// sender dirty: an insert that began before that run may have become
     /// visible only after it read. Rescoring a sender twice changes nothing.
@@ -173,6 +180,8 @@ impl Scorer {
             memory: None,
             since_full: 0,
             full_every: 0,
+            group_every: 1,
+            since_groups: 0,
             load_margin_ms: LOAD_MARGIN_MS,
         }
     }
@@ -199,6 +208,7 @@ impl Scorer {
             .fetch_one()
             .await?;
         let mut scope_secs = 0.0;
+        let groups_due = full || self.group_every <= 1 || self.since_groups + 1 >= self.group_every;
         let scope = if full {
             self.memory = Some(load_memory(&self.client, mark).await?);
             self.since_full = 0;
@@ -208,19 +218,34 @@ impl Scorer {
             let memory = self.memory.as_ref().expect("checked above");
             let started = std::time::Instant::now();
             fill_scope(&self.client, memory, now_ms, self.load_margin_ms).await?;
-            let since = memory.loaded_mark_ms - self.load_margin_ms;
-            memory
-                .groups
-                .fill_scope(&self.client, since, now_ms)
-                .await?;
+            if groups_due {
+                let since = memory.groups.loaded_mark_ms - self.load_margin_ms;
+                memory
+                    .groups
+                    .fill_scope(&self.client, since, now_ms)
+                    .await?;
+            }
             scope_secs = started.elapsed().as_secs_f64();
             Scope::Listed
         };
         let memory = self.memory.as_mut().expect("set above");
-        let result = score(&self.client, &self.policy, memory, scope, now_ms).await;
+        let result = score(
+            &self.client,
+            &self.policy,
+            memory,
+            (scope, groups_due),
+            now_ms,
+        )
+        .await;
         match result {
             Ok(mut report) => {
                 memory.loaded_mark_ms = mark;
+                if groups_due {
+                    memory.groups.loaded_mark_ms = mark;
+                    self.since_groups = 0;
+                } else {
+                    self.since_groups += 1;
+                }
                 report.full = full;
                 if !full {
                     report.phases.insert(0, ("find dirty senders", scope_secs));
@@ -289,7 +314,10 @@ async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Me
         standing,
         head,
         senders: HashMap::new(),
-        groups: GroupMemory::load(client).await?,
+        groups: GroupMemory {
+            loaded_mark_ms: mark,
+            ..GroupMemory::load(client).await?
+        },
     })
 }
 
@@ -454,7 +482,7 @@ async fn score(
     client: &Client,
     policy: &Policy,
     memory: &mut Memory,
-    scope: Scope,
+    (scope, groups_due): (Scope, bool),
     now_ms: i64,
 ) -> clickhouse::error::Result<RunReport> {
     let mut watch = Stopwatch::new();
@@ -517,6 +545,7 @@ async fn score(
         policy,
         now_ms,
         full: scope == Scope::All,
+        campaigns_and_domains: groups_due,
     };
     let groups = group_run
         .score(&mut memory.groups, changed_books, &mut reputation)

@@ -234,10 +234,19 @@ impl GroupLevel {
         // Through the suspects' senders, so FINAL reads only their key ranges.
         let (carried, listed) = (self.carried, self.listed_in(GROUP_SUSPECTS));
         let from_ms = now_ms - policy.windows.longest_ms();
+        // And through the reporters over the cap without FINAL (copies of a
+        // token can only add candidates): grouping every reporter of a whole
+        // book under FINAL cost tens of seconds on the bench.
+        let cap = policy.max_per_reporter;
         let filter = format!(
             "{carried} AND {listed} AND (esp, sender) IN (
                  SELECT esp, sender FROM complaints
-                 WHERE {carried} AND {listed} AND reported_at >= fromUnixTimestamp64Milli({from_ms}))"
+                 WHERE {carried} AND {listed} AND reported_at >= fromUnixTimestamp64Milli({from_ms}))
+             AND reporter IN (
+                 SELECT reporter FROM complaints
+                 WHERE {carried} AND {listed} AND reporter != ''
+                   AND reported_at >= fromUnixTimestamp64Milli({from_ms})
+                 GROUP BY reporter HAVING count() > {cap})"
         );
         let group = (self.esp(), self.key);
         crate::counts::reporters_over_cap(client, policy, now_ms, group, &filter).await

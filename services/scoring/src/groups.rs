@@ -49,6 +49,9 @@ pub struct GroupMemory {
     pub names: Names,
     /// What each ESP was last told of each domain.
     pub told: Told,
+    /// Server clock (ms) when the last run that rescored the campaign and
+    /// domain levels started reading.
+    pub loaded_mark_ms: i64,
     /// The ESP level's reporters over the cap, as the last full run found them.
     pub esp_heavy: HashMap<GroupKey, Vec<(usize, HeavyReporter)>>,
 }
@@ -163,6 +166,8 @@ pub struct GroupRun<'a> {
     pub now_ms: i64,
     /// Whether every group is rescored (else the dirty ones).
     pub full: bool,
+    /// Whether the campaign and domain levels are rescored this run.
+    pub campaigns_and_domains: bool,
 }
 
 impl GroupRun<'_> {
@@ -194,10 +199,14 @@ impl GroupRun<'_> {
             GroupScope::Listed
         };
         let windows = &self.policy.windows;
-        let (campaigns, domains) = tokio::try_join!(
-            CAMPAIGN.read(self.client, scope, windows, self.now_ms),
-            DOMAIN.read(self.client, scope, windows, self.now_ms)
-        )?;
+        let (campaigns, domains) = if self.campaigns_and_domains {
+            tokio::try_join!(
+                CAMPAIGN.read(self.client, scope, windows, self.now_ms),
+                DOMAIN.read(self.client, scope, windows, self.now_ms)
+            )?
+        } else {
+            Default::default()
+        };
         for ((esp, key), g) in campaigns {
             groups.insert((Level::Campaign, esp, key), g.counts);
         }
@@ -209,11 +218,13 @@ impl GroupRun<'_> {
         // Groups in scope without rows still step (a cool-down may end).
         let listed: Vec<GroupKey> = if self.full {
             memory.standing.keys().cloned().collect()
-        } else {
+        } else if self.campaigns_and_domains {
             let due = memory.due(Level::Campaign, self.now_ms);
             due.chain(memory.due(Level::Domain, self.now_ms))
                 .cloned()
                 .collect()
+        } else {
+            vec![]
         };
         for key in listed {
             groups.entry(key).or_default();

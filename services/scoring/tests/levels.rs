@@ -263,3 +263,31 @@ async fn a_from_domain_keeps_its_history_when_it_moves_to_another_esp() {
     assert_eq!(domain_rows(&again), []);
     drop_database(&ch).await;
 }
+
+#[tokio::test]
+async fn campaigns_are_rescored_every_group_every_runs_and_esps_every_run() {
+    let ch = clickhouse("it_levels_cadence");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let now = unix_now() * 1000;
+    clean_book(&ch, ESP, now).await;
+    let mut scorer = Scorer::new(ch.client(), Policy::default());
+    scorer.group_every = 3;
+    assert!(scorer.run(now).await.unwrap().changes.is_empty());
+    seed(&ch, ESP, "fresh", 40, (900, 9), (CAMPAIGN, ""), now).await;
+    let second = scorer.run(now + 1_000).await.unwrap();
+    assert_eq!(
+        changes_at(&second, Level::Esp).len(),
+        1,
+        "the ESP level every run"
+    );
+    assert_eq!(changes_at(&second, Level::Campaign), [], "not this run");
+    let third = scorer.run(now + 2_000).await.unwrap();
+    assert_eq!(changes_at(&third, Level::Campaign), [], "nor this one");
+    let fourth = scorer.run(now + 3_000).await.unwrap();
+    assert_eq!(
+        changes_at(&fourth, Level::Campaign),
+        [(CAMPAIGN.to_string(), "suspend".to_string())],
+        "the third run after the last: rows loaded since then are dirty"
+    );
+    drop_database(&ch).await;
+}
