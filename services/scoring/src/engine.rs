@@ -120,6 +120,10 @@ async fn bursts(
         .collect())
 }
 
+/// The service's default of [`Scorer::group_every`] (a new `Scorer`
+/// rescores every level in every run).
+pub const GROUP_EVERY: u32 = 6;
+
 /// Default of [`Scorer::load_margin_ms`].
 pub const LOAD_MARGIN_MS: i64 = 30_000;
 

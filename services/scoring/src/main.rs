@@ -51,7 +51,7 @@ struct Args {
     /// Every how many runs the campaign and domain levels are rescored (and
     /// in every full run); senders and ESPs are rescored in every run. A
     /// campaign or domain read scans its column over the whole window.
-    #[arg(long, env = "RICOCHET_SCORING_GROUP_EVERY", default_value_t = 6)]
+    #[arg(long, env = "RICOCHET_SCORING_GROUP_EVERY", default_value_t = ricochet_scoring::engine::GROUP_EVERY)]
     group_every: u32,
     /// Run once and exit (no API).
     #[arg(long)]
