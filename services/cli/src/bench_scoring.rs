@@ -62,11 +62,17 @@ async fn exec(ch: &ClickHouseConfig, sql: &str) -> Result<()> {
         .with_context(|| format!("running {}", sql.lines().next().unwrap_or(sql)))
 }
 
+/// SQL: the campaign of sender number `s` (5,000 campaigns).
+const CAMPAIGN_OF_S: &str = "concat('c', toString(s % 5000))";
+/// SQL: the From domain of sender number `s` (20,000 domains).
+const DOMAIN_OF_S: &str = "concat('d', toString(s % 20000), '.example')";
+
 /// Inserts the synthetic deliveries and complaints; returns both fill times.
 async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f64, f64)> {
     // Each sender: one delivery report a day for 30 days, 2,000-2,600 a day,
-    // broken down by its campaign (5,000 campaigns of 200 sender ids each,
-    // as the complaints carry them: the campaign level has its denominator).
+    // broken down by its campaign (5,000 campaigns of 200 sender ids each)
+    // and From domain (20,000 domains of 50 sender ids, across the ESPs), as
+    // the complaints carry them: every level has its denominator.
     // Complaints: spread over the senders and the 30 days; one sender in a
     // hundred draws ten times its share (the offenders). One complaint in a
     // thousand goes to one of 100 offenders from a single account per
@@ -76,10 +82,11 @@ async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f
         exec(
             ch,
             &format!(
-                "INSERT INTO deliveries (esp, sender, provider, campaign, hour, delivered, received_at)
+                "INSERT INTO deliveries (esp, sender, provider, campaign, from_domain, hour, delivered,
+                                         received_at)
                  SELECT concat('esp-', toString(s % 20)), concat('sender-', toString(s)),
                         ['gmail.example','yahoo.example','outlook.example'][(s + d) % 3 + 1],
-                        concat('c', toString(s % 5000)),
+                        {CAMPAIGN_OF_S}, {DOMAIN_OF_S},
                         toStartOfHour(toDateTime({NOW_S} - d * {DAY_S} - 5400)), 2000 + (s % 7) * 100,
                         fromUnixTimestamp64Milli(toInt64({NOW_S} - d * {DAY_S}) * 1000)
                  FROM (SELECT number % {senders} AS s, intDiv(number, {senders}) AS d FROM numbers({}))",
@@ -94,13 +101,13 @@ async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f
         exec(
             ch,
             &format!(
-                "INSERT INTO complaints (jti, esp, sender, provider, code, nature, campaign, recipient_domain,
-                                         reporter, recipient_proven, token_iat, token_exp, reported_at,
+                "INSERT INTO complaints (jti, esp, sender, provider, code, nature, campaign, from_domain,
+                                         recipient_domain, reporter, recipient_proven, token_iat, token_exp, reported_at,
                                          received_at, kafka_partition, kafka_offset)
                  SELECT concat('jti-', toString(number)), concat('esp-', toString(s % 20)), concat('sender-', toString(s)),
                         ['gmail.example','yahoo.example','outlook.example'][number % 3 + 1],
                         multiIf(number % 50 = 0, 'phishing', number % 20 = 0, 'not-spam', 'unwanted'),
-                        'marketing', concat('c', toString(s % 5000)), 'example.net',
+                        'marketing', {CAMPAIGN_OF_S}, {DOMAIN_OF_S}, 'example.net',
                         if(number % 1000 = 0, concat('heavy-', toString(s)),
                            concat('r', toString(cityHash64(number) % 100000000))), true,
                         toDateTime(at - 60), toDateTime(at + 60 * {DAY_S}),
@@ -187,28 +194,22 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
         exec(
             ch,
             &format!(
-                "INSERT INTO complaints (jti, esp, sender, provider, code, nature, reporter, recipient_proven,
-                                         token_iat, token_exp, reported_at, received_at)
+                "INSERT INTO complaints (jti, esp, sender, provider, code, nature, campaign, from_domain,
+                                         reporter, recipient_proven, token_iat, token_exp, reported_at,
+                                         received_at)
                  SELECT concat('new-{state}-', toString(number)), concat('esp-', toString(s % 20)),
-                        concat('sender-', toString(s)), 'gmail.example', 'unwanted', 'marketing', '', true,
+                        concat('sender-', toString(s)), 'gmail.example', 'unwanted', 'marketing',
+                        {CAMPAIGN_OF_S}, {DOMAIN_OF_S}, '', true,
                         toDateTime({NOW_S} - 60), toDateTime({NOW_S} + {DAY_S}),
                         fromUnixTimestamp64Milli({now_ms} + 500), fromUnixTimestamp64Milli({now_ms} + 600)
                  FROM (SELECT number, (number * 7919) % {senders} AS s FROM numbers({touched}))"
             ),
         )
         .await?;
-        // As the service runs: senders and ESPs every run, campaigns and
-        // domains every GROUP_EVERY runs; then one run that has them too.
-        scorer.group_every = ricochet_scoring::engine::GROUP_EVERY;
-        let (incr, incr_secs) = timed("incremental run (senders and ESPs)", async {
+        // Every level: the touched senders, their ESPs, campaigns and domains.
+        let (incr, incr_secs) = timed("incremental run", async {
             Ok(scorer.run(now_ms + 1_000).await?)
         })
-        .await?;
-        scorer.group_every = 1;
-        let (incr_groups, incr_groups_secs) = timed(
-            "incremental run with the campaign and domain levels",
-            async { Ok(scorer.run(now_ms + 2_000).await?) },
-        )
         .await?;
         let tiers: Vec<String> = Tier::ALL
             .iter()
@@ -227,7 +228,7 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
             .map(|((level, tier), n)| format!("{level} {} {n}", tier.as_str()))
             .collect();
         eprintln!(
-            "ESP and campaign levels after the full run: {} assessed ({})",
+            "ESP, campaign and domain levels after the full run: {} assessed ({})",
             full.groups.values().sum::<usize>(),
             groups.join(", ")
         );
@@ -240,10 +241,6 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
         };
         breakdown.push(format!("{state}, full: {}", phases(&full)));
         breakdown.push(format!("{state}, incremental: {}", phases(&incr)));
-        breakdown.push(format!(
-            "{state}, incremental with campaigns and domains: {}",
-            phases(&incr_groups)
-        ));
         rows.push((
             state,
             floor,
@@ -252,7 +249,6 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
             full.senders,
             incr_secs,
             incr.senders,
-            incr_groups_secs,
         ));
     }
 
@@ -262,7 +258,7 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
         "fill: deliveries {fill_deliveries:.1} s, complaints {fill_complaints:.1} s (not part of the figures below)"
     );
     println!(
-        "{:<12} {:>9} {:>12} {:>10} {:>9} {:>12} {:>11} {:>14} {:>11}",
+        "{:<12} {:>9} {:>12} {:>10} {:>9} {:>12} {:>11} {:>11}",
         "parts",
         "floor s",
         "GROUP BY jti",
@@ -270,12 +266,11 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
         "senders",
         "incremental",
         "senders",
-        "+ campaigns s",
         "full/floor"
     );
-    for (state, floor, naive, full, fs, incr, is, incr_groups) in &rows {
+    for (state, floor, naive, full, fs, incr, is) in &rows {
         println!(
-            "{:<12} {:>9.2} {:>12.2} {:>10.2} {:>9} {:>10.2} s {:>11} {:>14.2} {:>10.2}x",
+            "{:<12} {:>9.2} {:>12.2} {:>10.2} {:>9} {:>10.2} s {:>11} {:>10.2}x",
             state,
             floor,
             naive,
@@ -283,7 +278,6 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
             fs,
             incr,
             is,
-            incr_groups,
             full / floor
         );
     }
@@ -292,7 +286,7 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
         println!("  {b}");
     }
     // The scorer runs in this process: its memory (standings, due times,
-    // each sender's contribution to its ESP's book) is most of the peak.
+    // each sender's contributions to the books) is most of the peak.
     if let Some(peak) = peak_rss() {
         println!("peak resident memory of this process (scorer included): {peak}");
     }

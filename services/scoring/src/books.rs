@@ -1,12 +1,17 @@
-//! ESP books: the ESP level's counts, kept as the sum of what each of its
-//! senders contributes. A full run adds every sender; an incremental run
-//! replaces the contributions of the senders it rescored, so the ESP level
-//! stays exact without reading an ESP's whole book again (a sender is
-//! rescored whenever a row of it arrives or leaves a window).
+//! Books: the counts of the levels above the sender, each kept as the sum
+//! of what the senders' slices contribute. A sender's slice (its mail of
+//! one campaign and From domain) adds to the book of its ESP, of its
+//! campaign and of its domain. A full run adds every sender; an incremental
+//! run replaces the contributions of the senders it rescored, so every
+//! level stays exact without reading a whole ESP, campaign or domain again
+//! (a sender is rescored whenever a row of it arrives or leaves a window).
 
-use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::counts::SenderCounts;
+use foldhash::{HashMap, HashMapExt, HashSet};
+
+use crate::counts::{SenderCounts, Slice};
+use crate::level::Level;
 use crate::policy::{ComplaintCount, Name, WindowCounts};
 use crate::windows::COUNT;
 
@@ -89,7 +94,158 @@ impl RunNames {
     }
 }
 
-/// What one sender adds to its ESP's book, per window (cumulative like
+/// (level, esp, key): a group above the sender. The ESP level's key is
+/// empty, and so is the domain level's ESP (a domain spans ESPs).
+pub type GroupKey = (Level, String, String);
+
+/// What a sender adds to the books: one contribution per slice.
+pub type Contributions = Box<[(Slice, Contribution)]>;
+
+/// Every group's book.
+#[derive(Debug, Default)]
+pub struct Books {
+    /// Per ESP, its whole book.
+    esps: HashMap<String, Book>,
+    /// Per ESP and campaign.
+    campaigns: HashMap<String, HashMap<Name, Book>>,
+    /// Per From domain, across ESPs.
+    domains: HashMap<Name, Book>,
+    /// Per domain, the ESPs whose slices carry it and how many slices each.
+    carriers: HashMap<Name, BTreeMap<String, u32>>,
+}
+
+impl Books {
+    /// Replaces one sender's contributions (`old` were added before) and
+    /// lists in `changed`, when given, the groups whose books changed.
+    pub fn replace(
+        &mut self,
+        esp: &str,
+        old: &[(Slice, Contribution)],
+        new: &[(Slice, Contribution)],
+        changed: Option<&mut HashSet<GroupKey>>,
+    ) {
+        for (slice, c) in old {
+            self.remove(esp, slice, c);
+        }
+        for (slice, c) in new {
+            self.add(esp, slice, c);
+        }
+        let Some(changed) = changed else {
+            return;
+        };
+        for (slice, _) in old.iter().chain(new) {
+            changed.insert((Level::Esp, esp.to_string(), String::new()));
+            if !slice.campaign.is_empty() {
+                changed.insert((Level::Campaign, esp.to_string(), slice.campaign.to_string()));
+            }
+            if !slice.domain.is_empty() {
+                changed.insert((Level::Domain, String::new(), slice.domain.to_string()));
+            }
+        }
+    }
+
+    fn add(&mut self, esp: &str, slice: &Slice, c: &Contribution) {
+        if !self.esps.contains_key(esp) {
+            self.esps.insert(esp.to_string(), Book::default());
+        }
+        self.esps.get_mut(esp).expect("inserted above").add(c);
+        if !slice.campaign.is_empty() {
+            if !self.campaigns.contains_key(esp) {
+                self.campaigns.insert(esp.to_string(), HashMap::new());
+            }
+            let campaigns = self.campaigns.get_mut(esp).expect("inserted above");
+            campaigns.entry(slice.campaign.clone()).or_default().add(c);
+        }
+        if !slice.domain.is_empty() {
+            self.domains.entry(slice.domain.clone()).or_default().add(c);
+            let carriers = self.carriers.entry(slice.domain.clone()).or_default();
+            match carriers.get_mut(esp) {
+                Some(n) => *n += 1,
+                None => {
+                    carriers.insert(esp.to_string(), 1);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, esp: &str, slice: &Slice, c: &Contribution) {
+        if let Some(book) = self.esps.get_mut(esp) {
+            book.remove(c);
+        }
+        if let Some(campaigns) = self.campaigns.get_mut(esp) {
+            if let Some(book) = campaigns.get_mut(&*slice.campaign) {
+                book.remove(c);
+                if book.is_empty() {
+                    campaigns.remove(&*slice.campaign);
+                }
+            }
+        }
+        if let Some(book) = self.domains.get_mut(&*slice.domain) {
+            book.remove(c);
+            if book.is_empty() {
+                self.domains.remove(&*slice.domain);
+            }
+        }
+        if let Some(carriers) = self.carriers.get_mut(&*slice.domain) {
+            if let Some(n) = carriers.get_mut(esp) {
+                *n -= 1;
+                if *n == 0 {
+                    carriers.remove(esp);
+                }
+            }
+            if carriers.is_empty() {
+                self.carriers.remove(&*slice.domain);
+            }
+        }
+    }
+
+    /// A group's counts per window, as a sender's would be (nothing for a
+    /// group without a book, or the sender level).
+    pub fn counts(&self, (level, esp, key): &GroupKey, names: &Names) -> SenderCounts {
+        let book = match level {
+            Level::Sender => None,
+            Level::Esp => self.esps.get(esp.as_str()),
+            Level::Campaign => self
+                .campaigns
+                .get(esp.as_str())
+                .and_then(|c| c.get(key.as_str())),
+            Level::Domain => self.domains.get(key.as_str()),
+        };
+        book.map(|b| b.counts(names)).unwrap_or_default()
+    }
+
+    /// The ESPs whose mail carries a From domain.
+    pub fn carriers(&self, domain: &str) -> BTreeSet<String> {
+        self.carriers
+            .get(domain)
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every group with a book.
+    pub fn keys(&self) -> impl Iterator<Item = GroupKey> + '_ {
+        let esps = self
+            .esps
+            .keys()
+            .map(|esp| (Level::Esp, esp.clone(), String::new()));
+        let campaigns = self.campaigns.iter().flat_map(|(esp, c)| {
+            c.keys()
+                .map(|k| (Level::Campaign, esp.clone(), k.to_string()))
+        });
+        let domains = self
+            .domains
+            .keys()
+            .map(|k| (Level::Domain, String::new(), k.to_string()));
+        esps.chain(campaigns).chain(domains)
+    }
+
+    /// The ESPs with a book.
+    pub fn esps(&self) -> impl Iterator<Item = &String> {
+        self.esps.keys()
+    }
+}
+
+/// What one slice of a sender adds to its groups' books, per window (cumulative like
 /// [`SenderCounts`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Contribution {
@@ -134,11 +290,11 @@ impl Contribution {
     }
 }
 
-/// One ESP's counts: the sum of its senders' contributions.
+/// One group's counts: the sum of its slices' contributions.
 #[derive(Debug, Clone)]
 pub struct Book {
     delivered: [u64; 4],
-    /// Per window and provider id: senders that provider delivered for.
+    /// Per window and provider id: slices that provider delivered for.
     senders_per_provider: [[u32; MAX_PROVIDERS]; 4],
     /// Complaints per (code id, provider id) and window.
     complaints: HashMap<(u16, u8), [u64; 4]>,
@@ -189,12 +345,12 @@ impl Book {
         }
     }
 
-    /// Whether no sender contributes anything.
+    /// Whether no slice contributes anything.
     pub fn is_empty(&self) -> bool {
         self.delivered == [0; 4] && self.complaints.is_empty()
     }
 
-    /// The ESP's counts per window, as a sender's would be.
+    /// The group's counts per window, as a sender's would be.
     pub fn counts(&self, names: &Names) -> SenderCounts {
         let mut out = SenderCounts::default();
         for i in 0..COUNT {
@@ -300,6 +456,72 @@ mod tests {
         assert_eq!(w.complaints().to_owned(), 9);
         book.remove(&a);
         assert!(!book.is_empty());
+    }
+
+    #[test]
+    fn slices_add_to_their_esp_campaign_and_domain_and_are_replaced() {
+        let (unwanted, p1): (Name, Name) = ("unwanted".into(), "p1".into());
+        let mut names = Names::default();
+        let run = names
+            .for_run(std::slice::from_ref(&unwanted), std::slice::from_ref(&p1))
+            .unwrap();
+        let slice = |campaign: &str, domain: &str| Slice {
+            campaign: campaign.into(),
+            domain: domain.into(),
+        };
+        let c = |n| Contribution::new(&sender(100, 0b1, &[(&unwanted, &p1, n)]), &run);
+        let mut books = Books::default();
+        let a: Contributions = vec![(slice("c1", "d.example"), c(3)), (slice("", ""), c(1))].into();
+        let mut changed = HashSet::default();
+        books.replace("esp-a", &[], &a, Some(&mut changed));
+        let b: Contributions = vec![(slice("c1", "d.example"), c(5))].into();
+        books.replace("esp-b", &[], &b, None);
+        let complaints_in = |books: &Books, key: GroupKey| {
+            let w = books.counts(&key, &names).windows[3].clone();
+            w.map_or(0, |w| w.complaints())
+        };
+        let key = |level, esp: &str, k: &str| (level, esp.to_string(), k.to_string());
+        assert_eq!(complaints_in(&books, key(Level::Esp, "esp-a", "")), 4);
+        assert_eq!(
+            complaints_in(&books, key(Level::Campaign, "esp-a", "c1")),
+            3
+        );
+        assert_eq!(
+            complaints_in(&books, key(Level::Campaign, "esp-b", "c1")),
+            5
+        );
+        assert_eq!(
+            complaints_in(&books, key(Level::Domain, "", "d.example")),
+            8
+        );
+        assert_eq!(
+            books.carriers("d.example"),
+            BTreeSet::from(["esp-a".into(), "esp-b".into()])
+        );
+        assert_eq!(changed.len(), 3, "esp-a, its campaign and the domain");
+        // esp-b's sender moves off the domain: the domain keeps esp-a only.
+        let moved: Contributions = vec![(slice("c1", ""), c(5))].into();
+        books.replace("esp-b", &b, &moved, None);
+        assert_eq!(
+            complaints_in(&books, key(Level::Domain, "", "d.example")),
+            3
+        );
+        assert_eq!(
+            books.carriers("d.example"),
+            BTreeSet::from(["esp-a".into()])
+        );
+        books.replace("esp-a", &a, &[], None);
+        assert!(books.carriers("d.example").is_empty());
+        let mut keys: Vec<GroupKey> = books.keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                key(Level::Esp, "esp-a", ""),
+                key(Level::Esp, "esp-b", ""),
+                key(Level::Campaign, "esp-b", "c1")
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Reading the window counts of many senders from ClickHouse: one pass per
-//! table, one row per sender, each window's counts derived from the
-//! shortest window holding a row (windows nest), joined on the sender here.
+//! table, one row per sender and [`Slice`] (campaign and From domain), each
+//! window's counts derived from the shortest window holding a row (windows
+//! nest), joined on the sender here. The slices are what the campaign and
+//! domain levels add up (see [`crate::books`]): one read serves every level.
 //!
 //! Counting once per token: `complaints` and `deliveries` are
 //! ReplacingMergeTrees, and `FINAL` collapses the copies merges have not
@@ -22,6 +24,22 @@ use crate::windows::{Windows, COUNT};
 /// (esp, sender).
 pub type SenderKey = (String, String);
 
+/// The part of a sender's mail with one campaign and one From domain (each
+/// empty where the rows carry none).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slice {
+    /// Campaign id, or empty.
+    pub campaign: Name,
+    /// From domain (token `dom`), or empty.
+    pub domain: Name,
+}
+
+/// A sender's counts per slice of its mail, in slice order.
+pub type SliceCounts = Vec<(Slice, SenderCounts)>;
+
+/// The order both reads return rows in.
+type RowKey = (SenderKey, Slice);
+
 /// One sender's counts per window (indexed like the policy's windows), and when the
 /// oldest counted row leaves a window, after which the sender must be rescored.
 #[derive(Debug, Default)]
@@ -36,6 +54,41 @@ pub struct SenderCounts {
 }
 
 impl SenderCounts {
+    /// The sum of a sender's slices.
+    pub fn total(slices: SliceCounts) -> SenderCounts {
+        let mut slices = slices.into_iter().map(|(_, c)| c);
+        let mut out = slices.next().unwrap_or_default();
+        for c in slices {
+            out.absorb(c);
+        }
+        out
+    }
+
+    /// Adds another slice's counts to these.
+    fn absorb(&mut self, other: SenderCounts) {
+        for (i, window) in other.windows.into_iter().enumerate() {
+            self.provider_masks[i] |= other.provider_masks[i];
+            let Some(o) = window else { continue };
+            let mask = self.provider_masks[i];
+            let w = self.window(i);
+            w.delivered += o.delivered;
+            w.delivering_providers = mask.count_ones();
+            for c in o.complaints {
+                match w
+                    .complaints
+                    .iter_mut()
+                    .find(|x| x.code == c.code && x.provider == c.provider)
+                {
+                    Some(x) => x.complaints += c.complaints,
+                    None => w.complaints.push(c),
+                }
+            }
+        }
+        if let Some(at) = other.next_expiry_ms {
+            self.next_expiry_ms = Some(self.next_expiry_ms.map_or(at, |e| e.min(at)));
+        }
+    }
+
     fn window(&mut self, i: usize) -> &mut WindowCounts {
         self.windows[i].get_or_insert_with(WindowCounts::default)
     }
@@ -109,6 +162,8 @@ const FINAL_SETTINGS: &str = "SETTINGS do_not_merge_across_partitions_select_fin
 struct DeliveryRow<'a> {
     esp: &'a str,
     sender: &'a str,
+    campaign: &'a str,
+    from_domain: &'a str,
     d0: u64,
     d1: u64,
     d2: u64,
@@ -130,6 +185,8 @@ struct DeliveryRow<'a> {
 struct ComplaintRow<'a> {
     esp: &'a str,
     sender: &'a str,
+    campaign: &'a str,
+    from_domain: &'a str,
     cells: Vec<u16>,
     expires: i64,
 }
@@ -179,28 +236,58 @@ fn unlisted(what: &str) -> clickhouse::error::Error {
     ))
 }
 
-/// Every sender's counts at `now_ms`, without heavy reporters (see
-/// [`heavy_reporters`]), in (esp, sender) order. ClickHouse sends one row
-/// per sender and table, small integers instead of names, both sorted by
-/// sender, so the two streams are joined as they come, without a map of a
-/// million senders here (which cost the scorer more than the sort costs
-/// ClickHouse, measured).
+/// Every sender's counts at `now_ms` per slice, without heavy reporters
+/// (see [`heavy_reporters`]), in (esp, sender) order. ClickHouse sends one
+/// row per sender, slice and table, small integers instead of code and
+/// provider names, both sorted by (esp, sender, campaign, from_domain), so
+/// the two streams are joined as they come, without a map of a million
+/// senders here (which cost the scorer more than the sort costs ClickHouse,
+/// measured).
 pub struct Reader {
     complaints: Stream<ComplaintRow<'static>>,
     deliveries: Stream<DeliveryRow<'static>>,
-    /// The next sender of each stream, read but not yet returned.
-    next_complaint: Option<(SenderKey, SenderCounts)>,
-    next_delivery: Option<(SenderKey, Delivered)>,
+    /// The next slice of each stream, read but not yet returned.
+    next_complaint: Option<(RowKey, SenderCounts)>,
+    next_delivery: Option<(RowKey, Delivered)>,
+    /// The first slice of the next sender, read but not yet returned.
+    pending: Option<(RowKey, SenderCounts)>,
     tally: Tally,
+    /// Campaign and domain names of the delivery rows.
+    delivery_names: Interner,
 }
 
-/// A cursor over rows that must come in increasing (esp, sender) order.
+/// One shared [`Name`] per distinct string: a campaign or domain repeats
+/// over many senders.
+#[derive(Default)]
+struct Interner(foldhash::HashSet<Name>);
+
+impl Interner {
+    fn name(&mut self, s: &str) -> Name {
+        if let Some(n) = self.0.get(s) {
+            return n.clone();
+        }
+        let n = Name::from(s);
+        self.0.insert(n.clone());
+        n
+    }
+
+    /// A row's order key.
+    fn key(&mut self, esp: &str, sender: &str, campaign: &str, domain: &str) -> RowKey {
+        let slice = Slice {
+            campaign: self.name(campaign),
+            domain: self.name(domain),
+        };
+        ((esp.to_string(), sender.to_string()), slice)
+    }
+}
+
+/// A cursor over rows that must come in increasing [`RowKey`] order.
 struct Stream<T: clickhouse::RowRead> {
     cursor: RowCursor<T>,
     /// Whether every row is read.
     done: bool,
-    /// The last row's sender, to catch rows out of order.
-    last: Option<SenderKey>,
+    /// The last row's key, to catch rows out of order.
+    last: Option<RowKey>,
 }
 
 impl<T: clickhouse::RowRead> Stream<T> {
@@ -212,13 +299,13 @@ impl<T: clickhouse::RowRead> Stream<T> {
         }
     }
 
-    /// Reads the next row and turns it into `U` (with its sender) while the
+    /// Reads the next row and turns it into `U` (with its key) while the
     /// row's borrowed names are valid.
     async fn next<U>(
         &mut self,
         what: &str,
-        f: impl FnOnce(T::Value<'_>) -> clickhouse::error::Result<(SenderKey, U)>,
-    ) -> clickhouse::error::Result<Option<(SenderKey, U)>> {
+        f: impl FnOnce(T::Value<'_>) -> clickhouse::error::Result<(RowKey, U)>,
+    ) -> clickhouse::error::Result<Option<(RowKey, U)>> {
         if self.done {
             return Ok(None);
         }
@@ -230,7 +317,7 @@ impl<T: clickhouse::RowRead> Stream<T> {
         // A join of unordered streams would split senders without an error.
         if self.last.as_ref().is_some_and(|last| *last >= key) {
             return Err(clickhouse::error::Error::Custom(format!(
-                "{what} rows out of (esp, sender) order at {key:?}"
+                "{what} rows out of (esp, sender, campaign, from_domain) order at {key:?}"
             )));
         }
         self.last = Some(key.clone());
@@ -296,12 +383,12 @@ impl Reader {
         // Delivered: a newer report for an hour replaces the older (FINAL).
         let deliveries = unchecked
             .query(&format!(
-                "SELECT esp, sender, {}, toInt64(min(t + {length})) AS expires,
+                "SELECT esp, sender, campaign, from_domain, {}, toInt64(min(t + {length})) AS expires,
                         toUInt64(countIf(p = 0)) AS unlisted FROM (
-                     SELECT esp, sender, delivered, toInt64(toUnixTimestamp(hour)) * 1000 AS t,
-                            {bucket} AS b, {} AS p
+                     SELECT esp, sender, campaign, from_domain, delivered,
+                            toInt64(toUnixTimestamp(hour)) * 1000 AS t, {bucket} AS b, {} AS p
                      FROM deliveries FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
-                 GROUP BY esp, sender ORDER BY esp, sender {SORTED_SETTINGS}",
+                 GROUP BY {SLICE_ORDER} ORDER BY {SLICE_ORDER} {SORTED_SETTINGS}",
                 windows.join(", "),
                 position_in_list("provider"),
             ))
@@ -311,12 +398,13 @@ impl Reader {
         // Complaints: one per token (FINAL).
         let complaints = unchecked
             .query(&format!(
-                "SELECT esp, sender, groupArray(toUInt16(((c * {np}) + p) * 4 + b)) AS cells,
+                "SELECT esp, sender, campaign, from_domain,
+                        groupArray(toUInt16(((c * {np}) + p) * 4 + b)) AS cells,
                         toInt64(min(t + {length})) AS expires FROM (
-                     SELECT esp, sender, toUnixTimestamp64Milli(reported_at) AS t, {bucket} AS b,
-                            {} AS c, {} AS p
+                     SELECT esp, sender, campaign, from_domain, toUnixTimestamp64Milli(reported_at) AS t,
+                            {bucket} AS b, {} AS c, {} AS p
                      FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
-                 GROUP BY esp, sender ORDER BY esp, sender {SORTED_SETTINGS}",
+                 GROUP BY {SLICE_ORDER} ORDER BY {SLICE_ORDER} {SORTED_SETTINGS}",
                 position_in_list("code"),
                 position_in_list("provider"),
             ))
@@ -330,6 +418,8 @@ impl Reader {
             deliveries: Stream::new(deliveries),
             next_complaint: None,
             next_delivery: None,
+            pending: None,
+            delivery_names: Interner::default(),
             tally: Tally::new(
                 codes.into_iter().map(Name::from).collect(),
                 providers.into_iter().map(Name::from).collect(),
@@ -342,8 +432,31 @@ impl Reader {
         (&self.tally.codes, &self.tally.providers)
     }
 
-    /// The next sender with rows in some window, or `None` at the end.
-    pub async fn next(&mut self) -> clickhouse::error::Result<Option<(SenderKey, SenderCounts)>> {
+    /// The next sender with rows in some window, with its slices, or `None`
+    /// at the end.
+    pub async fn next(&mut self) -> clickhouse::error::Result<Option<(SenderKey, SliceCounts)>> {
+        let first = match self.pending.take() {
+            Some(first) => first,
+            None => match self.next_slice().await? {
+                Some(first) => first,
+                None => return Ok(None),
+            },
+        };
+        let ((key, slice), counts) = first;
+        let mut slices = vec![(slice, counts)];
+        loop {
+            match self.next_slice().await? {
+                Some(((k, slice), counts)) if k == key => slices.push((slice, counts)),
+                other => {
+                    self.pending = other;
+                    return Ok(Some((key, slices)));
+                }
+            }
+        }
+    }
+
+    /// The next slice with rows in some window, or `None` at the end.
+    async fn next_slice(&mut self) -> clickhouse::error::Result<Option<(RowKey, SenderCounts)>> {
         // Both streams' next rows are fetched together: ClickHouse computes
         // both queries at once.
         let (complaint, delivery) = tokio::join!(
@@ -352,14 +465,18 @@ impl Reader {
                     let tally = &mut self.tally;
                     self.next_complaint = self
                         .complaints
-                        .next("complaint", |row| tally.sender(&row))
+                        .next("complaint", |row| tally.slice(&row))
                         .await?;
                 }
                 Ok::<_, clickhouse::error::Error>(())
             },
             async {
                 if self.next_delivery.is_none() {
-                    self.next_delivery = self.deliveries.next("delivery", delivered).await?;
+                    let names = &mut self.delivery_names;
+                    self.next_delivery = self
+                        .deliveries
+                        .next("delivery", |row| delivered(row, names))
+                        .await?;
                 }
                 Ok::<_, clickhouse::error::Error>(())
             }
@@ -392,16 +509,22 @@ impl Reader {
 /// 2.0 s, 50M complaints) but slower while a partition also holds a new part,
 /// the usual state of a running system (2.8 vs 2.2-2.6 s): FINAL then has
 /// to merge the partition's parts in one ordered stream.
+/// The columns both reads group and sort by: (esp, sender) and the slice.
+const SLICE_ORDER: &str = "esp, sender, campaign, from_domain";
+
 const SORTED_SETTINGS: &str = "SETTINGS do_not_merge_across_partitions_select_final = 1, \
                                optimize_aggregation_in_order = 0, optimize_read_in_order = 0";
 
-/// A delivery row's sender and counts.
-fn delivered(row: DeliveryRow<'_>) -> clickhouse::error::Result<(SenderKey, Delivered)> {
+/// A delivery row's key and counts.
+fn delivered(
+    row: DeliveryRow<'_>,
+    names: &mut Interner,
+) -> clickhouse::error::Result<(RowKey, Delivered)> {
     if row.unlisted > 0 {
         return Err(unlisted("provider"));
     }
     Ok((
-        (row.esp.to_string(), row.sender.to_string()),
+        names.key(row.esp, row.sender, row.campaign, row.from_domain),
         Delivered {
             messages: [row.d0, row.d1, row.d2, row.d3],
             providers: [row.p0, row.p1, row.p2, row.p3],
@@ -418,6 +541,8 @@ struct Tally {
     per_pair: Vec<[u64; 4]>,
     /// The pairs of the current row, in order of first appearance.
     seen: Vec<usize>,
+    /// Campaign and domain names of the complaint rows.
+    names: Interner,
 }
 
 impl Tally {
@@ -428,14 +553,15 @@ impl Tally {
             providers,
             per_pair: vec![[0; 4]; pairs],
             seen: vec![],
+            names: Interner::default(),
         }
     }
 
-    /// A sender's counts from its complaint row.
-    fn sender(
+    /// A slice's counts from its complaint row.
+    fn slice(
         &mut self,
         row: &ComplaintRow<'_>,
-    ) -> clickhouse::error::Result<(SenderKey, SenderCounts)> {
+    ) -> clickhouse::error::Result<(RowKey, SenderCounts)> {
         let mut counts = SenderCounts::default();
         let np = self.providers.len() + 1;
         for &cell in &row.cells {
@@ -471,7 +597,10 @@ impl Tally {
             }
         }
         counts.expire_at(row.expires);
-        Ok(((row.esp.to_string(), row.sender.to_string()), counts))
+        let key = self
+            .names
+            .key(row.esp, row.sender, row.campaign, row.from_domain);
+        Ok((key, counts))
     }
 }
 
@@ -598,4 +727,51 @@ pub async fn reporters_over_cap(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice_counts(window: usize, delivered: u64, mask: u64, code: &Name, n: u64) -> SenderCounts {
+        let mut c = SenderCounts::default();
+        let w = c.window(window);
+        w.delivered = delivered;
+        w.delivering_providers = mask.count_ones();
+        w.complaints.push(ComplaintCount {
+            code: code.clone(),
+            provider: "p1".into(),
+            complaints: n,
+        });
+        c.provider_masks[window] = mask;
+        c
+    }
+
+    #[test]
+    fn a_senders_total_sums_its_slices() {
+        let (unwanted, phishing): (Name, Name) = ("unwanted".into(), "phishing".into());
+        let slice = |campaign: &str| Slice {
+            campaign: campaign.into(),
+            domain: "".into(),
+        };
+        let mut a = slice_counts(3, 500, 0b01, &unwanted, 2);
+        a.next_expiry_ms = Some(9_000);
+        let mut b = slice_counts(3, 700, 0b10, &unwanted, 3);
+        b.window(3).complaints.push(ComplaintCount {
+            code: phishing.clone(),
+            provider: "p1".into(),
+            complaints: 1,
+        });
+        b.next_expiry_ms = Some(4_000);
+        let c = slice_counts(1, 10, 0b01, &unwanted, 1);
+        let total = SenderCounts::total(vec![(slice("a"), a), (slice("b"), b), (slice("c"), c)]);
+        let w = total.windows[3].as_ref().unwrap();
+        assert_eq!((w.delivered, w.delivering_providers), (1200, 2));
+        assert_eq!(w.complaints.len(), 2, "one entry per (code, provider)");
+        assert_eq!(w.complaints(), 6);
+        assert_eq!(total.windows[1].as_ref().unwrap().delivered, 10);
+        assert!(total.windows[0].is_none());
+        assert_eq!(total.next_expiry_ms, Some(4_000));
+        assert_eq!(total.provider_masks[3], 0b11);
+    }
 }

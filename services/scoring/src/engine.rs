@@ -13,7 +13,7 @@ use foldhash::{HashMap, HashMapExt, HashSet};
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::books::Contribution;
+use crate::books::{Contribution, Contributions, GroupKey};
 use crate::chain::{seal, PenaltyEntry, PENALTY_COLUMNS};
 use crate::counts::{self, Scope, SenderCounts, SenderKey};
 use crate::groups::{GroupMemory, GroupRun};
@@ -120,10 +120,6 @@ async fn bursts(
         .collect())
 }
 
-/// The service's default of [`Scorer::group_every`] (a new `Scorer`
-/// rescores every level in every run).
-pub const GROUP_EVERY: u32 = 6;
-
 /// Default of [`Scorer::load_margin_ms`].
 pub const LOAD_MARGIN_MS: i64 = 30_000;
 
@@ -139,7 +135,7 @@ struct Memory {
     head: BTreeMap<String, PenaltyEntry>,
     /// Every sender with data in some window or a cool-down running.
     senders: HashMap<SenderKey, Known>,
-    /// Standings, due times and ESP books of the levels above the sender.
+    /// Standings, due times and books of the levels above the sender.
     groups: GroupMemory,
 }
 
@@ -147,8 +143,8 @@ struct Memory {
 struct Known {
     /// When it must be rescored although no new row came for it.
     due_ms: i64,
-    /// What it adds to its ESP's book.
-    contribution: Contribution,
+    /// What its slices add to the books.
+    contributions: Contributions,
 }
 
 /// Scores senders on demand: the first run and every `full_every` run cover
@@ -162,13 +158,6 @@ pub struct Scorer {
     since_full: u32,
     /// Every how many runs a full one is made anyway (0: never after the first).
     pub full_every: u32,
-    /// Every how many runs the campaign and domain levels are rescored (and
-    /// in every full run); the ESP level is rescored in every run. Campaigns
-    /// and domains are not in the tables' sorting keys, so reading them
-    /// costs a scan (seconds on the bench's 50M complaints).
-    pub group_every: u32,
-    /// Runs since the campaign and domain levels were last rescored.
-    since_groups: u32,
     /// Rows loaded this long before the previous run started still make their
     /// sender dirty: an insert that began before that run may have become
     /// visible only after it read. Rescoring a sender twice changes nothing.
@@ -184,8 +173,6 @@ impl Scorer {
             memory: None,
             since_full: 0,
             full_every: 0,
-            group_every: 1,
-            since_groups: 0,
             load_margin_ms: LOAD_MARGIN_MS,
         }
     }
@@ -212,7 +199,6 @@ impl Scorer {
             .fetch_one()
             .await?;
         let mut scope_secs = 0.0;
-        let groups_due = full || self.group_every <= 1 || self.since_groups + 1 >= self.group_every;
         let scope = if full {
             self.memory = Some(load_memory(&self.client, mark).await?);
             self.since_full = 0;
@@ -222,34 +208,14 @@ impl Scorer {
             let memory = self.memory.as_ref().expect("checked above");
             let started = std::time::Instant::now();
             fill_scope(&self.client, memory, now_ms, self.load_margin_ms).await?;
-            if groups_due {
-                let since = memory.groups.loaded_mark_ms - self.load_margin_ms;
-                memory
-                    .groups
-                    .fill_scope(&self.client, since, now_ms)
-                    .await?;
-            }
             scope_secs = started.elapsed().as_secs_f64();
             Scope::Listed
         };
         let memory = self.memory.as_mut().expect("set above");
-        let result = score(
-            &self.client,
-            &self.policy,
-            memory,
-            (scope, groups_due),
-            now_ms,
-        )
-        .await;
+        let result = score(&self.client, &self.policy, memory, scope, now_ms).await;
         match result {
             Ok(mut report) => {
                 memory.loaded_mark_ms = mark;
-                if groups_due {
-                    memory.groups.loaded_mark_ms = mark;
-                    self.since_groups = 0;
-                } else {
-                    self.since_groups += 1;
-                }
                 report.full = full;
                 if !full {
                     report.phases.insert(0, ("find dirty senders", scope_secs));
@@ -318,10 +284,7 @@ async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Me
         standing,
         head,
         senders: HashMap::new(),
-        groups: GroupMemory {
-            loaded_mark_ms: mark,
-            ..GroupMemory::load(client).await?
-        },
+        groups: GroupMemory::load(client).await?,
     })
 }
 
@@ -388,8 +351,8 @@ struct Verdicts<'p> {
     /// Tier changes, sealed into the chains once the run has them all.
     changes: Vec<PenaltyEntry>,
     standing_rows: Vec<StandingRow>,
-    /// Each sender's next due time and contribution to its ESP's book.
-    next: Vec<(SenderKey, Option<i64>, Contribution)>,
+    /// Each sender's next due time and contributions to the books.
+    next: Vec<(SenderKey, Option<i64>, Contributions)>,
 }
 
 impl Verdicts<'_> {
@@ -400,7 +363,7 @@ impl Verdicts<'_> {
         key: SenderKey,
         assessed: &[Window<'_>],
         next_expiry_ms: Option<i64>,
-        contribution: Contribution,
+        contributions: Contributions,
     ) {
         let before = memory.standing.get(&key).copied().unwrap_or_default();
         let bursts: Vec<&Burst> = self.bursts.get(&key).into_iter().flatten().collect();
@@ -434,38 +397,34 @@ impl Verdicts<'_> {
         } else if after != before {
             memory.standing.insert(key.clone(), after);
         }
-        self.next.push((key, d.due_ms, contribution));
+        self.next.push((key, d.due_ms, contributions));
     }
 }
 
 /// Applies the senders' due times and contributions to memory; returns
-/// the ESPs whose books changed.
+/// the groups whose books changed (none listed in a full run, which
+/// rescores every group).
 fn remember_senders(
     memory: &mut Memory,
-    next: Vec<(SenderKey, Option<i64>, Contribution)>,
-) -> HashSet<String> {
-    let mut changed: HashSet<String> = HashSet::default();
-    let books = &mut memory.groups.books;
-    for (key, due, contribution) in next {
-        let old = memory.senders.get(&key).map(|k| &k.contribution);
-        if old != Some(&contribution) {
-            if !books.contains_key(&key.0) {
-                books.insert(key.0.clone(), Default::default());
-            }
-            let book = books.get_mut(&key.0).expect("inserted above");
-            if let Some(old) = old {
-                book.remove(old);
-            }
-            book.add(&contribution);
-            if !changed.contains(&key.0) {
-                changed.insert(key.0.clone());
-            }
+    next: Vec<(SenderKey, Option<i64>, Contributions)>,
+    full: bool,
+) -> HashSet<GroupKey> {
+    let mut changed: HashSet<GroupKey> = HashSet::default();
+    for (key, due, contributions) in next {
+        let old = memory.senders.get(&key).map(|k| &*k.contributions);
+        if old != Some(&*contributions) {
+            let list = (!full).then_some(&mut changed);
+            let old = old.unwrap_or_default();
+            memory
+                .groups
+                .books
+                .replace(&key.0, old, &contributions, list);
         }
         match due {
             Some(due_ms) => {
                 let known = Known {
                     due_ms,
-                    contribution,
+                    contributions,
                 };
                 memory.senders.insert(key, known);
             }
@@ -486,7 +445,7 @@ async fn score(
     client: &Client,
     policy: &Policy,
     memory: &mut Memory,
-    (scope, groups_due): (Scope, bool),
+    scope: Scope,
     now_ms: i64,
 ) -> clickhouse::error::Result<RunReport> {
     let mut watch = Stopwatch::new();
@@ -542,19 +501,19 @@ async fn score(
     // The senders' snapshots are complete: their insert ends before the
     // group levels read (an insert left waiting that long times out).
     reputation.end().await?;
-    let changed_books = remember_senders(memory, std::mem::take(&mut verdicts.next));
+    let full = scope == Scope::All;
+    let changed = remember_senders(memory, std::mem::take(&mut verdicts.next), full);
     let mut reputation = SnapshotWriter::new(client, now_ms);
     let group_run = GroupRun {
         client,
         policy,
         now_ms,
-        full: scope == Scope::All,
-        campaigns_and_domains: groups_due,
+        full,
     };
     let groups = group_run
-        .score(&mut memory.groups, changed_books, &mut reputation)
+        .score(&mut memory.groups, changed, &mut reputation)
         .await?;
-    watch.lap("ESP and campaign levels");
+    watch.lap("ESP, campaign and domain levels");
     reputation.end().await?;
     let changes = seal_changes(memory, verdicts.changes, groups.changes);
     // Penalties first: a crash after them re-derives the same standing next run
@@ -636,22 +595,28 @@ impl SenderPass<'_> {
         // without it support no tier, they support none with it either, and
         // the cap is not looked up. The others are judged once their
         // reporters are counted.
-        let mut suspects: Vec<(SenderKey, SenderCounts)> = vec![];
+        let mut suspects: Vec<(SenderKey, SenderCounts, Contributions)> = vec![];
         loop {
             let started = std::time::Instant::now();
             let next = reader.next().await?;
             reading += started.elapsed();
-            let Some((key, c)) = next else { break };
+            let Some((key, slices)) = next else { break };
             senders += 1;
             without_rows.remove(&key);
+            // The books take the counts before the cap: each level above
+            // applies its own, per reporter across the group.
+            let contributions = slices
+                .iter()
+                .map(|(slice, c)| (slice.clone(), Contribution::new(c, &names)))
+                .collect();
+            let c = SenderCounts::total(slices);
             let assessed = assess_windows(&c, policy);
             if evidence_tier(&assessed).is_some_and(|t| t > Tier::Ok) {
-                suspects.push((key, c));
+                suspects.push((key, c, contributions));
                 continue;
             }
             write_snapshots(snapshots, Level::Sender, &key.0, &key.1, &assessed).await?;
-            let contribution = Contribution::new(&c, &names);
-            verdicts.judge(memory, key, &assessed, c.next_expiry_ms, contribution);
+            verdicts.judge(memory, key, &assessed, c.next_expiry_ms, contributions);
         }
         let streamed = watch.0.elapsed().as_secs_f64();
         watch
@@ -664,10 +629,7 @@ impl SenderPass<'_> {
         watch.0 = std::time::Instant::now();
         let mut heavy =
             suspects_heavy_reporters(self.client, policy, &suspects, self.now_ms).await?;
-        for (key, mut c) in suspects {
-            // The book takes the counts before the cap: the ESP level applies
-            // its own, per reporter across the ESP.
-            let contribution = Contribution::new(&c, &names);
+        for (key, mut c, contributions) in suspects {
             for (i, reporter) in heavy.remove(&key).unwrap_or_default() {
                 if let Some(w) = c.windows[i].as_mut() {
                     w.heavy_reporters.push(reporter);
@@ -675,13 +637,13 @@ impl SenderPass<'_> {
             }
             let assessed = assess_windows(&c, policy);
             write_snapshots(snapshots, Level::Sender, &key.0, &key.1, &assessed).await?;
-            verdicts.judge(memory, key, &assessed, c.next_expiry_ms, contribution);
+            verdicts.judge(memory, key, &assessed, c.next_expiry_ms, contributions);
         }
         // No rows, no evidence: these keep their tier, but a cool-down still
         // makes them due.
         senders += without_rows.len();
         for key in without_rows {
-            verdicts.judge(memory, key, &[], None, Contribution::default());
+            verdicts.judge(memory, key, &[], None, Contributions::default());
         }
         watch.lap("heavy reporters and suspects");
         Ok(senders)
@@ -708,13 +670,13 @@ async fn list_suspects<'k>(
 async fn suspects_heavy_reporters(
     client: &Client,
     policy: &Policy,
-    suspects: &[(SenderKey, SenderCounts)],
+    suspects: &[(SenderKey, SenderCounts, Contributions)],
     now_ms: i64,
 ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     if suspects.is_empty() {
         return Ok(HashMap::new());
     }
-    list_suspects(client, suspects.iter().map(|(key, _)| key)).await?;
+    list_suspects(client, suspects.iter().map(|(key, _, _)| key)).await?;
     let candidates = counts::reporter_cap_candidates(client, policy, now_ms).await?;
     if candidates.is_empty() {
         // The usual case: nobody reported a suspect more than the cap allows.

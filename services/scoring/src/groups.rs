@@ -3,7 +3,8 @@
 //! the sender level's rules (weights,
 //! caps, Wilson bounds, minimum volume, windows, tiers, hysteresis), evidence
 //! and chain. A spammer that spreads its mail over fresh sender ids, each
-//! under the minimum volume, still adds up at these levels.
+//! under the minimum volume, still adds up at these levels. Their counts
+//! come from the [`Books`], kept up to date by the sender level's read.
 
 use std::collections::BTreeMap;
 
@@ -11,19 +12,17 @@ use clickhouse::{Client, Row};
 use foldhash::{HashMap, HashMapExt, HashSet};
 use serde::{Deserialize, Serialize};
 
-use crate::books::{Book, Names};
+pub use crate::books::GroupKey;
+use crate::books::{Books, Names};
 use crate::chain::PenaltyEntry;
 use crate::counts::SenderCounts;
 use crate::domains::Told;
-use crate::group_counts::{GroupLevel, GroupScope, CAMPAIGN, DOMAIN, GROUP_SCOPE, GROUP_SUSPECTS};
+use crate::group_reporters::{CAMPAIGN, DOMAIN, ESP, GROUP_SUSPECTS};
 use crate::hysteresis::Standing;
 use crate::level::Level;
 use crate::policy::{HeavyReporter, Policy, Tier};
 use crate::snapshots::SnapshotWriter;
 use crate::verdict::{assess_windows, decide, evidence_tier, write_snapshots, Subject};
-
-/// (level, esp, key): a group. The ESP level's key is empty.
-pub type GroupKey = (Level, String, String);
 
 /// A row of `group_standing`.
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -43,15 +42,12 @@ pub struct GroupMemory {
     pub standing: HashMap<GroupKey, Standing>,
     /// When each group must be rescored although nothing new came for it.
     pub due_ms: HashMap<GroupKey, i64>,
-    /// Each ESP's book (the ESP level's counts).
-    pub books: BTreeMap<String, Book>,
+    /// Each group's counts.
+    pub books: Books,
     /// Code and provider ids of the books.
     pub names: Names,
     /// What each ESP was last told of each domain.
     pub told: Told,
-    /// Server clock (ms) when the last run that rescored the campaign and
-    /// domain levels started reading.
-    pub loaded_mark_ms: i64,
     /// The ESP level's reporters over the cap, as the last full run found them.
     pub esp_heavy: HashMap<GroupKey, Vec<(usize, HeavyReporter)>>,
 }
@@ -93,33 +89,12 @@ impl GroupMemory {
         })
     }
 
-    /// Groups due at `now_ms` of `level`.
-    fn due(&self, level: Level, now_ms: i64) -> impl Iterator<Item = &GroupKey> {
+    /// Groups due at `now_ms`.
+    fn due(&self, now_ms: i64) -> impl Iterator<Item = &GroupKey> {
         self.due_ms
             .iter()
-            .filter(move |(k, at)| k.0 == level && **at <= now_ms)
+            .filter(move |(_, at)| **at <= now_ms)
             .map(|(k, _)| k)
-    }
-
-    /// Lists this run's dirty campaigns and domains in [`GROUP_SCOPE`]:
-    /// rows loaded since `since_ms`, and those due.
-    pub async fn fill_scope(
-        &self,
-        client: &Client,
-        since_ms: i64,
-        now_ms: i64,
-    ) -> clickhouse::error::Result<()> {
-        client
-            .query(&format!("TRUNCATE TABLE {GROUP_SCOPE}"))
-            .execute()
-            .await?;
-        for level in [CAMPAIGN, DOMAIN] {
-            client.query(&level.dirty_sql(since_ms)).execute().await?;
-        }
-        let due = self
-            .due(Level::Campaign, now_ms)
-            .chain(self.due(Level::Domain, now_ms));
-        insert_groups(client, GROUP_SCOPE, due).await
     }
 }
 
@@ -166,78 +141,41 @@ pub struct GroupRun<'a> {
     pub now_ms: i64,
     /// Whether every group is rescored (else the dirty ones).
     pub full: bool,
-    /// Whether the campaign and domain levels are rescored this run.
-    pub campaigns_and_domains: bool,
 }
 
 impl GroupRun<'_> {
-    /// Scores the ESP level of `esps` (the ESPs whose books changed, or
-    /// all), the campaign and the domain level, and writes their snapshots.
+    /// Scores the groups whose books changed (`changed`), those due and,
+    /// in a full run, every group, and writes their snapshots.
     pub async fn score(
         &self,
         memory: &mut GroupMemory,
-        esps: HashSet<String>,
+        changed: HashSet<GroupKey>,
         snapshots: &mut SnapshotWriter,
     ) -> clickhouse::error::Result<GroupVerdicts> {
-        let mut groups: HashMap<GroupKey, SenderCounts> = HashMap::new();
-        let mut esps = esps;
-        esps.extend(memory.due(Level::Esp, self.now_ms).map(|k| k.1.clone()));
+        let mut keys = changed;
+        keys.extend(memory.due(self.now_ms).cloned());
         if self.full {
-            esps.extend(memory.books.keys().cloned());
+            keys.extend(memory.books.keys());
+            // Groups without rows still step (a cool-down may end).
+            keys.extend(memory.standing.keys().cloned());
         }
-        for esp in esps {
-            let counts = memory
-                .books
-                .get(&esp)
-                .map(|b| b.counts(&memory.names))
-                .unwrap_or_default();
-            groups.insert((Level::Esp, esp, String::new()), counts);
-        }
-        let scope = if self.full {
-            GroupScope::All
-        } else {
-            GroupScope::Listed
-        };
-        let windows = &self.policy.windows;
-        let (campaigns, domains) = if self.campaigns_and_domains {
-            tokio::try_join!(
-                CAMPAIGN.read(self.client, scope, windows, self.now_ms),
-                DOMAIN.read(self.client, scope, windows, self.now_ms)
-            )?
-        } else {
-            Default::default()
-        };
-        for ((esp, key), g) in campaigns {
-            groups.insert((Level::Campaign, esp, key), g.counts);
-        }
-        let mut carriers = HashMap::new();
-        for ((esp, key), g) in domains {
-            carriers.insert(key.clone(), g.carriers);
-            groups.insert((Level::Domain, esp, key), g.counts);
-        }
-        // Groups in scope without rows still step (a cool-down may end).
-        let listed: Vec<GroupKey> = if self.full {
-            memory.standing.keys().cloned().collect()
-        } else if self.campaigns_and_domains {
-            let due = memory.due(Level::Campaign, self.now_ms);
-            due.chain(memory.due(Level::Domain, self.now_ms))
-                .cloned()
-                .collect()
-        } else {
-            vec![]
-        };
-        for key in listed {
-            groups.entry(key).or_default();
-        }
+        let mut groups: HashMap<GroupKey, SenderCounts> = keys
+            .into_iter()
+            .map(|k| {
+                let counts = memory.books.counts(&k, &memory.names);
+                (k, counts)
+            })
+            .collect();
         self.add_heavy_reporters(memory, &mut groups).await?;
         let mut out = GroupVerdicts::default();
         let mut keys: Vec<GroupKey> = groups.keys().cloned().collect();
         keys.sort_unstable();
-        let none = Default::default();
         for key in keys {
-            let counts = &groups[&key];
-            let carriers = carriers.get(&key.2).unwrap_or(&none);
-            self.judge(memory, &key, counts, carriers, snapshots, &mut out)
+            let carriers = match key.0 {
+                Level::Domain => memory.books.carriers(&key.2),
+                _ => Default::default(),
+            };
+            self.judge(memory, &key, &groups[&key], &carriers, snapshots, &mut out)
                 .await?;
             *out.assessed.entry(key.0).or_default() += 1;
         }
@@ -271,7 +209,7 @@ impl GroupRun<'_> {
                 .await?;
             insert_groups(self.client, GROUP_SUSPECTS, &suspects).await?;
         }
-        for level in [ESP_LEVEL, CAMPAIGN, DOMAIN] {
+        for level in [ESP, CAMPAIGN, DOMAIN] {
             if !suspects.iter().any(|k| k.0 == level.level) {
                 continue;
             }
@@ -334,7 +272,9 @@ impl GroupRun<'_> {
             before,
             &assessed,
             &[],
-            counts.next_expiry_ms,
+            // No expiry of its own: a row leaving a window rescores its
+            // sender, which changes this book and makes the group dirty.
+            None,
         );
         if *level == Level::Domain {
             let rows = memory
@@ -367,9 +307,6 @@ impl GroupRun<'_> {
     }
 }
 
-/// The ESP level, for the reporter lookup (its counts come from the books).
-const ESP_LEVEL: GroupLevel = crate::group_counts::ESP;
-
 /// Tiers in force per level above the sender (groups in the default
 /// standing with data count as `ok`).
 pub fn per_tier(memory: &GroupMemory) -> BTreeMap<(Level, Tier), usize> {
@@ -377,7 +314,7 @@ pub fn per_tier(memory: &GroupMemory) -> BTreeMap<(Level, Tier), usize> {
     for (k, s) in &memory.standing {
         *out.entry((k.0, s.tier)).or_default() += 1;
     }
-    for esp in memory.books.keys() {
+    for esp in memory.books.esps() {
         if !memory
             .standing
             .contains_key(&(Level::Esp, esp.clone(), String::new()))

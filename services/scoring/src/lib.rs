@@ -13,7 +13,7 @@ pub mod counts;
 pub mod dispatch;
 pub mod domains;
 pub mod engine;
-pub mod group_counts;
+pub mod group_reporters;
 pub mod groups;
 pub mod hysteresis;
 pub mod level;

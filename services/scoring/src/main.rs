@@ -48,11 +48,6 @@ struct Args {
     /// dirty ones (a safety net; 0: only the first run).
     #[arg(long, env = "RICOCHET_SCORING_FULL_EVERY", default_value_t = 360)]
     full_every: u32,
-    /// Every how many runs the campaign and domain levels are rescored (and
-    /// in every full run); senders and ESPs are rescored in every run. A
-    /// campaign or domain read scans its column over the whole window.
-    #[arg(long, env = "RICOCHET_SCORING_GROUP_EVERY", default_value_t = ricochet_scoring::engine::GROUP_EVERY)]
-    group_every: u32,
     /// Run once and exit (no API).
     #[arg(long)]
     once: bool,
@@ -162,7 +157,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut scorer = Scorer::new(client.clone(), policy);
     scorer.full_every = args.full_every;
-    scorer.group_every = args.group_every;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let now_ms = std::time::SystemTime::now()
