@@ -48,8 +48,9 @@ pub struct GroupMemory {
     pub names: Names,
     /// What each ESP was last told of each domain.
     pub told: Told,
-    /// The ESP level's reporters over the cap, as the last full run found them.
-    pub esp_heavy: HashMap<GroupKey, Vec<(usize, HeavyReporter)>>,
+    /// Per suspect group, its reporters over the cap as the last lookup
+    /// found them (see [`GroupRun::add_heavy_reporters`]).
+    pub heavy: HashMap<GroupKey, Vec<(usize, HeavyReporter)>>,
 }
 
 /// What the group levels of one run decided.
@@ -182,33 +183,63 @@ impl GroupRun<'_> {
         Ok(out)
     }
 
-    /// Looks up the reporters over the cap for the groups whose counts
-    /// without the cap reach a tier (the cap only ever lowers a rate), per
-    /// level that has such groups. The ESP level's reporters are counted in
-    /// full runs only (over a whole book they cost seconds) and reused by
-    /// the incremental runs until the next full one.
+    /// Adds the reporters over the cap to the groups whose counts without
+    /// the cap reach a tier (the cap only ever lowers a rate). A full run
+    /// looks them up for every such group; an incremental run only for
+    /// groups that just became suspects, and reuses what the last lookup
+    /// found for the others: a lookup reads the rows of every sender in the
+    /// group (seconds for a few hundred campaigns on the bench), and a group
+    /// that stays a suspect keeps its heavy reporters until the next full
+    /// run. The ESP level is looked up in full runs only (a whole book).
     async fn add_heavy_reporters(
         &self,
         memory: &mut GroupMemory,
         groups: &mut HashMap<GroupKey, SenderCounts>,
     ) -> clickhouse::error::Result<()> {
-        let suspects: Vec<GroupKey> = groups
-            .iter()
-            .filter(|(k, c)| {
+        let (suspects, cleared): (Vec<GroupKey>, Vec<GroupKey>) =
+            groups.keys().cloned().partition(|k| {
                 let policy = self.policy.for_level(k.0);
-                evidence_tier(&assess_windows(c, &policy)).is_some_and(|t| t > Tier::Ok)
-            })
-            .map(|(k, _)| k.clone())
-            .filter(|k| self.full || k.0 != Level::Esp)
-            .collect();
-        let mut heavy = HashMap::new();
-        if !suspects.is_empty() {
-            self.client
-                .query(&format!("TRUNCATE TABLE {GROUP_SUSPECTS}"))
-                .execute()
-                .await?;
-            insert_groups(self.client, GROUP_SUSPECTS, &suspects).await?;
+                let assessed = assess_windows(&groups[k], &policy);
+                evidence_tier(&assessed).is_some_and(|t| t > Tier::Ok)
+            });
+        if self.full {
+            memory.heavy.clear();
         }
+        for k in cleared {
+            memory.heavy.remove(&k);
+        }
+        let lookup: Vec<GroupKey> = suspects
+            .into_iter()
+            .filter(|k| self.full || (k.0 != Level::Esp && !memory.heavy.contains_key(k)))
+            .collect();
+        if !lookup.is_empty() {
+            let found = self.lookup_heavy_reporters(&lookup).await?;
+            for k in lookup {
+                let reporters = found.get(&k).cloned().unwrap_or_default();
+                memory.heavy.insert(k, reporters);
+            }
+        }
+        for (key, c) in groups.iter_mut() {
+            for (i, reporter) in memory.heavy.get(key).into_iter().flatten() {
+                if let Some(w) = c.windows[*i].as_mut() {
+                    w.heavy_reporters.push(reporter.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The reporters over the cap of `suspects`, per level that has some.
+    async fn lookup_heavy_reporters(
+        &self,
+        suspects: &[GroupKey],
+    ) -> clickhouse::error::Result<HashMap<GroupKey, Vec<(usize, HeavyReporter)>>> {
+        self.client
+            .query(&format!("TRUNCATE TABLE {GROUP_SUSPECTS}"))
+            .execute()
+            .await?;
+        insert_groups(self.client, GROUP_SUSPECTS, suspects).await?;
+        let mut heavy = HashMap::new();
         for level in [ESP, CAMPAIGN, DOMAIN] {
             if !suspects.iter().any(|k| k.0 == level.level) {
                 continue;
@@ -220,28 +251,7 @@ impl GroupRun<'_> {
                 heavy.insert((level.level, esp, key), reporters);
             }
         }
-        if self.full {
-            memory.esp_heavy = heavy
-                .iter()
-                .filter(|(k, _)| k.0 == Level::Esp)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-        } else {
-            for (k, v) in &memory.esp_heavy {
-                heavy.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        for (key, reporters) in heavy {
-            let Some(c) = groups.get_mut(&key) else {
-                continue;
-            };
-            for (i, reporter) in reporters {
-                if let Some(w) = c.windows[i].as_mut() {
-                    w.heavy_reporters.push(reporter);
-                }
-            }
-        }
-        Ok(())
+        Ok(heavy)
     }
 
     /// Assesses one group, steps its standing and records the outcome (a

@@ -304,3 +304,52 @@ async fn an_incremental_run_scores_every_level_from_the_books() {
     assert_eq!(full.changes.len(), 0, "{:?}", full.changes);
     drop_database(&ch).await;
 }
+
+#[tokio::test]
+async fn one_account_reporting_across_sender_ids_is_capped_at_the_campaign_level() {
+    let ch = clickhouse("it_levels_group_cap");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let now = unix_now() * 1000;
+    clean_book(&ch, ESP, now).await;
+    let mut scorer = Scorer::new(ch.client(), Policy::default());
+    assert!(scorer.run(now).await.unwrap().changes.is_empty());
+    // 40 ids of 900 messages, each reported three times (the cap) as
+    // phishing, all by one account: 120 complaints in 36,000 messages would
+    // put the campaign over a tier, but one account adds at most the cap at
+    // any level.
+    seed(&ch, ESP, "fresh", 40, (900, 0), (CAMPAIGN, ""), now).await;
+    let rows: Vec<ComplaintRow> = (0..120)
+        .map(|i| {
+            let (jti, sender) = (format!("bomb-{i:04}"), format!("fresh-{}", i % 40));
+            let row = complaint_row(&jti, ESP, &sender, "p1.example", "phishing", now - 1000);
+            ComplaintRow {
+                campaign: CAMPAIGN.into(),
+                reporter: "bomber".into(),
+                ..row
+            }
+        })
+        .collect();
+    insert_rows(&ch, "complaints", &rows).await;
+    let second = scorer.run(now + 1_000).await.unwrap();
+    assert!(!second.full);
+    assert_eq!(
+        changes_at(&second, Level::Campaign),
+        [],
+        "capped in an incremental run"
+    );
+    // Without the cap the same rows do put the campaign over a tier.
+    let uncapped = Policy {
+        max_per_reporter: 1_000,
+        ..Policy::default()
+    };
+    let full = score_once(&ch.client(), &uncapped, now + 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        changes_at(&full, Level::Campaign).len(),
+        1,
+        "{:?}",
+        full.changes
+    );
+    drop_database(&ch).await;
+}
