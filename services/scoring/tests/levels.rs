@@ -57,6 +57,18 @@ async fn seed(
     insert_rows(ch, "complaints", &rows).await;
 }
 
+/// A migrated database holding [`clean_book`] for [`ESP`], and a scorer
+/// that made its first (full) run on it, with nothing to change.
+async fn clean_start(name: &str) -> (ClickHouseConfig, Scorer, i64) {
+    let ch = clickhouse(name);
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let now = unix_now() * 1000;
+    clean_book(&ch, ESP, now).await;
+    let mut scorer = Scorer::new(ch.client(), Policy::default());
+    assert!(scorer.run(now).await.unwrap().changes.is_empty());
+    (ch, scorer, now)
+}
+
 /// 50 clean senders of 5,000 messages with one complaint each (0.02 %).
 async fn clean_book(ch: &ClickHouseConfig, esp: &str, at_ms: i64) {
     seed(ch, esp, "good", 50, (5_000, 1), ("", ""), at_ms).await;
@@ -266,12 +278,7 @@ async fn a_from_domain_keeps_its_history_when_it_moves_to_another_esp() {
 
 #[tokio::test]
 async fn an_incremental_run_scores_every_level_from_the_books() {
-    let ch = clickhouse("it_levels_incremental");
-    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
-    let now = unix_now() * 1000;
-    clean_book(&ch, ESP, now).await;
-    let mut scorer = Scorer::new(ch.client(), Policy::default());
-    assert!(scorer.run(now).await.unwrap().changes.is_empty());
+    let (ch, mut scorer, now) = clean_start("it_levels_incremental").await;
     // Rows for the launderer arrive after the full run: only the next,
     // incremental run can see them, through its senders' slices.
     seed(
@@ -307,12 +314,7 @@ async fn an_incremental_run_scores_every_level_from_the_books() {
 
 #[tokio::test]
 async fn one_account_reporting_across_sender_ids_is_capped_at_the_campaign_level() {
-    let ch = clickhouse("it_levels_group_cap");
-    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
-    let now = unix_now() * 1000;
-    clean_book(&ch, ESP, now).await;
-    let mut scorer = Scorer::new(ch.client(), Policy::default());
-    assert!(scorer.run(now).await.unwrap().changes.is_empty());
+    let (ch, mut scorer, now) = clean_start("it_levels_group_cap").await;
     // 40 ids of 900 messages, each reported three times (the cap) as
     // phishing, all by one account: 120 complaints in 36,000 messages would
     // put the campaign over a tier, but one account adds at most the cap at
