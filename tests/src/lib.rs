@@ -209,6 +209,7 @@ pub fn complaint_row(
         recipient_domain: "mail.example".into(),
         from_domain: String::new(),
         reporter: String::new(),
+        rcb: String::new(),
         recipient_proven: false,
         token_iat: (at_ms / 1000 - 3600) as u32,
         token_exp: (at_ms / 1000 + 86_400) as u32,

@@ -17,6 +17,7 @@ fn complaint(jti: &str, provider: &str, offset: u64) -> ComplaintRow {
         recipient_domain: "mail.example".into(),
         from_domain: String::new(),
         reporter: String::new(),
+        rcb: String::new(),
         recipient_proven: false,
         token_iat: 1_790_000_000,
         token_exp: 1_790_000_000 + 14 * 86_400,

@@ -39,6 +39,10 @@ pub struct ComplaintRecord {
     /// Opaque pseudonym of the complaining user, if the provider sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reporter: Option<String>,
+    /// The token's recipient binding (`rcb`): the ESP, which knows the
+    /// recipient of each `jti`, can check it and suppress that address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcb: Option<String>,
     /// True if the provider proved the recipient binding.
     pub recipient_proven: bool,
     /// Token `iat`, Unix seconds.

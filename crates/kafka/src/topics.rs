@@ -26,11 +26,13 @@ pub const COMPLAINTS: &str = "complaints.v1";
 pub const DELIVERIES: &str = "deliveries.v1";
 /// Tier changes, produced by scoring for ESPs that integrate by Kafka (key `esp/sender`).
 pub const PENALTIES: &str = "penalties.v1";
+/// The complaint feed, produced by scoring for ESPs that integrate by Kafka (key `esp/sender`).
+pub const FEEDBACK: &str = "feedback.v1";
 /// Records the loader could not decode or validate, with the reason and source offset.
 pub const DEAD_LETTER: &str = "ricochet.dlq.v1";
 
 /// Every topic Ricochet creates.
-pub const TOPICS: [TopicSpec; 4] = [
+pub const TOPICS: [TopicSpec; 5] = [
     TopicSpec {
         name: COMPLAINTS,
         purpose: "accepted complaints from ingest",
@@ -42,6 +44,10 @@ pub const TOPICS: [TopicSpec; 4] = [
     TopicSpec {
         name: PENALTIES,
         purpose: "tier changes from scoring",
+    },
+    TopicSpec {
+        name: FEEDBACK,
+        purpose: "every accepted complaint, once, for its ESP (the complaint feed)",
     },
     TopicSpec {
         name: DEAD_LETTER,

@@ -26,6 +26,9 @@ pub struct ComplaintRow {
     pub from_domain: String,
     /// Opaque reporter pseudonym, empty if none.
     pub reporter: String,
+    /// The token's recipient binding (`rcb`), empty for rows loaded before
+    /// it was kept.
+    pub rcb: String,
     /// Whether the provider proved the recipient binding.
     pub recipient_proven: bool,
     /// Token `iat`, Unix seconds.

@@ -161,6 +161,7 @@ async fn prefill(kafka: &KafkaConfig, topic: &str, n: usize) -> Result<()> {
             recipient_domain: "mail.example".into(),
             from_domain: None,
             reporter: None,
+            rcb: None,
             recipient_proven: i % 3 == 0,
             token_iat: 1_790_000_000,
             token_exp: 1_790_000_000 + 14 * 86_400,

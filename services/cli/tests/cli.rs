@@ -208,6 +208,7 @@ fn kafka_init_creates_every_topic_idempotently() {
             "complaints.v1",
             "deliveries.v1",
             "penalties.v1",
+            "feedback.v1",
             "ricochet.dlq.v1",
         ] {
             assert!(
@@ -220,7 +221,7 @@ fn kafka_init_creates_every_topic_idempotently() {
     let out = ok(dir.path(), &["kafka", "init"]);
     assert_eq!(
         out.lines().filter(|l| l.starts_with("exists")).count(),
-        4,
+        ricochet_kafka::topics::TOPICS.len(),
         "second run creates nothing: {out}"
     );
 }

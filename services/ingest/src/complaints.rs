@@ -193,6 +193,7 @@ pub fn check_complaint(
         recipient_domain: claims.rdm,
         from_domain: claims.dom,
         reporter: item.reporter.clone(),
+        rcb: Some(claims.rcb),
         recipient_proven,
         token_iat: claims.iat,
         token_exp: claims.exp,

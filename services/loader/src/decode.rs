@@ -87,6 +87,7 @@ pub fn complaint(
         recipient_domain: r.recipient_domain,
         from_domain: r.from_domain.unwrap_or_default(),
         reporter: r.reporter.unwrap_or_default(),
+        rcb: r.rcb.unwrap_or_default(),
         recipient_proven: r.recipient_proven,
         reported_at: r.reported_at_ms,
         received_at: r.received_at_ms,

@@ -186,6 +186,7 @@ fn records(n: usize, sender: &str) -> Vec<ComplaintRecord> {
                 recipient_domain: "mail.example".into(),
                 from_domain: None,
                 reporter: None,
+                rcb: None,
                 recipient_proven: false,
                 token_iat: 1_790_000_000,
                 token_exp: 1_790_000_000 + 86_400,

@@ -1,4 +1,4 @@
-//! The ESP API: each ESP pulls its own offenders and sender reputations.
+//! The ESP API: each ESP pulls its own offenders, reputations and complaint feed.
 //! Every response body is signed (detached JWS in `Ricochet-Signature`) with
 //! Ricochet's key, published at `/.well-known/jwks.json`.
 
@@ -36,8 +36,9 @@ pub const MAX_PAGE: u64 = 1000;
 
 /// The routes the scoring service serves; kept in sync with
 /// `schemas/openapi/esp-api.json` by a test.
-pub const ROUTES: [(&str, &str); 8] = [
+pub const ROUTES: [(&str, &str); 9] = [
     ("get", "/v1/offenders"),
+    ("get", "/v1/complaints"),
     ("get", "/v1/senders/{sender}/reputation"),
     ("get", "/v1/esp/reputation"),
     ("get", "/v1/campaigns/{campaign}/reputation"),
@@ -99,6 +100,7 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/offenders", get(offenders))
+        .route("/v1/complaints", get(complaints))
         .route("/v1/senders/{sender}/reputation", get(reputation))
         .route("/v1/esp/reputation", get(esp_reputation))
         .route(
@@ -159,9 +161,9 @@ fn db_error(e: clickhouse::error::Error) -> Problem {
     .retry_after(5)
 }
 
-/// Query of `GET /v1/offenders`.
+/// Query of `GET /v1/offenders` and `GET /v1/complaints`.
 #[derive(Debug, Deserialize)]
-pub struct OffendersQuery {
+pub struct PageQuery {
     /// Cursor: the last `seq` already seen (0 for the beginning).
     #[serde(default)]
     pub since: u64,
@@ -169,58 +171,104 @@ pub struct OffendersQuery {
     pub limit: Option<u64>,
 }
 
-async fn offenders(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    query: Result<Query<OffendersQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let esp = match caller(&state, &headers) {
-        Ok(e) => e,
-        Err(p) => return p.into_response(),
-    };
+/// The caller's ESP and the page it asks for, or the problem with the request.
+fn page(
+    state: &ApiState,
+    headers: &HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<(String, u64, u64), Problem> {
+    let esp = caller(state, headers)?;
     let Ok(Query(q)) = query else {
-        return Problem::new(
+        return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "bad-query",
             "since and limit must be non-negative integers",
-        )
-        .into_response();
+        ));
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Problem::new(
+        return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "bad-query",
             format!("limit must be between 1 and {MAX_PAGE}"),
-        )
-        .into_response();
+        ));
     }
-    let rows: Vec<PenaltyEntry> = match state
-        .inner
-        .client
-        .query(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"))
-        .bind(&esp)
-        .bind(q.since)
-        .bind(limit)
-        .fetch_all()
-        .await
-    {
+    Ok((esp, q.since, limit))
+}
+
+/// `GET /v1/complaints`: the caller's complaint feed after `since`.
+async fn complaints(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    paged(
+        &state,
+        &headers,
+        query,
+        |client, esp, since, limit| async move {
+            let rows = crate::feed::read(&client, &esp, since, limit).await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.seq, crate::feed::entry_json(r)))
+                .collect())
+        },
+    )
+    .await
+}
+
+/// `GET /v1/offenders`: the caller's penalty chain after `since`.
+async fn offenders(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    paged(&state, &headers, query, |client, esp, since, limit| async move {
+        let rows: Vec<PenaltyEntry> = client
+            .query(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"))
+            .bind(&esp)
+            .bind(since)
+            .bind(limit)
+            .fetch_all()
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let mut item = penalty_json(r);
+                item["evidence_raw"] = json!(r.evidence);
+                (r.seq, item)
+            })
+            .collect())
+    })
+    .await
+}
+
+/// A signed page of `(seq, item)` rows that `read` gives for the caller's
+/// ESP after `since`: `next` is the last row's seq (or `since`).
+async fn paged<F, Fut>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    read: F,
+) -> Response
+where
+    F: FnOnce(Client, String, u64, u64) -> Fut,
+    Fut: std::future::Future<Output = clickhouse::error::Result<Vec<(u64, Value)>>>,
+{
+    let (esp, since, limit) = match page(state, headers, query) {
+        Ok(p) => p,
+        Err(p) => return p.into_response(),
+    };
+    let rows = match read(state.inner.client.clone(), esp.clone(), since, limit).await {
         Ok(r) => r,
         Err(e) => return db_error(e).into_response(),
     };
-    let next = rows.last().map_or(q.since, |r| r.seq);
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let mut item = penalty_json(r);
-            item["evidence_raw"] = json!(r.evidence);
-            item
-        })
-        .collect();
+    let next = rows.last().map_or(since, |(seq, _)| *seq);
+    let items: Vec<Value> = rows.into_iter().map(|(_, item)| item).collect();
     signed(
-        &state,
+        state,
         StatusCode::OK,
-        &json!({"esp": esp, "since": q.since, "next": next, "items": items}),
+        &json!({"esp": esp, "since": since, "next": next, "items": items}),
     )
 }
 

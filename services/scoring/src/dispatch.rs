@@ -1,7 +1,9 @@
-//! Pushing penalties to ESPs: every row of the penalty log goes to the
-//! `penalties.v1` topic and, for ESPs with a webhook URL, to a signed webhook.
-//! The log is the outbox and `penalty_dispatch` holds a cursor per channel
-//! and ESP, advanced only after the channel accepted the rows: a failure or a
+//! Pushing to ESPs what Ricochet has for them: every row of the penalty log
+//! goes to the `penalties.v1` topic, every complaint feed entry to
+//! `feedback.v1`, and both, for ESPs with a webhook URL, to a signed
+//! webhook (a body's `kind` says which). The log and the feed are the
+//! outboxes and `penalty_dispatch` holds a cursor per channel and ESP,
+//! advanced only after the channel accepted the rows: a failure or a
 //! restart resends (at least once, in order), never loses.
 
 use std::time::Duration;
@@ -17,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::api::SIGNATURE_HEADER;
 use crate::chain::{PenaltyEntry, PENALTY_COLUMNS};
+use crate::feed::{self, entry_json};
 
 /// Rows sent per channel, ESP and pass.
 const PAGE: u64 = 100;
@@ -45,13 +48,72 @@ pub struct DispatchReport {
     pub webhook_failures: usize,
 }
 
-/// Sends the penalty log to Kafka and webhooks.
+/// What a dispatcher sends: each outbox has its own cursors and topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    /// The penalty log (`penalties.v1`, webhook kind `penalties`).
+    Penalties,
+    /// The complaint feed (`feedback.v1`, webhook kind `complaints`).
+    Complaints,
+}
+
+impl Outbox {
+    /// The webhook body's `kind`.
+    fn kind(self) -> &'static str {
+        match self {
+            Outbox::Penalties => "penalties",
+            Outbox::Complaints => "complaints",
+        }
+    }
+
+    /// The cursor channel names (Kafka, webhook) in `penalty_dispatch`.
+    fn channels(self) -> (&'static str, &'static str) {
+        match self {
+            Outbox::Penalties => ("kafka", "webhook"),
+            Outbox::Complaints => ("feed-kafka", "feed-webhook"),
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            Outbox::Penalties => "penalties",
+            Outbox::Complaints => "complaint_feed",
+        }
+    }
+}
+
+/// One row of an outbox, ready to send.
+struct Item {
+    seq: u64,
+    /// Kafka key: ESP and what the row is about.
+    key: String,
+    json: Value,
+}
+
+/// Adds one pass's outcome to the `dispatched` metric, outcomes prefixed
+/// with `prefix` (`""` for penalties, `"feed-"` for the complaint feed).
+pub fn count(metrics: &crate::metrics::Metrics, prefix: &str, r: &DispatchReport) {
+    for (outcome, n) in [
+        ("kafka", r.kafka),
+        ("webhook-delivered", r.webhook),
+        ("webhook-failed", r.webhook_failures),
+    ] {
+        metrics
+            .dispatched
+            .with_label_values(&[&format!("{prefix}{outcome}")])
+            .inc_by(n as u64);
+    }
+}
+
+/// Sends the penalty log and the complaint feed to Kafka and webhooks.
 pub struct Dispatcher {
     client: Client,
     registry: RegistryHandle,
     key: SigningKey,
     producer: FutureProducer,
     topic: String,
+    /// Topic of the complaint feed.
+    pub feedback_topic: String,
     http: reqwest::Client,
 }
 
@@ -85,6 +147,7 @@ impl Dispatcher {
             key,
             producer,
             topic,
+            feedback_topic: "feedback.v1".into(),
             http,
         }
     }
@@ -116,103 +179,157 @@ impl Dispatcher {
         insert.end().await
     }
 
-    async fn pending(&self, esp: &str, after: u64) -> clickhouse::error::Result<Vec<PenaltyEntry>> {
-        self.client
-            .query(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"))
-            .bind(esp)
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all()
-            .await
+    async fn pending(
+        &self,
+        outbox: Outbox,
+        esp: &str,
+        after: u64,
+    ) -> clickhouse::error::Result<Vec<Item>> {
+        Ok(match outbox {
+            Outbox::Penalties => self
+                .client
+                .query(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"))
+                .bind(esp)
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all::<PenaltyEntry>()
+                .await?
+                .iter()
+                .map(|r| Item {
+                    seq: r.seq,
+                    key: format!("{}/{}", r.esp, r.sender),
+                    json: penalty_json(r),
+                })
+                .collect(),
+            Outbox::Complaints => feed::read(&self.client, esp, after, PAGE)
+                .await?
+                .iter()
+                .map(|e| Item {
+                    seq: e.seq,
+                    key: format!("{}/{}", e.esp, e.sender),
+                    json: entry_json(e),
+                })
+                .collect(),
+        })
     }
 
     /// One pass over every ESP with penalties: sends what each channel has not yet accepted.
     pub async fn run_once(&self, now_ms: i64) -> clickhouse::error::Result<DispatchReport> {
+        self.run_outbox(Outbox::Penalties, now_ms).await
+    }
+
+    /// One pass over every ESP with rows in `outbox`.
+    pub async fn run_outbox(
+        &self,
+        outbox: Outbox,
+        now_ms: i64,
+    ) -> clickhouse::error::Result<DispatchReport> {
         let esps: Vec<String> = self
             .client
-            .query("SELECT DISTINCT toString(esp) FROM penalties")
+            .query(&format!(
+                "SELECT DISTINCT toString(esp) FROM {}",
+                outbox.table()
+            ))
             .fetch_all()
             .await?;
-        let registry = self.registry.current();
         let mut report = DispatchReport::default();
         for esp in esps {
-            // Kafka: every ESP.
-            let mut c = self.cursor("kafka", &esp).await?;
-            let rows = self.pending(&esp, c.last_seq).await?;
-            let mut sent = 0;
-            for r in &rows {
-                let payload = penalty_json(r).to_string();
-                let key = format!("{}/{}", r.esp, r.sender);
-                match self
-                    .producer
-                    .send(
-                        FutureRecord::to(&self.topic).key(&key).payload(&payload),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                {
-                    Ok(_) => {
-                        c.last_seq = r.seq;
-                        sent += 1;
-                    }
-                    Err((e, _)) => {
-                        warn!(%esp, seq = r.seq, error = %e, "penalty not produced; retrying next pass");
-                        c.last_error = e.to_string();
-                        break;
-                    }
-                }
-            }
-            if sent > 0 {
-                report.kafka += sent;
-                self.save(c, now_ms).await?;
-            }
-            // Webhook: ESPs that registered a URL.
-            let Some(url) = registry.esp(&esp).and_then(|e| e.webhook_url.clone()) else {
-                continue;
-            };
-            let mut c = self.cursor("webhook", &esp).await?;
-            if c.next_attempt_ms > now_ms {
-                continue;
-            }
-            let rows = self.pending(&esp, c.last_seq).await?;
-            let Some(last) = rows.last() else { continue };
-            let body = serde_json::to_vec(
-                &json!({"esp": esp, "items": rows.iter().map(penalty_json).collect::<Vec<_>>()}),
-            )
-            .expect("JSON");
-            let signature = sign_detached(&self.key, &body).expect("signing");
-            let outcome = self
-                .http
-                .post(&url)
-                .header("content-type", "application/json")
-                .header(SIGNATURE_HEADER, signature)
-                .body(body)
-                .send()
-                .await;
-            match outcome {
-                Ok(resp) if resp.status().is_success() => {
-                    info!(%esp, through = last.seq, "webhook delivered");
-                    report.webhook += rows.len();
-                    c.last_seq = last.seq;
-                    c.attempts = 0;
-                    c.next_attempt_ms = 0;
-                    c.last_error.clear();
-                }
-                failure => {
-                    let why = match failure {
-                        Ok(resp) => format!("HTTP {}", resp.status()),
-                        Err(e) => e.to_string(),
-                    };
-                    c.attempts += 1;
-                    let backoff = (1_000i64 << c.attempts.min(20)).min(MAX_BACKOFF_MS);
-                    c.next_attempt_ms = now_ms + backoff;
-                    warn!(%esp, attempts = c.attempts, retry_in_ms = backoff, error = %why, "webhook failed");
-                    c.last_error = why;
-                    report.webhook_failures += 1;
-                }
-            }
-            self.save(c, now_ms).await?;
+            report.kafka += self.produce(outbox, &esp, now_ms).await?;
+            self.webhook(outbox, &esp, now_ms, &mut report).await?;
         }
         Ok(report)
+    }
+
+    /// Produces what the Kafka channel of `outbox` has not yet accepted for `esp`.
+    async fn produce(
+        &self,
+        outbox: Outbox,
+        esp: &str,
+        now_ms: i64,
+    ) -> clickhouse::error::Result<usize> {
+        let mut c = self.cursor(outbox.channels().0, esp).await?;
+        let rows = self.pending(outbox, esp, c.last_seq).await?;
+        let topic = match outbox {
+            Outbox::Penalties => &self.topic,
+            Outbox::Complaints => &self.feedback_topic,
+        };
+        let mut sent = 0;
+        for r in &rows {
+            let payload = r.json.to_string();
+            let record = FutureRecord::to(topic).key(&r.key).payload(&payload);
+            match self.producer.send(record, Duration::from_secs(10)).await {
+                Ok(_) => {
+                    c.last_seq = r.seq;
+                    sent += 1;
+                }
+                Err((e, _)) => {
+                    warn!(%esp, seq = r.seq, error = %e, "{} not produced; retrying next pass", outbox.kind());
+                    c.last_error = e.to_string();
+                    break;
+                }
+            }
+        }
+        if sent > 0 {
+            self.save(c, now_ms).await?;
+        }
+        Ok(sent)
+    }
+
+    /// Posts what the webhook channel of `outbox` has not yet accepted for
+    /// `esp`, if the ESP registered a URL and no backoff is running.
+    async fn webhook(
+        &self,
+        outbox: Outbox,
+        esp: &str,
+        now_ms: i64,
+        report: &mut DispatchReport,
+    ) -> clickhouse::error::Result<()> {
+        let registry = self.registry.current();
+        let Some(url) = registry.esp(esp).and_then(|e| e.webhook_url.clone()) else {
+            return Ok(());
+        };
+        let mut c = self.cursor(outbox.channels().1, esp).await?;
+        if c.next_attempt_ms > now_ms {
+            return Ok(());
+        }
+        let rows = self.pending(outbox, esp, c.last_seq).await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        let items: Vec<&Value> = rows.iter().map(|r| &r.json).collect();
+        let body = serde_json::to_vec(&json!({"esp": esp, "kind": outbox.kind(), "items": items}))
+            .expect("JSON");
+        let signature = sign_detached(&self.key, &body).expect("signing");
+        let outcome = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+            .await;
+        match outcome {
+            Ok(resp) if resp.status().is_success() => {
+                info!(%esp, kind = outbox.kind(), through = last.seq, "webhook delivered");
+                report.webhook += rows.len();
+                c.last_seq = last.seq;
+                c.attempts = 0;
+                c.next_attempt_ms = 0;
+                c.last_error.clear();
+            }
+            failure => {
+                let why = match failure {
+                    Ok(resp) => format!("HTTP {}", resp.status()),
+                    Err(e) => e.to_string(),
+                };
+                c.attempts += 1;
+                let backoff = (1_000i64 << c.attempts.min(20)).min(MAX_BACKOFF_MS);
+                c.next_attempt_ms = now_ms + backoff;
+                warn!(%esp, kind = outbox.kind(), attempts = c.attempts, retry_in_ms = backoff, error = %why, "webhook failed");
+                c.last_error = why;
+                report.webhook_failures += 1;
+            }
+        }
+        self.save(c, now_ms).await
     }
 }

@@ -13,6 +13,7 @@ pub mod counts;
 pub mod dispatch;
 pub mod domains;
 pub mod engine;
+pub mod feed;
 pub mod group_reporters;
 pub mod groups;
 pub mod hysteresis;

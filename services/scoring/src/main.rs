@@ -74,6 +74,13 @@ struct Args {
     /// Topic every tier change is produced to.
     #[arg(long, env = "RICOCHET_TOPIC_PENALTIES", default_value = ricochet_kafka::topics::PENALTIES)]
     penalties_topic: String,
+    /// Topic every complaint feed entry is produced to.
+    #[arg(long, env = "RICOCHET_TOPIC_FEEDBACK", default_value = ricochet_kafka::topics::FEEDBACK)]
+    feedback_topic: String,
+    /// Milliseconds between passes of the complaint feed (new complaints to
+    /// `complaint_feed`, then to `feedback.v1` and webhooks).
+    #[arg(long, env = "RICOCHET_FEED_INTERVAL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    feed_interval_ms: u64,
 }
 
 #[tokio::main]
@@ -124,31 +131,30 @@ async fn main() -> anyhow::Result<()> {
         let producer = ricochet_kafka::KafkaConfig::from_env()?
             .producer_config()
             .create()?;
-        let dm = metrics.clone();
-        let dispatcher = Dispatcher::new(
+        let mut dispatcher = Dispatcher::new(
             client.clone(),
             registry,
             key,
             producer,
             args.penalties_topic.clone(),
         );
+        dispatcher.feedback_topic = args.feedback_topic.clone();
+        let dispatcher = Arc::new(dispatcher);
+        let every = Duration::from_millis(args.feed_interval_ms);
+        tokio::spawn(ricochet_scoring::feed::serve(
+            client.clone(),
+            dispatcher.clone(),
+            metrics.clone(),
+            every,
+        ));
+        let dm = metrics.clone();
         tokio::spawn(async move {
             loop {
                 let now_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
                 match dispatcher.run_once(now_ms).await {
-                    Ok(r) => {
-                        dm.dispatched
-                            .with_label_values(&["kafka"])
-                            .inc_by(r.kafka as u64);
-                        dm.dispatched
-                            .with_label_values(&["webhook-delivered"])
-                            .inc_by(r.webhook as u64);
-                        dm.dispatched
-                            .with_label_values(&["webhook-failed"])
-                            .inc_by(r.webhook_failures as u64);
-                    }
+                    Ok(r) => ricochet_scoring::dispatch::count(&dm, "", &r),
                     Err(e) => warn!(error = %e, "penalty dispatch failed; retrying"),
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -20,6 +20,14 @@ pub struct Metrics {
     pub last_success: prometheus::IntGauge,
     /// Campaigns flagged for a complaint burst in the last hour, at the last run.
     pub bursts: prometheus::IntGauge,
+    /// Complaint feed entries appended, and copies of fed tokens skipped
+    /// (`outcome` = `fed`, `duplicate`).
+    pub feed: IntCounterVec,
+    /// Seconds from a complaint's load to its feed entry, at the last pass
+    /// that read any (0 when the feed is idle).
+    pub feed_lag_seconds: prometheus::Gauge,
+    /// Unix time of the last successful feed pass.
+    pub feed_last_success: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -84,6 +92,34 @@ impl Metrics {
         )
         .unwrap();
         registry.register(Box::new(bursts.clone())).unwrap();
+        let feed = IntCounterVec::new(
+            Opts::new(
+                "ricochet_feed_complaints_total",
+                "Complaint feed: entries appended (fed) and copies of fed tokens skipped (duplicate)",
+            ),
+            &["outcome"],
+        )
+        .unwrap();
+        for outcome in ["fed", "duplicate"] {
+            feed.with_label_values(&[outcome]);
+        }
+        let feed_lag_seconds = prometheus::Gauge::new(
+            "ricochet_feed_lag_seconds",
+            "Seconds from load to feed entry of the newest complaint the last busy pass read",
+        )
+        .unwrap();
+        let feed_last_success = prometheus::IntGauge::new(
+            "ricochet_feed_last_success_timestamp_seconds",
+            "Unix time of the last successful complaint feed pass",
+        )
+        .unwrap();
+        registry.register(Box::new(feed.clone())).unwrap();
+        registry
+            .register(Box::new(feed_lag_seconds.clone()))
+            .unwrap();
+        registry
+            .register(Box::new(feed_last_success.clone()))
+            .unwrap();
         Metrics {
             registry,
             run_seconds,
@@ -93,6 +129,9 @@ impl Metrics {
             dispatched,
             last_success,
             bursts,
+            feed,
+            feed_lag_seconds,
+            feed_last_success,
         }
     }
 

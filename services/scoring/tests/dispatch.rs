@@ -1,6 +1,8 @@
 //! Penalties reach ESPs by Kafka and by signed webhook, in order, through
 //! webhook failures and a dispatcher restart.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use ricochet_integration_tests::{
     clickhouse, complaint_row, consume_exactly, drop_database, insert_rows, kafka, unique, wait_for,
 };
 use ricochet_kafka::ensure_topics;
-use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, RegistryHandle};
+use ricochet_registry::RegistryHandle;
 use ricochet_scoring::api::SIGNATURE_HEADER;
 use ricochet_scoring::dispatch::Dispatcher;
 use ricochet_scoring::engine::score_once;
@@ -101,25 +103,9 @@ async fn penalties_reach_kafka_and_a_flaky_webhook_in_order_across_a_restart() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
+    let hook = format!("{}/hook", common::serve(app).await);
     let dir = tempfile::tempdir().unwrap();
-    let registry = dir.path().join("registry.toml");
-    let esp_key = SigningKey::generate(Algorithm::EdDSA, "w-1").unwrap();
-    add_participant(
-        &registry,
-        &NewParticipant {
-            kind: ParticipantKind::Esp,
-            id: "esp-w.example".into(),
-            name: "W".into(),
-            keys: vec![esp_key.public_jwk()],
-            domains: vec![],
-            webhook_url: Some(hook),
-        },
-    )
-    .unwrap();
+    let registry = common::registry_with_webhook(dir.path(), "esp-w.example", hook);
     let ricochet_key = SigningKey::generate(Algorithm::EdDSA, "ricochet-1").unwrap();
     let ricochet_keys = std::collections::BTreeMap::from([(
         "ricochet-1".to_string(),

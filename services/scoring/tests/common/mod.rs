@@ -1,6 +1,8 @@
 //! The ESP API over real HTTP for the scoring tests: a registry of ESPs with
 //! fresh keys, the API on a loopback port, and signed GETs whose response
 //! signature is checked against Ricochet's published JWKS.
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
@@ -115,11 +117,17 @@ impl EspApi {
 
     /// Every offender row of `esp`, all pages.
     pub async fn offenders(&self, esp: &str) -> Vec<Value> {
+        self.all_pages("/v1/offenders", esp, 2).await
+    }
+
+    /// Every item of a paged `route` as `esp`, `limit` per page, each page's
+    /// signature checked.
+    pub async fn all_pages(&self, route: &str, esp: &str, limit: u64) -> Vec<Value> {
         let mut since = 0;
         let mut out = vec![];
         loop {
             let resp = self
-                .get(&format!("/v1/offenders?since={since}&limit=2"), esp)
+                .get(&format!("{route}?since={since}&limit={limit}"), esp)
                 .await;
             assert_eq!(resp.status(), reqwest::StatusCode::OK);
             let page = self.verified_json(resp).await;
@@ -142,4 +150,28 @@ pub fn sender_offenders(items: &[Value]) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// Serves `app` on a loopback port; returns its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// A registry in `dir` with one ESP, `id`, whose webhook is `hook`.
+pub fn registry_with_webhook(dir: &std::path::Path, id: &str, hook: String) -> std::path::PathBuf {
+    let registry = dir.join("registry.toml");
+    let key = SigningKey::generate(Algorithm::EdDSA, format!("{id}-1")).unwrap();
+    let esp = NewParticipant {
+        kind: ParticipantKind::Esp,
+        id: id.into(),
+        name: id.into(),
+        keys: vec![key.public_jwk()],
+        domains: vec![],
+        webhook_url: Some(hook),
+    };
+    add_participant(&registry, &esp).unwrap();
+    registry
 }

@@ -1,0 +1,362 @@
+//! The complaint feed: every accepted complaint, once, to its ESP, so it can
+//! stop mailing the person who complained.
+//!
+//! One writer (this service is the single scoring instance of its database)
+//! reads `complaints` in load order and appends to `complaint_feed`,
+//! numbering each ESP's entries 1, 2, 3, ... A token loaded twice (a retry,
+//! a second provider) is fed once: every candidate is looked up in the feed
+//! first. The feed is the outbox of `GET /v1/complaints`, the ESP's webhook
+//! and `feedback.v1` (see [`crate::dispatch`]).
+//!
+//! Rows are read once they are [`SETTLE_MS`] old by the server's clock; an
+//! insert that became visible later than that is caught by [`FeedWriter::sweep`],
+//! which looks [`SWEEP_MS`] back for loaded rows missing from the feed.
+
+use clickhouse::{Client, Row};
+use foldhash::{HashMap, HashSet};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Rows read per pass (a pass repeats while pages come back full).
+pub const PAGE: u64 = 4_000;
+/// How old (server clock) a loaded row must be before the feed reads it.
+pub const SETTLE_MS: i64 = 300;
+/// How far behind the feed's mark a sweep looks for late rows.
+pub const SWEEP_MS: i64 = 300_000;
+
+/// One entry of the feed (a row of `complaint_feed`).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct FeedEntry {
+    /// ESP id.
+    pub esp: String,
+    /// Position in the ESP's feed, from 1.
+    pub seq: u64,
+    /// Token id.
+    pub jti: String,
+    /// Sender id.
+    pub sender: String,
+    /// Campaign id, or empty.
+    pub campaign: String,
+    /// Complaint code.
+    pub code: String,
+    /// Declared nature.
+    pub nature: String,
+    /// Provider that reported it.
+    pub provider: String,
+    /// Recipient domain.
+    pub recipient_domain: String,
+    /// The token's recipient binding, or empty (rows loaded before it was kept).
+    pub rcb: String,
+    /// When the user complained (ms).
+    pub reported_at: i64,
+    /// When the complaint was loaded (ms).
+    pub loaded_at: i64,
+}
+
+/// The columns of [`FeedEntry`], for reads of `complaint_feed`.
+pub const FEED_COLUMNS: &str = "toString(esp) AS esp, seq, jti, sender, campaign, \
+    toString(code) AS code, toString(nature) AS nature, toString(provider) AS provider, \
+    toString(recipient_domain) AS recipient_domain, rcb, \
+    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at";
+
+/// The columns of a complaint as the feed reads it (`seq` set later). The
+/// aliases shadow columns, so reads filter in a subquery first.
+const CANDIDATE_COLUMNS: &str = "toString(esp) AS esp, toUInt64(0) AS seq, jti, sender, campaign, \
+    toString(code) AS code, toString(nature) AS nature, toString(provider) AS provider, \
+    toString(recipient_domain) AS recipient_domain, rcb, \
+    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at";
+
+/// The JSON of one feed entry as the ESP receives it (API, webhook, topic).
+/// `not-spam` is the positive signal: the user said the mail was wanted.
+pub fn entry_json(e: &FeedEntry) -> Value {
+    let signal = if e.code == "not-spam" {
+        "positive"
+    } else {
+        "negative"
+    };
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    json!({
+        "esp": e.esp, "seq": e.seq, "jti": e.jti, "sender": e.sender,
+        "campaign": some(&e.campaign), "code": e.code, "signal": signal,
+        "nature": e.nature, "provider": e.provider,
+        "recipient_domain": e.recipient_domain, "rcb": some(&e.rcb),
+        "reported_at_ms": e.reported_at,
+    })
+}
+
+/// What one pass fed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FeedReport {
+    /// Complaints read.
+    pub read: usize,
+    /// New entries appended.
+    pub fed: usize,
+    /// Copies of tokens already fed (or twice in the page), skipped.
+    pub duplicates: usize,
+    /// Load time (ms) of the last complaint read, if any.
+    pub last_loaded_ms: Option<i64>,
+}
+
+/// Appends new complaints to the feed. Holds the next `seq` per ESP and the
+/// (load time, jti) read up to; both are rebuilt from the feed on open, so
+/// a restart neither skips nor repeats an entry.
+pub struct FeedWriter {
+    client: Client,
+    next_seq: HashMap<String, u64>,
+    mark: (i64, String),
+}
+
+impl FeedWriter {
+    /// Opens the feed: the next `seq` of each ESP and where reading stopped.
+    pub async fn open(client: Client) -> clickhouse::error::Result<FeedWriter> {
+        let heads: Vec<(String, u64)> = client
+            .query("SELECT toString(esp), max(seq) FROM complaint_feed GROUP BY esp")
+            .fetch_all()
+            .await?;
+        let mark: i64 = client
+            .query("SELECT toInt64(ifNull(max(toUnixTimestamp64Milli(loaded_at)), 0)) FROM complaint_feed")
+            .fetch_one()
+            .await?;
+        Ok(FeedWriter {
+            client,
+            next_seq: heads.into_iter().map(|(esp, seq)| (esp, seq + 1)).collect(),
+            // Rows loaded at the mark itself are read again; the lookup
+            // drops those already fed.
+            mark: (mark, String::new()),
+        })
+    }
+
+    /// Feeds the next page of settled complaints in (load time, jti) order.
+    pub async fn pass(&mut self) -> clickhouse::error::Result<FeedReport> {
+        let (at, jti) = &self.mark;
+        let rows: Vec<FeedEntry> = self
+            .client
+            .query(&format!(
+                "SELECT {CANDIDATE_COLUMNS} FROM (
+                     SELECT * FROM complaints
+                     WHERE loaded_at >= fromUnixTimestamp64Milli(?)
+                       AND (loaded_at, jti) > (fromUnixTimestamp64Milli(?), ?)
+                       AND loaded_at <= now64(3) - toIntervalMillisecond({SETTLE_MS})
+                     ORDER BY loaded_at, jti LIMIT {PAGE})
+                 ORDER BY loaded_at, jti"
+            ))
+            .bind(*at)
+            .bind(*at)
+            .bind(jti)
+            .fetch_all()
+            .await?;
+        if let Some(last) = rows.last() {
+            let mark = (last.loaded_at, last.jti.clone());
+            let report = self.append(rows).await?;
+            self.mark = mark;
+            return Ok(report);
+        }
+        Ok(FeedReport::default())
+    }
+
+    /// Feeds complaints loaded up to [`SWEEP_MS`] before the mark that are
+    /// missing from the feed: inserts that became visible after the pass
+    /// that should have read them went by.
+    pub async fn sweep(&mut self) -> clickhouse::error::Result<FeedReport> {
+        let from = self.mark.0 - SWEEP_MS;
+        let rows: Vec<FeedEntry> = self
+            .client
+            .query(&format!(
+                "SELECT {CANDIDATE_COLUMNS} FROM (
+                     SELECT * FROM complaints
+                     WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)
+                       AND jti NOT IN (SELECT jti FROM complaint_feed
+                                       WHERE loaded_at >= fromUnixTimestamp64Milli(?))
+                     ORDER BY loaded_at, jti LIMIT {PAGE})
+                 ORDER BY loaded_at, jti"
+            ))
+            .bind(from)
+            .bind(self.mark.0)
+            .bind(from)
+            .fetch_all()
+            .await?;
+        self.append(rows).await
+    }
+
+    /// Numbers the complaints not fed yet and appends them in one insert.
+    async fn append(&mut self, rows: Vec<FeedEntry>) -> clickhouse::error::Result<FeedReport> {
+        let mut report = FeedReport {
+            read: rows.len(),
+            last_loaded_ms: rows.last().map(|r| r.loaded_at),
+            ..Default::default()
+        };
+        let fed = self.already_fed(&rows).await?;
+        let mut seen: HashSet<&str> = HashSet::default();
+        let mut next_seq = self.next_seq.clone();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if fed.contains(&row.jti) || !seen.insert(&row.jti) {
+                report.duplicates += 1;
+                continue;
+            }
+            let seq = next_seq.entry(row.esp.clone()).or_insert(1);
+            out.push(FeedEntry {
+                seq: *seq,
+                ..row.clone()
+            });
+            *seq += 1;
+        }
+        if !out.is_empty() {
+            let mut insert = self.client.insert::<FeedEntry>("complaint_feed").await?;
+            for e in &out {
+                insert.write(e).await?;
+            }
+            insert.end().await?;
+        }
+        // Only an insert that went through moves the numbering on.
+        self.next_seq = next_seq;
+        report.fed = out.len();
+        Ok(report)
+    }
+
+    /// The jtis of `rows` already in the feed (any ESP: a jti is one token).
+    async fn already_fed(&self, rows: &[FeedEntry]) -> clickhouse::error::Result<HashSet<String>> {
+        if rows.is_empty() {
+            return Ok(HashSet::default());
+        }
+        let jtis: Vec<&str> = rows.iter().map(|r| r.jti.as_str()).collect();
+        let found: Vec<String> = self
+            .client
+            .query("SELECT jti FROM complaint_feed WHERE has(?, jti)")
+            .bind(jtis)
+            .fetch_all()
+            .await?;
+        Ok(found.into_iter().collect())
+    }
+}
+
+/// Passes between two sweeps (about 30 s at the default interval).
+const SWEEP_EVERY: u64 = 120;
+/// Most pages one step reads before the dispatch gets its turn.
+const PAGES_PER_STEP: usize = 10;
+
+/// Runs the feed for good: every `every`, appends new complaints to the
+/// feed, then sends what Kafka and the webhooks have not yet accepted. An
+/// error reopens the writer from the table (its numbering may be stale).
+pub async fn serve(
+    client: Client,
+    dispatcher: std::sync::Arc<crate::dispatch::Dispatcher>,
+    metrics: crate::metrics::Metrics,
+    every: std::time::Duration,
+) {
+    let mut writer: Option<FeedWriter> = None;
+    for pass in 0u64.. {
+        match step(&client, &mut writer, pass % SWEEP_EVERY == 0).await {
+            Ok(report) => {
+                metrics
+                    .feed
+                    .with_label_values(&["fed"])
+                    .inc_by(report.fed as u64);
+                let duplicate = metrics.feed.with_label_values(&["duplicate"]);
+                duplicate.inc_by(report.duplicates as u64);
+                let now_ms = unix_ms();
+                let lag = report
+                    .last_loaded_ms
+                    .map_or(0.0, |at| (now_ms - at) as f64 / 1e3);
+                metrics.feed_lag_seconds.set(lag.max(0.0));
+                metrics.feed_last_success.set(now_ms / 1000);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "complaint feed pass failed; reopening the feed");
+                writer = None;
+            }
+        }
+        let outbox = crate::dispatch::Outbox::Complaints;
+        match dispatcher.run_outbox(outbox, unix_ms()).await {
+            Ok(r) => crate::dispatch::count(&metrics, "feed-", &r),
+            Err(e) => tracing::warn!(error = %e, "complaint feed dispatch failed; retrying"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// One step: open the writer if needed, sweep if asked, read up to
+/// [`PAGES_PER_STEP`] pages.
+async fn step(
+    client: &Client,
+    writer: &mut Option<FeedWriter>,
+    sweep: bool,
+) -> clickhouse::error::Result<FeedReport> {
+    if writer.is_none() {
+        *writer = Some(FeedWriter::open(client.clone()).await?);
+    }
+    let w = writer.as_mut().expect("opened above");
+    let mut total = if sweep {
+        w.sweep().await?
+    } else {
+        FeedReport::default()
+    };
+    for _ in 0..PAGES_PER_STEP {
+        let r = w.pass().await?;
+        total.read += r.read;
+        total.fed += r.fed;
+        total.duplicates += r.duplicates;
+        total.last_loaded_ms = r.last_loaded_ms.or(total.last_loaded_ms);
+        if r.read < PAGE as usize {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Reads one ESP's feed after `since`, at most `limit` entries, in order.
+pub async fn read(
+    client: &Client,
+    esp: &str,
+    since: u64,
+    limit: u64,
+) -> clickhouse::error::Result<Vec<FeedEntry>> {
+    client
+        .query(&format!(
+            "SELECT {FEED_COLUMNS} FROM complaint_feed WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(esp)
+        .bind(since)
+        .bind(limit)
+        .fetch_all()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_spam_is_the_positive_signal_and_empty_fields_are_null() {
+        let e = FeedEntry {
+            esp: "esp-a.example".into(),
+            seq: 7,
+            jti: "j".into(),
+            sender: "s".into(),
+            campaign: String::new(),
+            code: "not-spam".into(),
+            nature: "marketing".into(),
+            provider: "p".into(),
+            recipient_domain: "mail.example".into(),
+            rcb: String::new(),
+            reported_at: 5,
+            loaded_at: 6,
+        };
+        let j = entry_json(&e);
+        assert_eq!(j["signal"], "positive");
+        assert_eq!(j["campaign"], Value::Null);
+        assert_eq!(j["rcb"], Value::Null);
+        assert!(j.get("reporter").is_none() && j.get("loaded_at").is_none());
+        let unwanted = FeedEntry {
+            code: "unwanted".into(),
+            ..e
+        };
+        assert_eq!(entry_json(&unwanted)["signal"], "negative");
+    }
+}
