@@ -1,7 +1,8 @@
 //! The fault suite: under steady load, kill -9 ingest, then the loader, then
 //! scoring; restart the broker; stop ClickHouse for 30 s. Afterwards every
 //! complaint that got an `accepted` verdict in a 200 must be counted exactly
-//! once, and no refused one at all.
+//! once, and no refused one at all, and must be in its ESP's complaint feed
+//! exactly once.
 //!
 //! Everything runs on its own broker and ClickHouse (the shared stack is not
 //! touched) with the release binaries in RICOCHET_BIN_DIR. Ignored by the
@@ -470,6 +471,38 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
         .unwrap();
     let double_counted = counted - distinct;
 
+    // The complaint feed, which scoring writes across its own crash and
+    // ClickHouse's outage: every accepted complaint once, numbered without gaps.
+    wait_for(
+        "every accepted complaint in the feed",
+        Duration::from_secs(120),
+        || {
+            let client = client.clone();
+            async move {
+                let fed: u64 = client
+                    .query("SELECT uniqExact(jti) FROM complaint_feed")
+                    .fetch_one()
+                    .await
+                    .ok()?;
+                (fed >= n).then_some(())
+            }
+        },
+    )
+    .await;
+    let in_feed: Vec<String> = client
+        .query("SELECT jti FROM complaint_feed")
+        .fetch_all()
+        .await
+        .unwrap();
+    let feed_twice = in_feed.len() - in_feed.iter().collect::<HashSet<_>>().len();
+    let in_feed: HashSet<String> = in_feed.into_iter().collect();
+    let feed_missing = accepted.difference(&in_feed).count();
+    let feed_gaps: u64 = client
+        .query("SELECT toUInt64(sum(max_seq - rows)) FROM (SELECT max(seq) AS max_seq, count() AS rows FROM complaint_feed GROUP BY esp)")
+        .fetch_one()
+        .await
+        .unwrap();
+
     println!();
     println!("fault suite: {} complaints in {} requests of {BATCH} (+1 forged each), {REQUESTS_PER_SEC} requests/s offered", REQUESTS * BATCH, REQUESTS);
     println!("| fault | until complaints were loaded again, s |");
@@ -495,6 +528,7 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
     println!("| copies stored before merges (redeliveries, collapsed by FINAL) | {raw_copies} |");
     println!("| forged items accepted / counted | {forged_accepted} / {forged_counted} |");
     println!("| tokens in ClickHouse never acknowledged | {unexpected} |");
+    println!("| complaint feed: accepted but missing / given twice / seq gaps | {feed_missing} / {feed_twice} / {feed_gaps} |");
 
     assert_eq!(lost, 0, "accepted complaints lost");
     assert_eq!(double_counted, 0, "complaints counted twice");
@@ -506,5 +540,10 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
     assert_eq!(
         unexpected, 0,
         "tokens counted that no provider was told were accepted"
+    );
+    assert_eq!(
+        (feed_missing, feed_twice, feed_gaps),
+        (0, 0, 0),
+        "complaint feed: missing, given twice, gaps in seq"
     );
 }

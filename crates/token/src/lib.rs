@@ -5,8 +5,9 @@
 //! ingest verifies it. This crate holds every step of that life cycle: key
 //! generation and JWK/JWKS encoding ([`keys`]), the claims and their rules
 //! ([`claims`]), minting ([`mint`]), verification with one precise error per
-//! failure ([`verify`], [`TokenError`]), and the recipient binding
-//! ([`binding`]). The format is specified in `schemas/complaint-token.md`.
+//! failure ([`verify`], [`TokenError`]), the recipient binding
+//! ([`binding`]) and the ESP's log of which recipient each token was for
+//! ([`send_log`]). The format is specified in `schemas/complaint-token.md`.
 
 pub mod bearer;
 pub mod binding;
@@ -16,6 +17,7 @@ mod error;
 mod jws;
 pub mod keys;
 pub mod mint;
+pub mod send_log;
 pub mod verify;
 
 pub use claims::{Claims, Nature};

@@ -1,8 +1,9 @@
 //! `ricochet bench freshness`: how long after a provider's 200 a tier change
-//! is visible in the ESP's offenders API, under steady background load,
-//! with the real ingest, loader and scoring processes. The baseline, measured
-//! for the same probes in the same run, is the pipeline without scoring: the
-//! time until the probe's complaints are in ClickHouse.
+//! is visible in the ESP's offenders API, and the complaints are in the
+//! ESP's complaint feed, under steady background load, with the real
+//! ingest, loader and scoring processes. The baseline, measured for the same
+//! probes in the same run, is the pipeline without scoring: the time until
+//! the probe's complaints are in ClickHouse.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -166,13 +167,21 @@ async fn measure(
         .collect::<Result<_>>()?;
 
     let topic = |t: &str| format!("fresh-{run_id}-{t}");
-    let (complaints_t, deliveries_t, dlq_t, penalties_t) = (
+    let (complaints_t, deliveries_t, dlq_t, penalties_t, feedback_t) = (
         topic("complaints"),
         topic("deliveries"),
         topic("dlq"),
         topic("penalties"),
+        topic("feedback"),
     );
-    ensure_topics(kafka, &[&complaints_t, &deliveries_t, &dlq_t, &penalties_t]).await?;
+    let topics = [
+        &complaints_t,
+        &deliveries_t,
+        &dlq_t,
+        &penalties_t,
+        &feedback_t,
+    ];
+    ensure_topics(kafka, &topics.map(String::as_str)).await?;
     let registry_s = registry.display().to_string();
     let common = [
         ("RICOCHET_KAFKA_BROKERS", kafka.brokers.as_str()),
@@ -229,6 +238,8 @@ async fn measure(
             &interval,
             "--penalties-topic",
             &penalties_t,
+            "--feedback-topic",
+            &feedback_t,
         ],
         &common,
     )?;
@@ -297,8 +308,10 @@ async fn measure(
     // Probes, spread over the load after a 3 s warm-up.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let spacing = Duration::from_secs_f64((a.seconds as f64 - 6.0).max(1.0) / a.probes as f64);
+    let follower = FeedFollower::start(http.clone(), scoring.url.clone(), esp_bearer.clone());
     let mut loaded_ms = vec![];
     let mut visible_ms = vec![];
+    let mut fed_ms = vec![];
     let mut lost = 0;
     for (i, tokens) in probes.iter().enumerate() {
         let sender = format!("probe-{i}");
@@ -316,11 +329,13 @@ async fn measure(
         let t0 = Instant::now();
         let loaded = wait_loaded(ch, &sender, t0);
         let visible = wait_visible(&http, &scoring.url, &esp_bearer, &sender, t0);
-        let (loaded, visible) = tokio::join!(loaded, visible);
-        match (loaded?, visible?) {
-            (Some(l), Some(v)) => {
+        let fed = follower.wait_fed(&sender, t0);
+        let (loaded, visible, fed) = tokio::join!(loaded, visible, fed);
+        match (loaded?, visible?, fed) {
+            (Some(l), Some(v), Some(f)) => {
                 loaded_ms.push(l);
                 visible_ms.push(v);
+                fed_ms.push(f);
             }
             _ => lost += 1,
         }
@@ -335,8 +350,10 @@ async fn measure(
         s.stop();
     }
 
+    follower.stop();
     loaded_ms.sort_by(|a, b| a.total_cmp(b));
     visible_ms.sort_by(|a, b| a.total_cmp(b));
+    fed_ms.sort_by(|a, b| a.total_cmp(b));
     let p = |v: &[f64], q: f64| {
         v.get(((v.len().max(1) - 1) as f64 * q).round() as usize)
             .copied()
@@ -361,6 +378,12 @@ async fn measure(
         p(&visible_ms, 0.5),
         p(&visible_ms, 0.99),
         p(&visible_ms, 1.0)
+    );
+    println!(
+        "| every complaint in the ESP's feed (GET /v1/complaints) | {:.0} | {:.0} | {:.0} |",
+        p(&fed_ms, 0.5),
+        p(&fed_ms, 0.99),
+        p(&fed_ms, 1.0)
     );
     println!(
         "scoring adds {:.0} ms at p50 ({:.2}x the baseline); background requests failed: {failures}; probes not seen within 30 s: {lost}",
@@ -408,6 +431,70 @@ async fn wait_loaded(ch: &ClickHouseConfig, sender: &str, t0: Instant) -> Result
         tokio::time::sleep(POLL).await;
     }
     Ok(None)
+}
+
+/// Reads the ESP's complaint feed as it grows (as an ESP would, with a
+/// cursor) and counts entries per sender.
+struct FeedFollower {
+    per_sender: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FeedFollower {
+    fn start(http: reqwest::Client, api: String, bearer: String) -> FeedFollower {
+        let per_sender: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+            Arc::default();
+        let counts = per_sender.clone();
+        let task = tokio::spawn(async move {
+            let mut since = 0;
+            loop {
+                let url = format!("{api}/v1/complaints?since={since}&limit=1000");
+                let page: Option<Value> =
+                    match http.get(url).header("authorization", &bearer).send().await {
+                        Ok(r) => r.json().await.ok(),
+                        Err(_) => None,
+                    };
+                let items = page
+                    .as_ref()
+                    .and_then(|p| p["items"].as_array().cloned())
+                    .unwrap_or_default();
+                {
+                    let mut counts = counts.lock().expect("feed counts");
+                    for i in &items {
+                        let sender = i["sender"].as_str().unwrap_or("").to_string();
+                        *counts.entry(sender).or_default() += 1;
+                    }
+                }
+                since = page.and_then(|p| p["next"].as_u64()).unwrap_or(since);
+                if items.len() < 1000 {
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        });
+        FeedFollower { per_sender, task }
+    }
+
+    /// Milliseconds from `t0` until every probe complaint of `sender` was
+    /// in the feed; `None` after [`GIVE_UP`].
+    async fn wait_fed(&self, sender: &str, t0: Instant) -> Option<f64> {
+        while t0.elapsed() < GIVE_UP {
+            let n = self
+                .per_sender
+                .lock()
+                .expect("feed counts")
+                .get(sender)
+                .copied();
+            if n.unwrap_or(0) >= PROBE_COMPLAINTS {
+                return Some(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        None
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
 }
 
 /// Milliseconds from `t0` until the ESP's offenders page lists the sender.

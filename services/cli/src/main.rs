@@ -16,6 +16,7 @@ mod registry;
 mod report;
 mod service_process;
 mod simulate;
+mod suppression;
 mod token;
 
 use std::path::PathBuf;

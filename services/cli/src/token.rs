@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use ricochet_registry::Registry;
+use ricochet_token::send_log::SendLog;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, verify, JwkSet, Nature, TokenRequest, VerifyOptions};
 
@@ -45,6 +46,11 @@ pub enum TokenCommand {
         /// Print the claims as JSON on stderr too.
         #[arg(long)]
         show_claims: bool,
+        /// Append `jti,recipient` to this file (created if missing): the
+        /// send log `ricochet report complaints --send-log` turns the
+        /// complaint feed into a suppression list with.
+        #[arg(long)]
+        send_log: Option<PathBuf>,
     },
     /// Mint a short-lived API bearer token (providers: aud ricochet-ingest;
     /// ESPs: aud ricochet-esp-api); prints it, for curl or API test tools.
@@ -107,6 +113,7 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
             dom,
             lifetime_days,
             show_claims,
+            send_log,
         } => {
             let key = crate::keys::load_private(&key)?;
             let nat: Nature = nature.parse()?;
@@ -115,6 +122,9 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
             req.dom = dom;
             req.lifetime_secs = lifetime_days * 86_400;
             let (token, claims) = mint(&key, &req)?;
+            if let Some(path) = send_log {
+                SendLog::open(&path)?.record(&claims.jti, &recipient)?;
+            }
             if show_claims {
                 eprintln!("{}", serde_json::to_string_pretty(&claims)?);
             }

@@ -245,34 +245,47 @@ pub async fn serve(
     every: std::time::Duration,
 ) {
     let mut writer: Option<FeedWriter> = None;
+    // Failures in a row: they slow the loop down (up to 5 s) and are
+    // logged once, then every 20th, instead of four times a second.
+    let mut failures: u32 = 0;
     for pass in 0u64.. {
         match step(&client, &mut writer, pass % SWEEP_EVERY == 0).await {
             Ok(report) => {
-                metrics
-                    .feed
-                    .with_label_values(&["fed"])
-                    .inc_by(report.fed as u64);
-                let duplicate = metrics.feed.with_label_values(&["duplicate"]);
-                duplicate.inc_by(report.duplicates as u64);
-                let now_ms = unix_ms();
-                let lag = report
-                    .last_loaded_ms
-                    .map_or(0.0, |at| (now_ms - at) as f64 / 1e3);
-                metrics.feed_lag_seconds.set(lag.max(0.0));
-                metrics.feed_last_success.set(now_ms / 1000);
+                failures = 0;
+                record(&metrics, &report);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "complaint feed pass failed; reopening the feed");
+                failures += 1;
+                if failures % 20 == 1 {
+                    tracing::warn!(error = %e, failures, "complaint feed pass failed; reopening the feed");
+                }
                 writer = None;
             }
         }
-        let outbox = crate::dispatch::Outbox::Complaints;
-        match dispatcher.run_outbox(outbox, unix_ms()).await {
-            Ok(r) => crate::dispatch::count(&metrics, "feed-", &r),
-            Err(e) => tracing::warn!(error = %e, "complaint feed dispatch failed; retrying"),
+        if failures == 0 {
+            let outbox = crate::dispatch::Outbox::Complaints;
+            match dispatcher.run_outbox(outbox, unix_ms()).await {
+                Ok(r) => crate::dispatch::count(&metrics, "feed-", &r),
+                Err(e) => tracing::warn!(error = %e, "complaint feed dispatch failed; retrying"),
+            }
         }
-        tokio::time::sleep(every).await;
+        let backoff = every * 2u32.pow(failures.min(5));
+        tokio::time::sleep(backoff.min(std::time::Duration::from_secs(5))).await;
     }
+}
+
+/// Puts one step's outcome in the metrics.
+fn record(metrics: &crate::metrics::Metrics, report: &FeedReport) {
+    let feed = &metrics.feed;
+    feed.with_label_values(&["fed"]).inc_by(report.fed as u64);
+    feed.with_label_values(&["duplicate"])
+        .inc_by(report.duplicates as u64);
+    let now_ms = unix_ms();
+    let lag = report
+        .last_loaded_ms
+        .map_or(0.0, |at| (now_ms - at) as f64 / 1e3);
+    metrics.feed_lag_seconds.set(lag.max(0.0));
+    metrics.feed_last_success.set(now_ms / 1000);
 }
 
 /// One step: open the writer if needed, sweep if asked, read up to

@@ -7,6 +7,7 @@
 //! Time is compressed: the last `--hours` hours are replayed, each in
 //! 3600/`--speed` real seconds, with timestamps in the hour they stand for.
 
+mod feed;
 mod levels;
 mod world;
 
@@ -507,7 +508,28 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
         .await?
         .json()
         .await?;
+    println!();
+    let expected = tally.accepted as usize;
+    let patience = (expected, Duration::from_secs(30));
+    let feeds = feed::read_all(
+        &http,
+        &a.esp_api_url,
+        &participants,
+        &ricochet_keys,
+        patience,
+    )
+    .await?;
+    feed::print(&feeds);
     let ok = summarize(&world, &tally, &reports, &target_rep);
+    println!(
+        "  complaint feed: {} entries for {} accepted complaints (one each)",
+        feeds.total(),
+        tally.accepted
+    );
+    let ok = ok && feeds.total() == expected;
+    if feeds.total() != expected {
+        println!("  PROBLEM: the ESPs' complaint feeds do not hold exactly one entry per accepted complaint");
+    }
     println!();
     println!("Where to look next:");
     if let Some(p) = &a.prometheus_url {
