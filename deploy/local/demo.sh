@@ -119,10 +119,10 @@ step "Where to look"
 cat <<TXT
 Ingest:      $RICOCHET_INGEST_URL/metrics  (running; API in schemas/openapi/ingest.json)
 Loader:      http://$RICOCHET_LOADER_LISTEN/metrics  (running)
-ESP API:     $RICOCHET_ESP_API_URL/v1/offenders  (running; ESP bearer auth, signed responses)
+ESP API:     $RICOCHET_ESP_API_URL/v1/offenders, /v1/complaints (the feed)  (running; ESP bearer auth, signed responses)
 Prometheus:  $RICOCHET_PROMETHEUS_URL/targets  (scrapes ingest, the loader and scoring; alert rules in deploy/prometheus)
 ClickHouse:  $RICOCHET_CLICKHOUSE_URL/play  (database ricochet: complaints, deliveries)
-Kafka:       $RICOCHET_KAFKA_BROKERS  topics complaints.v1, deliveries.v1, penalties.v1
+Kafka:       $RICOCHET_KAFKA_BROKERS  topics complaints.v1, deliveries.v1, penalties.v1, feedback.v1
 Dashboards:  dashboards/*.json for Grafana (provisioning: deploy/grafana); check their queries here with
              ricochet dashboards check --esp esp-alpha.example --sender <a sender> --rules deploy/prometheus/ricochet-alerts.yml
 Files:       $work (keys, registry.toml)

@@ -21,8 +21,11 @@ use crate::api::SIGNATURE_HEADER;
 use crate::chain::{PenaltyEntry, PENALTY_COLUMNS};
 use crate::feed::{self, entry_json};
 
-/// Rows sent per channel, ESP and pass.
+/// Penalty rows sent per channel, ESP and pass.
 const PAGE: u64 = 100;
+/// Complaint feed entries sent per channel, ESP and pass (the feed runs at
+/// the complaint rate, thousands a second).
+const FEED_PAGE: u64 = 1_000;
 /// Longest wait between webhook retries.
 const MAX_BACKOFF_MS: i64 = 300_000;
 
@@ -201,7 +204,7 @@ impl Dispatcher {
                     json: penalty_json(r),
                 })
                 .collect(),
-            Outbox::Complaints => feed::read(&self.client, esp, after, PAGE)
+            Outbox::Complaints => feed::read(&self.client, esp, after, FEED_PAGE)
                 .await?
                 .iter()
                 .map(|e| Item {
@@ -253,20 +256,34 @@ impl Dispatcher {
             Outbox::Penalties => &self.topic,
             Outbox::Complaints => &self.feedback_topic,
         };
-        let mut sent = 0;
+        // Everything is queued at once and the acknowledgements awaited in
+        // order: one round trip per row would cap the feed at a few hundred
+        // rows a second. The cursor stops at the first row not acknowledged.
+        let mut queued = Vec::with_capacity(rows.len());
         for r in &rows {
             let payload = r.json.to_string();
             let record = FutureRecord::to(topic).key(&r.key).payload(&payload);
-            match self.producer.send(record, Duration::from_secs(10)).await {
-                Ok(_) => {
-                    c.last_seq = r.seq;
-                    sent += 1;
-                }
+            match self.producer.send_result(record) {
+                Ok(delivery) => queued.push((r.seq, delivery)),
                 Err((e, _)) => {
-                    warn!(%esp, seq = r.seq, error = %e, "{} not produced; retrying next pass", outbox.kind());
                     c.last_error = e.to_string();
                     break;
                 }
+            }
+        }
+        let mut sent = 0;
+        for (seq, delivery) in queued {
+            match delivery.await {
+                Ok(Ok(_)) => {
+                    c.last_seq = seq;
+                    sent += 1;
+                }
+                Ok(Err((e, _))) => {
+                    warn!(%esp, seq, error = %e, "{} not produced; retrying next pass", outbox.kind());
+                    c.last_error = e.to_string();
+                    break;
+                }
+                Err(_) => break,
             }
         }
         if sent > 0 {

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 /// Rows read per pass (a pass repeats while pages come back full).
 pub const PAGE: u64 = 4_000;
 /// How old (server clock) a loaded row must be before the feed reads it.
-pub const SETTLE_MS: i64 = 300;
+pub const SETTLE_MS: i64 = 200;
 /// How far behind the feed's mark a sweep looks for late rows.
 pub const SWEEP_MS: i64 = 300_000;
 
@@ -236,14 +236,26 @@ const SWEEP_EVERY: u64 = 120;
 const PAGES_PER_STEP: usize = 10;
 
 /// Runs the feed for good: every `every`, appends new complaints to the
-/// feed, then sends what Kafka and the webhooks have not yet accepted. An
-/// error reopens the writer from the table (its numbering may be stale).
+/// feed; beside it, every `every`, sends what Kafka and the webhooks have
+/// not yet accepted (a slow webhook never holds up the feed). An error
+/// reopens the writer from the table (its numbering may be stale).
 pub async fn serve(
     client: Client,
     dispatcher: std::sync::Arc<crate::dispatch::Dispatcher>,
     metrics: crate::metrics::Metrics,
     every: std::time::Duration,
 ) {
+    let dm = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            let outbox = crate::dispatch::Outbox::Complaints;
+            match dispatcher.run_outbox(outbox, unix_ms()).await {
+                Ok(r) => crate::dispatch::count(&dm, "feed-", &r),
+                Err(e) => tracing::warn!(error = %e, "complaint feed dispatch failed; retrying"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
     let mut writer: Option<FeedWriter> = None;
     // Failures in a row: they slow the loop down (up to 5 s) and are
     // logged once, then every 20th, instead of four times a second.
@@ -260,13 +272,6 @@ pub async fn serve(
                     tracing::warn!(error = %e, failures, "complaint feed pass failed; reopening the feed");
                 }
                 writer = None;
-            }
-        }
-        if failures == 0 {
-            let outbox = crate::dispatch::Outbox::Complaints;
-            match dispatcher.run_outbox(outbox, unix_ms()).await {
-                Ok(r) => crate::dispatch::count(&metrics, "feed-", &r),
-                Err(e) => tracing::warn!(error = %e, "complaint feed dispatch failed; retrying"),
             }
         }
         let backoff = every * 2u32.pow(failures.min(5));
