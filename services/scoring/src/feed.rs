@@ -247,18 +247,27 @@ pub async fn serve(
 ) {
     let dm = metrics.clone();
     tokio::spawn(async move {
+        let mut failures: u32 = 0;
         loop {
             let outbox = crate::dispatch::Outbox::Complaints;
             match dispatcher.run_outbox(outbox, unix_ms()).await {
-                Ok(r) => crate::dispatch::count(&dm, "feed-", &r),
-                Err(e) => tracing::warn!(error = %e, "complaint feed dispatch failed; retrying"),
+                Ok(r) => {
+                    failures = 0;
+                    crate::dispatch::count(&dm, "feed-", &r);
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures % 20 == 1 {
+                        tracing::warn!(error = %e, failures, "complaint feed dispatch failed; retrying");
+                    }
+                }
             }
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(backoff(every, failures)).await;
         }
     });
     let mut writer: Option<FeedWriter> = None;
-    // Failures in a row: they slow the loop down (up to 5 s) and are
-    // logged once, then every 20th, instead of four times a second.
+    // Failures in a row (in both loops) slow the loop down and are logged
+    // once, then every 20th, instead of four times a second.
     let mut failures: u32 = 0;
     for pass in 0u64.. {
         match step(&client, &mut writer, pass % SWEEP_EVERY == 0).await {
@@ -274,9 +283,14 @@ pub async fn serve(
                 writer = None;
             }
         }
-        let backoff = every * 2u32.pow(failures.min(5));
-        tokio::time::sleep(backoff.min(std::time::Duration::from_secs(5))).await;
+        tokio::time::sleep(backoff(every, failures)).await;
     }
+}
+
+/// The pause after `failures` failures in a row: `every`, doubled per
+/// failure, at most 5 s.
+fn backoff(every: std::time::Duration, failures: u32) -> std::time::Duration {
+    (every * 2u32.pow(failures.min(5))).min(std::time::Duration::from_secs(5))
 }
 
 /// Puts one step's outcome in the metrics.

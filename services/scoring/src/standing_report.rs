@@ -1,8 +1,10 @@
 //! What the ESP API says about one key at one level: its tier in force, the
 //! newest snapshot of each window and an explanation. A sender with too
 //! little data of its own is not a clean slate: its report also names the
-//! standing of its ESP and of the campaigns it carries, by which it is
-//! judged.
+//! standing of its ESP and of the campaigns and From domains it carries, by
+//! which it is judged.
+
+use std::collections::BTreeSet;
 
 use clickhouse::{Client, Row};
 use serde::Deserialize;
@@ -12,7 +14,7 @@ use crate::level::Level;
 use crate::policy::Policy;
 use crate::verdict::named;
 
-/// Most campaigns a sender's report names.
+/// Most (campaign, From domain) pairs a sender's report looks at.
 const MAX_CAMPAIGNS: u64 = 20;
 
 #[derive(Row, Deserialize)]
@@ -132,21 +134,22 @@ fn has_own_verdict(windows: &Value) -> bool {
 }
 
 /// The levels a sender without a verdict of its own is judged by: its
-/// ESP, and the campaigns it carried in the last 30 days.
+/// ESP, and the campaigns and From domains it carried in the last 30 days
+/// (their standings read in one query).
 async fn judged_by(
     client: &Client,
     esp: &str,
     sender: &str,
 ) -> clickhouse::error::Result<Vec<Value>> {
-    let campaigns: Vec<String> = client
+    let carried: Vec<(String, String)> = client
         .query(
-            "SELECT DISTINCT campaign FROM (
-                 SELECT campaign FROM complaints WHERE esp = ? AND sender = ? AND campaign != ''
+            "SELECT DISTINCT campaign, from_domain FROM (
+                 SELECT campaign, from_domain FROM complaints WHERE esp = ? AND sender = ?
                    AND reported_at >= now64(3) - INTERVAL 30 DAY
                  UNION ALL
-                 SELECT campaign FROM deliveries WHERE esp = ? AND sender = ? AND campaign != ''
+                 SELECT campaign, from_domain FROM deliveries WHERE esp = ? AND sender = ?
                    AND hour >= now() - INTERVAL 30 DAY)
-             ORDER BY campaign LIMIT ?",
+             ORDER BY campaign, from_domain LIMIT ?",
         )
         .bind(esp)
         .bind(sender)
@@ -155,13 +158,37 @@ async fn judged_by(
         .bind(MAX_CAMPAIGNS)
         .fetch_all()
         .await?;
-    let mut out = vec![];
-    let groups = std::iter::once((Level::Esp, String::new()))
-        .chain(campaigns.into_iter().map(|c| (Level::Campaign, c)));
-    for (level, key) in groups {
-        let s = standing(client, level, esp, &key).await?;
-        let tier = s.as_ref().map_or("ok", |s| s.tier.as_str());
-        out.push(json!({"level": level, "key": key, "tier": tier}));
+    // (level, the group's ESP, key): a domain spans ESPs, its ESP is empty.
+    let mut groups: BTreeSet<(Level, String, String)> = BTreeSet::new();
+    groups.insert((Level::Esp, esp.to_string(), String::new()));
+    for (campaign, domain) in carried {
+        if !campaign.is_empty() {
+            groups.insert((Level::Campaign, esp.to_string(), campaign));
+        }
+        if !domain.is_empty() {
+            groups.insert((Level::Domain, String::new(), domain));
+        }
     }
-    Ok(out)
+    let keys: Vec<(&str, &str, &str)> = groups
+        .iter()
+        .map(|(l, e, k)| (l.as_str(), e.as_str(), k.as_str()))
+        .collect();
+    let tiers: Vec<(String, String, String, String)> = client
+        .query(
+            "SELECT toString(level), toString(esp), key, toString(tier) FROM group_standing FINAL
+             WHERE has(?, (toString(level), toString(esp), key))",
+        )
+        .bind(keys)
+        .fetch_all()
+        .await?;
+    let tier_of = |(level, e, k): &(Level, String, String)| {
+        tiers
+            .iter()
+            .find(|(l, te, tk, _)| l == level.as_str() && te == e && tk == k)
+            .map_or("ok", |t| t.3.as_str())
+    };
+    Ok(groups
+        .iter()
+        .map(|g| json!({"level": g.0, "key": g.2, "tier": tier_of(g)}))
+        .collect())
 }

@@ -266,6 +266,17 @@ async fn a_from_domain_keeps_its_history_when_it_moves_to_another_esp() {
     );
     // The evidence is the domain's across both ESPs: 5,900 delivered.
     assert_eq!(row["evidence"]["windows"]["24h"]["delivered"], 5_900);
+    // The fresh id is judged by its ESP and by the domain it sends From.
+    let fresh = api
+        .verified_json(api.get("/v1/senders/fresh-0/reputation", B).await)
+        .await;
+    assert_eq!(
+        fresh["judged_by"],
+        serde_json::json!([
+            {"level": "esp", "key": "", "tier": "ok"},
+            {"level": "domain", "key": DOM, "tier": "exclude"},
+        ])
+    );
     verify_chain(&penalty_chain(&ch.client(), B).await.unwrap()).unwrap();
 
     // A new scorer rebuilds what each ESP was told: nothing new to write.
