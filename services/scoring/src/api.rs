@@ -20,7 +20,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::chain::{PenaltyEntry, PENALTY_COLUMNS};
 use crate::dispatch::penalty_json;
 use crate::level::Level;
 use crate::metrics::Metrics;
@@ -223,23 +222,22 @@ async fn offenders(
     headers: HeaderMap,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    paged(&state, &headers, query, |client, esp, since, limit| async move {
-        let rows: Vec<PenaltyEntry> = client
-            .query(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"))
-            .bind(&esp)
-            .bind(since)
-            .bind(limit)
-            .fetch_all()
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let mut item = penalty_json(r);
-                item["evidence_raw"] = json!(r.evidence);
-                (r.seq, item)
-            })
-            .collect())
-    })
+    paged(
+        &state,
+        &headers,
+        query,
+        |client, esp, since, limit| async move {
+            let rows = crate::chain::read_after(&client, &esp, since, limit).await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let mut item = penalty_json(r);
+                    item["evidence_raw"] = json!(r.evidence);
+                    (r.seq, item)
+                })
+                .collect())
+        },
+    )
     .await
 }
 

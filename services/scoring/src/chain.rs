@@ -74,6 +74,25 @@ pub fn entry_hash(e: &PenaltyEntry) -> String {
     hex::encode(h.finalize())
 }
 
+/// Reads one ESP's penalty log after `since`, at most `limit` rows, in
+/// order (the offenders API and the dispatcher page through it alike).
+pub async fn read_after(
+    client: &clickhouse::Client,
+    esp: &str,
+    since: u64,
+    limit: u64,
+) -> clickhouse::error::Result<Vec<PenaltyEntry>> {
+    client
+        .query(&format!(
+            "SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(esp)
+        .bind(since)
+        .bind(limit)
+        .fetch_all()
+        .await
+}
+
 /// Fills `prev_hash` and `hash` of a new row that follows `previous`.
 pub fn seal(mut e: PenaltyEntry, previous: Option<&PenaltyEntry>) -> PenaltyEntry {
     e.seq = previous.map_or(1, |p| p.seq + 1);

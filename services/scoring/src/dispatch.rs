@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::api::SIGNATURE_HEADER;
-use crate::chain::{PenaltyEntry, PENALTY_COLUMNS};
+use crate::chain::{self, PenaltyEntry};
 use crate::feed::{self, entry_json};
 
 /// Penalty rows sent per channel, ESP and pass.
@@ -189,13 +189,7 @@ impl Dispatcher {
         after: u64,
     ) -> clickhouse::error::Result<Vec<Item>> {
         Ok(match outbox {
-            Outbox::Penalties => self
-                .client
-                .query(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"))
-                .bind(esp)
-                .bind(after)
-                .bind(PAGE)
-                .fetch_all::<PenaltyEntry>()
+            Outbox::Penalties => chain::read_after(&self.client, esp, after, PAGE)
                 .await?
                 .iter()
                 .map(|r| Item {

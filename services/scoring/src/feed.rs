@@ -97,6 +97,16 @@ pub struct FeedReport {
     pub last_loaded_ms: Option<i64>,
 }
 
+impl FeedReport {
+    /// Adds a later pass's outcome to this one.
+    fn add(&mut self, later: &FeedReport) {
+        self.read += later.read;
+        self.fed += later.fed;
+        self.duplicates += later.duplicates;
+        self.last_loaded_ms = later.last_loaded_ms.or(self.last_loaded_ms);
+    }
+}
+
 /// Appends new complaints to the feed. Holds the next `seq` per ESP and the
 /// (load time, jti) read up to; both are rebuilt from the feed on open, so
 /// a restart neither skips nor repeats an entry.
@@ -232,7 +242,8 @@ impl FeedWriter {
 
 /// Passes between two sweeps (about 30 s at the default interval).
 const SWEEP_EVERY: u64 = 120;
-/// Most pages one step reads before the dispatch gets its turn.
+/// Most pages one step reads before the metrics are updated and the next
+/// step (which may sweep) begins.
 const PAGES_PER_STEP: usize = 10;
 
 /// Runs the feed for good: every `every`, appends new complaints to the
@@ -247,50 +258,60 @@ pub async fn serve(
 ) {
     let dm = metrics.clone();
     tokio::spawn(async move {
-        let mut failures: u32 = 0;
+        let mut streak = Streak::default();
         loop {
             let outbox = crate::dispatch::Outbox::Complaints;
             match dispatcher.run_outbox(outbox, unix_ms()).await {
                 Ok(r) => {
-                    failures = 0;
+                    streak.ok();
                     crate::dispatch::count(&dm, "feed-", &r);
                 }
-                Err(e) => {
-                    failures += 1;
-                    if failures % 20 == 1 {
-                        tracing::warn!(error = %e, failures, "complaint feed dispatch failed; retrying");
-                    }
-                }
+                Err(e) => streak.failed("complaint feed dispatch failed; retrying", &e),
             }
-            tokio::time::sleep(backoff(every, failures)).await;
+            tokio::time::sleep(streak.pause(every)).await;
         }
     });
     let mut writer: Option<FeedWriter> = None;
-    // Failures in a row (in both loops) slow the loop down and are logged
-    // once, then every 20th, instead of four times a second.
-    let mut failures: u32 = 0;
+    let mut streak = Streak::default();
     for pass in 0u64.. {
         match step(&client, &mut writer, pass % SWEEP_EVERY == 0).await {
             Ok(report) => {
-                failures = 0;
+                streak.ok();
                 record(&metrics, &report);
             }
             Err(e) => {
-                failures += 1;
-                if failures % 20 == 1 {
-                    tracing::warn!(error = %e, failures, "complaint feed pass failed; reopening the feed");
-                }
+                streak.failed("complaint feed pass failed; reopening the feed", &e);
                 writer = None;
             }
         }
-        tokio::time::sleep(backoff(every, failures)).await;
+        tokio::time::sleep(streak.pause(every)).await;
     }
 }
 
-/// The pause after `failures` failures in a row: `every`, doubled per
-/// failure, at most 5 s.
-fn backoff(every: std::time::Duration, failures: u32) -> std::time::Duration {
-    (every * 2u32.pow(failures.min(5))).min(std::time::Duration::from_secs(5))
+/// Failures in a row of one of the feed's loops: they slow the loop down
+/// (doubling up to 5 s) and are logged once, then every 20th, instead of
+/// four times a second.
+#[derive(Default)]
+struct Streak {
+    failures: u32,
+}
+
+impl Streak {
+    fn ok(&mut self) {
+        self.failures = 0;
+    }
+
+    fn failed(&mut self, what: &str, error: &clickhouse::error::Error) {
+        self.failures += 1;
+        if self.failures % 20 == 1 {
+            tracing::warn!(%error, failures = self.failures, "{what}");
+        }
+    }
+
+    /// The pause before the next turn: `every`, doubled per failure, at most 5 s.
+    fn pause(&self, every: std::time::Duration) -> std::time::Duration {
+        (every * 2u32.pow(self.failures.min(5))).min(std::time::Duration::from_secs(5))
+    }
 }
 
 /// Puts one step's outcome in the metrics.
@@ -325,10 +346,7 @@ async fn step(
     };
     for _ in 0..PAGES_PER_STEP {
         let r = w.pass().await?;
-        total.read += r.read;
-        total.fed += r.fed;
-        total.duplicates += r.duplicates;
-        total.last_loaded_ms = r.last_loaded_ms.or(total.last_loaded_ms);
+        total.add(&r);
         if r.read < PAGE as usize {
             break;
         }
@@ -336,7 +354,8 @@ async fn step(
     Ok(total)
 }
 
-fn unix_ms() -> i64 {
+/// The local clock, Unix milliseconds.
+pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

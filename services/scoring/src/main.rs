@@ -150,10 +150,7 @@ async fn main() -> anyhow::Result<()> {
         let dm = metrics.clone();
         tokio::spawn(async move {
             loop {
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                match dispatcher.run_once(now_ms).await {
+                match dispatcher.run_once(ricochet_scoring::feed::unix_ms()).await {
                     Ok(r) => ricochet_scoring::dispatch::count(&dm, "", &r),
                     Err(e) => warn!(error = %e, "penalty dispatch failed; retrying"),
                 }
