@@ -82,6 +82,11 @@ pub enum BenchCommand {
         /// with --keep), they are reused instead of inserted again.
         #[arg(long)]
         database: Option<String>,
+        /// Time only the scorer: one full rescore and one incremental run
+        /// on the parts as found, without the baselines or the merge (for
+        /// profiling; the figures are not comparable to a whole run's).
+        #[arg(long)]
+        scorer_only: bool,
     },
     /// End-to-end freshness: from a provider's 200 to the tier change in the
     /// ESP's offenders API, under steady background load.
@@ -149,7 +154,15 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             complaints,
             keep,
             database,
-        } => crate::bench_scoring::run(senders, complaints, keep, database).await,
+            scorer_only,
+        } => {
+            let options = crate::bench_scoring::Options {
+                keep,
+                database,
+                scorer_only,
+            };
+            crate::bench_scoring::run(senders, complaints, options).await
+        }
         BenchCommand::Ingest {
             tokens,
             batch,

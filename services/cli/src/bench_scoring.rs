@@ -15,13 +15,23 @@ use ricochet_storage::ClickHouseConfig;
 const NOW_S: i64 = 1_795_000_000;
 const DAY_S: i64 = 86_400;
 
+/// How a run goes besides its size.
+pub struct Options {
+    /// Keep the database at the end.
+    pub keep: bool,
+    /// The database to use (and reuse if it holds this bench's rows).
+    pub database: Option<String>,
+    /// Time only the scorer, on the parts as found.
+    pub scorer_only: bool,
+}
+
 /// Runs the bench and prints its table.
-pub async fn run(
-    senders: u64,
-    complaints: u64,
-    keep: bool,
-    database: Option<String>,
-) -> Result<ExitCode> {
+pub async fn run(senders: u64, complaints: u64, options: Options) -> Result<ExitCode> {
+    let Options {
+        keep,
+        database,
+        scorer_only,
+    } = options;
     anyhow::ensure!(
         senders >= 100 && complaints >= senders,
         "need at least 100 senders and one complaint per sender"
@@ -31,7 +41,7 @@ pub async fn run(
     )
     .await?;
     let client = ch.client();
-    let result = measure(&ch, senders, complaints).await;
+    let result = measure(&ch, senders, complaints, scorer_only).await;
     if !keep {
         ch.server_client()
             .query(&format!("DROP DATABASE IF EXISTS `{}`", ch.database))
@@ -124,7 +134,12 @@ async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f
     Ok((fill_deliveries, fill_complaints))
 }
 
-async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<ExitCode> {
+async fn measure(
+    ch: &ClickHouseConfig,
+    senders: u64,
+    complaints: u64,
+    scorer_only: bool,
+) -> Result<ExitCode> {
     let client = ch.client();
     let per_sender = complaints / senders;
     let filled: u64 = client
@@ -162,7 +177,12 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
     } else {
         "as found"
     };
-    for state in [first, "merged", "merged + new"] {
+    let states: &[&str] = if scorer_only {
+        &[first]
+    } else {
+        &[first, "merged", "merged + new"]
+    };
+    for &state in states {
         if state == "merged" {
             timed(
                 "merging (OPTIMIZE FINAL; background merges reach the same state over time)",
@@ -173,14 +193,19 @@ async fn measure(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result
             )
             .await?;
         }
-        let (_, floor) = timed("floor: one GROUP BY sender over complaints", async {
-            Ok(client.query(floor_sql).fetch_one::<u64>().await?)
-        })
-        .await?;
-        let (_, naive) = timed("baseline: GROUP BY jti (first version)", async {
-            Ok(client.query(naive_sql).fetch_one::<u64>().await?)
-        })
-        .await?;
+        let (floor, naive) = if scorer_only {
+            (f64::NAN, f64::NAN)
+        } else {
+            let (_, floor) = timed("floor: one GROUP BY sender over complaints", async {
+                Ok(client.query(floor_sql).fetch_one::<u64>().await?)
+            })
+            .await?;
+            let (_, naive) = timed("baseline: GROUP BY jti (first version)", async {
+                Ok(client.query(naive_sql).fetch_one::<u64>().await?)
+            })
+            .await?;
+            (floor, naive)
+        };
         let mut scorer = Scorer::new(client.clone(), policy.clone());
         // The fill ran seconds ago; in service such rows are older than the
         // load margin and no longer make their senders dirty.

@@ -130,7 +130,7 @@ fn listed_in(table: &str) -> String {
 }
 
 /// Rows counted per window ending at `now_ms`, over `t` (ms), as `n<i>`.
-fn window_counts(windows: &Windows, now_ms: i64) -> String {
+pub(crate) fn window_counts(windows: &Windows, now_ms: i64) -> String {
     (0..COUNT)
         .map(|i| format!("countIf(t >= {}) AS n{i}", now_ms - windows.ms(i)))
         .collect::<Vec<_>>()
@@ -138,7 +138,7 @@ fn window_counts(windows: &Windows, now_ms: i64) -> String {
 }
 
 /// A code and its count in each window.
-type CodeCounts = (Name, [u64; 4]);
+pub(crate) type CodeCounts = (Name, [u64; 4]);
 
 /// A heavy reporter's complaints per code, per window.
 #[derive(Row, Deserialize)]
@@ -154,7 +154,7 @@ struct ReporterAgg {
     n3: u64,
 }
 
-const FINAL_SETTINGS: &str = "SETTINGS do_not_merge_across_partitions_select_final = 1";
+pub(crate) const FINAL_SETTINGS: &str = "SETTINGS do_not_merge_across_partitions_select_final = 1";
 
 /// A sender's deliveries: per window, the messages and the bit of each
 /// provider that delivered some.
@@ -661,30 +661,16 @@ pub async fn heavy_reporters(
     now_ms: i64,
 ) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     let filter = listed_in("scoring_suspects");
-    reporters_over_cap(client, policy, now_ms, ("esp", "sender"), &filter).await
-}
-
-/// The reporters over the cap in some window, per group `(esp, key)`, given
-/// as the SQL expressions of a level's ESP (`esp`, or `''` across ESPs) and
-/// key (`sender`, `campaign`, `from_domain`, `''`); `filter` picks the
-/// groups' complaints.
-pub async fn reporters_over_cap(
-    client: &Client,
-    policy: &Policy,
-    now_ms: i64,
-    (esp, key): (&str, &str),
-    filter: &str,
-) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     let from_ms = now_ms - policy.windows.longest_ms();
     // Only the (sender, provider, reporter) groups over the cap in the
-    // longest window come back; the loop below checks each window.
+    // longest window come back; [`over_cap`] checks each window.
     let rows = client
         .query(&format!(
             "SELECT esp, sender, provider, reporter, code, n0, n1, n2, n3 FROM (
                  SELECT *, sum(n3) OVER (PARTITION BY esp, sender, provider, reporter) AS total FROM (
-                     SELECT group_esp AS esp, group_key AS sender, toString(provider) AS provider,
+                     SELECT esp, sender, toString(provider) AS provider,
                             reporter, toString(code) AS code, {} FROM (
-                         SELECT {esp} AS group_esp, {key} AS group_key, provider, reporter, code,
+                         SELECT esp, sender, provider, reporter, code,
                                 toUnixTimestamp64Milli(reported_at) AS t
                          FROM complaints FINAL
                          WHERE {filter} AND t >= {from_ms} AND t <= {now_ms} AND reporter != '')
@@ -695,21 +681,48 @@ pub async fn reporters_over_cap(
         ))
         .fetch_all::<ReporterAgg>()
         .await?;
-    // Per window, a reporter is heavy if all its codes together pass the cap.
-    // (sender, provider, reporter) -> per code, the count in each window.
-    let mut per_reporter: HashMap<(SenderKey, String, String), Vec<CodeCounts>> = HashMap::new();
+    let mut per_reporter = PerReporter::new();
     for r in rows {
-        per_reporter
-            .entry(((r.esp, r.sender), r.provider, r.reporter))
-            .or_default()
-            .push((Name::from(r.code), [r.n0, r.n1, r.n2, r.n3]));
+        let key = ((r.esp, r.sender), Name::from(r.provider), r.reporter);
+        add_code(
+            &mut per_reporter,
+            key,
+            Name::from(r.code),
+            [r.n0, r.n1, r.n2, r.n3],
+        );
     }
-    let mut out: HashMap<SenderKey, Vec<(usize, HeavyReporter)>> = HashMap::new();
+    Ok(over_cap(per_reporter, policy.max_per_reporter))
+}
+
+/// Per (subject, provider, reporter): the counts per code in each window.
+pub(crate) type PerReporter<K> = HashMap<(K, Name, String), Vec<CodeCounts>>;
+
+/// Adds a reporter's count of one code to `per_reporter`, summing with what
+/// the same subject, reporter and code already have.
+pub(crate) fn add_code<K: std::hash::Hash + Eq>(
+    per_reporter: &mut PerReporter<K>,
+    key: (K, Name, String),
+    code: Name,
+    n: [u64; 4],
+) {
+    let codes = per_reporter.entry(key).or_default();
+    match codes.iter_mut().find(|(c, _)| *c == code) {
+        Some((_, counts)) => counts.iter_mut().zip(n).for_each(|(a, b)| *a += b),
+        None => codes.push((code, n)),
+    }
+}
+
+/// The reporters over `cap` per subject: in each window, a reporter is
+/// heavy if all its codes together pass the cap.
+pub(crate) fn over_cap<K: std::hash::Hash + Eq + Clone>(
+    per_reporter: PerReporter<K>,
+    cap: u64,
+) -> HashMap<K, Vec<(usize, HeavyReporter)>> {
+    let mut out: HashMap<K, Vec<(usize, HeavyReporter)>> = HashMap::new();
     for ((key, provider, reporter), codes) in per_reporter {
-        let provider = Name::from(provider);
         for i in 0..COUNT {
             let total: u64 = codes.iter().map(|(_, n)| n[i]).sum();
-            if total > policy.max_per_reporter {
+            if total > cap {
                 let by_code = codes
                     .iter()
                     .filter(|(_, n)| n[i] > 0)
@@ -726,7 +739,7 @@ pub async fn reporters_over_cap(
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -773,5 +786,23 @@ mod tests {
         assert!(total.windows[0].is_none());
         assert_eq!(total.next_expiry_ms, Some(4_000));
         assert_eq!(total.provider_masks[3], 0b11);
+    }
+
+    #[test]
+    fn a_reporters_counts_are_summed_per_code_before_the_cap() {
+        let mut per_reporter = PerReporter::default();
+        let key = |who: &str| ("campaign-1", Name::from("p1"), who.to_string());
+        let unwanted = Name::from("unwanted");
+        // Two slices of one campaign, two complaints each in the 30-day
+        // window only: 4 > 3 there, under the cap in every shorter one.
+        add_code(&mut per_reporter, key("r1"), unwanted.clone(), [0, 0, 0, 2]);
+        add_code(&mut per_reporter, key("r1"), unwanted.clone(), [0, 0, 1, 2]);
+        add_code(&mut per_reporter, key("r2"), unwanted.clone(), [0, 0, 0, 3]);
+        let heavy = over_cap(per_reporter, 3);
+        let found = &heavy["campaign-1"];
+        assert_eq!(found.len(), 1, "only r1 passes the cap, in one window");
+        let (window, reporter) = &found[0];
+        assert_eq!((*window, reporter.reporter.as_str()), (3, "r1"));
+        assert_eq!(reporter.by_code, vec![(unwanted, 4)]);
     }
 }

@@ -514,6 +514,9 @@ async fn score(
         .score(&mut memory.groups, changed, &mut reputation)
         .await?;
     watch.lap("ESP, campaign and domain levels");
+    watch
+        .1
+        .push(("of which their reporter lookups", groups.lookup_secs));
     reputation.end().await?;
     let changes = seal_changes(memory, verdicts.changes, groups.changes);
     // Penalties first: a crash after them re-derives the same standing next run

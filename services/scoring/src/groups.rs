@@ -17,7 +17,7 @@ use crate::books::{Books, Names};
 use crate::chain::PenaltyEntry;
 use crate::counts::SenderCounts;
 use crate::domains::Told;
-use crate::group_reporters::{CAMPAIGN, DOMAIN, ESP, GROUP_SUSPECTS};
+use crate::group_reporters;
 use crate::hysteresis::Standing;
 use crate::level::Level;
 use crate::policy::{HeavyReporter, Policy, Tier};
@@ -62,6 +62,8 @@ pub struct GroupVerdicts {
     pub standing_rows: Vec<GroupStandingRow>,
     /// Groups assessed, per level.
     pub assessed: BTreeMap<Level, usize>,
+    /// Seconds the reporter lookup took (part of the run's group phase).
+    pub lookup_secs: f64,
 }
 
 impl GroupMemory {
@@ -103,35 +105,6 @@ fn custom(e: impl std::fmt::Display) -> clickhouse::error::Error {
     clickhouse::error::Error::Custom(e.to_string())
 }
 
-#[derive(Row, Serialize)]
-struct GroupRow<'a> {
-    level: &'a str,
-    esp: &'a str,
-    key: &'a str,
-}
-
-/// Appends groups to a list table.
-async fn insert_groups<'k>(
-    client: &Client,
-    table: &str,
-    keys: impl IntoIterator<Item = &'k GroupKey>,
-) -> clickhouse::error::Result<()> {
-    let mut keys = keys.into_iter().peekable();
-    if keys.peek().is_none() {
-        return Ok(());
-    }
-    let mut insert = client.insert::<GroupRow>(table).await?;
-    for (level, esp, key) in keys {
-        let row = GroupRow {
-            level: level.as_str(),
-            esp,
-            key,
-        };
-        insert.write(&row).await?;
-    }
-    insert.end().await
-}
-
 /// What a group run needs besides the memory.
 pub struct GroupRun<'a> {
     /// ClickHouse.
@@ -167,8 +140,12 @@ impl GroupRun<'_> {
                 (k, counts)
             })
             .collect();
+        let started = std::time::Instant::now();
         self.add_heavy_reporters(memory, &mut groups).await?;
-        let mut out = GroupVerdicts::default();
+        let mut out = GroupVerdicts {
+            lookup_secs: started.elapsed().as_secs_f64(),
+            ..GroupVerdicts::default()
+        };
         let mut keys: Vec<GroupKey> = groups.keys().cloned().collect();
         keys.sort_unstable();
         for key in keys {
@@ -187,10 +164,10 @@ impl GroupRun<'_> {
     /// the cap reach a tier (the cap only ever lowers a rate). A full run
     /// looks them up for every such group; an incremental run only for
     /// groups that just became suspects, and reuses what the last lookup
-    /// found for the others: a lookup reads the rows of every sender in the
-    /// group (seconds for a few hundred campaigns on the bench), and a group
-    /// that stays a suspect keeps its heavy reporters until the next full
-    /// run. The ESP level is looked up in full runs only (a whole book).
+    /// found for the others: a lookup scans the complaints of every suspect
+    /// group (seconds on the bench), and a group that stays a suspect keeps
+    /// its heavy reporters until the next full run. The ESP level is looked
+    /// up in full runs only (a whole book).
     async fn add_heavy_reporters(
         &self,
         memory: &mut GroupMemory,
@@ -213,7 +190,9 @@ impl GroupRun<'_> {
             .filter(|k| self.full || (k.0 != Level::Esp && !memory.heavy.contains_key(k)))
             .collect();
         if !lookup.is_empty() {
-            let found = self.lookup_heavy_reporters(&lookup).await?;
+            let found =
+                group_reporters::heavy_reporters(self.client, self.policy, self.now_ms, &lookup)
+                    .await?;
             for k in lookup {
                 let reporters = found.get(&k).cloned().unwrap_or_default();
                 memory.heavy.insert(k, reporters);
@@ -227,31 +206,6 @@ impl GroupRun<'_> {
             }
         }
         Ok(())
-    }
-
-    /// The reporters over the cap of `suspects`, per level that has some.
-    async fn lookup_heavy_reporters(
-        &self,
-        suspects: &[GroupKey],
-    ) -> clickhouse::error::Result<HashMap<GroupKey, Vec<(usize, HeavyReporter)>>> {
-        self.client
-            .query(&format!("TRUNCATE TABLE {GROUP_SUSPECTS}"))
-            .execute()
-            .await?;
-        insert_groups(self.client, GROUP_SUSPECTS, suspects).await?;
-        let mut heavy = HashMap::new();
-        for level in [ESP, CAMPAIGN, DOMAIN] {
-            if !suspects.iter().any(|k| k.0 == level.level) {
-                continue;
-            }
-            let found = level
-                .heavy_reporters(self.client, self.policy, self.now_ms)
-                .await?;
-            for ((esp, key), reporters) in found {
-                heavy.insert((level.level, esp, key), reporters);
-            }
-        }
-        Ok(heavy)
     }
 
     /// Assesses one group, steps its standing and records the outcome (a
