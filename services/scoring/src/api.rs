@@ -1,4 +1,5 @@
-//! The ESP API: each ESP pulls its own offenders, reputations and complaint feed.
+//! The ESP API: each ESP pulls its own offenders, reputations and complaint
+//! feed; the provider API ([`crate::provider_api`]) is served beside it.
 //! Every response body is signed (detached JWS in `Ricochet-Signature`) with
 //! Ricochet's key, published at `/.well-known/jwks.json`.
 
@@ -22,8 +23,10 @@ use tokio::sync::watch;
 
 use crate::dispatch::penalty_json;
 use crate::level::Level;
+use crate::listed::Board;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
+use crate::provider_api::Listed;
 use crate::standing_report;
 
 /// The header carrying the detached signature of the body.
@@ -61,6 +64,8 @@ struct Inner {
     interval_secs: i64,
     /// The policy in force, for explanations.
     policy: watch::Receiver<Arc<Policy>>,
+    /// The list providers poll, once the scoring loop sends boards.
+    listed: Option<Listed>,
 }
 
 impl ApiState {
@@ -81,8 +86,38 @@ impl ApiState {
                 metrics,
                 interval_secs: interval_secs as i64,
                 policy: watch::channel(Arc::new(Policy::default())).1,
+                listed: None,
             }),
         }
+    }
+
+    /// Serves the provider list from the boards `board` holds (the scoring
+    /// loop sends each new one); without it the list answers `not-ready`.
+    pub fn with_board(mut self, board: watch::Receiver<Arc<Board>>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the board is set before the state is shared")
+            .listed = Some(Listed::new(board));
+        self
+    }
+
+    /// ClickHouse.
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The participants and their keys.
+    pub(crate) fn registry(&self) -> &RegistryHandle {
+        &self.inner.registry
+    }
+
+    /// The policy in force.
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        self.inner.policy.borrow().clone()
+    }
+
+    /// The provider list, if the scoring loop feeds one.
+    pub(crate) fn listed(&self) -> Option<&Listed> {
+        self.inner.listed.as_ref()
     }
 
     /// Explains tiers with the policy `policy` holds (the scoring loop
@@ -106,6 +141,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/campaigns/{campaign}/reputation",
             get(campaign_reputation),
         )
+        .merge(crate::provider_api::routes())
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -115,29 +151,32 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// A JSON body with its detached signature.
-fn signed(state: &ApiState, status: StatusCode, body: &Value) -> Response {
+pub(crate) fn signed(state: &ApiState, status: StatusCode, body: &Value) -> Response {
     let bytes = Bytes::from(serde_json::to_vec(body).expect("JSON body"));
-    let mut resp = (status, bytes.clone()).into_response();
+    let sig = match signed_bytes(state, &bytes) {
+        Ok(sig) => sig,
+        Err(p) => return p.into_response(),
+    };
+    let mut resp = (status, bytes).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    match sign_detached(&state.inner.key, &bytes) {
-        Ok(sig) => {
-            h.insert(
-                SIGNATURE_HEADER,
-                HeaderValue::from_str(&sig).expect("ASCII signature"),
-            );
-            resp
-        }
-        Err(e) => Problem::new(
+    h.insert(SIGNATURE_HEADER, sig);
+    resp
+}
+
+/// The detached signature of `body`, as the value of [`SIGNATURE_HEADER`].
+pub(crate) fn signed_bytes(state: &ApiState, body: &[u8]) -> Result<HeaderValue, Problem> {
+    let sig = sign_detached(&state.inner.key, body).map_err(|e| {
+        Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "signing-failed",
             e.to_string(),
         )
-        .into_response(),
-    }
+    })?;
+    Ok(HeaderValue::from_str(&sig).expect("ASCII signature"))
 }
 
 fn caller(state: &ApiState, headers: &HeaderMap) -> Result<String, Problem> {
@@ -151,7 +190,7 @@ fn caller(state: &ApiState, headers: &HeaderMap) -> Result<String, Problem> {
     )
 }
 
-fn db_error(e: clickhouse::error::Error) -> Problem {
+pub(crate) fn db_error(e: clickhouse::error::Error) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "storage-unavailable",

@@ -189,6 +189,24 @@ impl Scorer {
         &self.policy
     }
 
+    /// Every standing in force other than `ok`, at every level (empty
+    /// before the first run and after a failed one).
+    pub fn standings(&self) -> Vec<(crate::listed::ListedKey, Tier)> {
+        let Some(memory) = self.memory.as_ref() else {
+            return vec![];
+        };
+        let senders = memory
+            .standing
+            .iter()
+            .map(|((esp, sender), s)| ((Level::Sender, esp.clone(), sender.clone()), s.tier));
+        let groups = memory
+            .groups
+            .standing
+            .iter()
+            .map(|(key, s)| (key.clone(), s.tier));
+        senders.chain(groups).collect()
+    }
+
     /// Scores at time `now_ms` and writes the results.
     pub async fn run(&mut self, now_ms: i64) -> clickhouse::error::Result<RunReport> {
         let full = self.memory.is_none()

@@ -9,6 +9,7 @@ use ricochet_registry::RegistryHandle;
 use ricochet_scoring::api::{router, ApiState};
 use ricochet_scoring::dispatch::Dispatcher;
 use ricochet_scoring::engine::Scorer;
+use ricochet_scoring::listed::Publisher;
 use ricochet_scoring::metrics::Metrics;
 use ricochet_scoring::policy_file::PolicyFile;
 use ricochet_scoring::{Level, Policy, Tier};
@@ -102,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (policy_tx, policy_rx) = watch::channel(Arc::new(policy.clone()));
     let metrics = Metrics::new();
+    let (board, board_rx) = Publisher::new(client.clone());
     if !args.once {
         let path = args.signing_key.as_ref().expect("required by clap");
         let text =
@@ -125,7 +127,8 @@ async fn main() -> anyhow::Result<()> {
                 metrics.clone(),
                 args.interval_secs.ceil() as u64,
             )
-            .with_policy(policy_rx),
+            .with_policy(policy_rx)
+            .with_board(board_rx),
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
         let producer = ricochet_kafka::KafkaConfig::from_env()?
@@ -196,6 +199,12 @@ async fn main() -> anyhow::Result<()> {
                         .inc();
                 }
                 metrics.bursts.set(r.bursts.len() as i64);
+                match board.publish(scorer.standings(), now_ms).await {
+                    Ok(n) => metrics.listed.set(n as i64),
+                    Err(e) => {
+                        warn!(error = %e, "the provider list was not rebuilt; it stays as it was")
+                    }
+                }
                 for b in &r.bursts {
                     warn!(esp = %b.esp, sender = %b.sender, campaign = %b.campaign, complaints = b.complaints, "campaign burst");
                 }

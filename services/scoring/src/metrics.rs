@@ -20,6 +20,8 @@ pub struct Metrics {
     pub last_success: prometheus::IntGauge,
     /// Campaigns flagged for a complaint burst in the last hour, at the last run.
     pub bursts: prometheus::IntGauge,
+    /// Keys on the provider list (`throttle` or above, every level).
+    pub listed: prometheus::IntGauge,
     /// Complaint feed entries appended, and copies of fed tokens skipped
     /// (`outcome` = `fed`, `duplicate`).
     pub feed: IntCounterVec,
@@ -92,6 +94,12 @@ impl Metrics {
         )
         .unwrap();
         registry.register(Box::new(bursts.clone())).unwrap();
+        let listed = prometheus::IntGauge::new(
+            "ricochet_provider_listed_keys",
+            "Keys on the list providers poll: ESPs, senders, campaigns and domains at throttle or above",
+        )
+        .unwrap();
+        registry.register(Box::new(listed.clone())).unwrap();
         let feed = IntCounterVec::new(
             Opts::new(
                 "ricochet_feed_complaints_total",
@@ -129,6 +137,7 @@ impl Metrics {
             dispatched,
             last_success,
             bursts,
+            listed,
             feed,
             feed_lag_seconds,
             feed_last_success,

@@ -90,6 +90,28 @@ async fn standing(
     query.fetch_optional().await
 }
 
+/// When `key` at `level` of `esp` last changed tier (Unix ms), from the
+/// penalty log; `None` if it never left `ok`. A domain's changes are in the
+/// chains of every ESP that carries it.
+async fn tier_since(
+    client: &Client,
+    level: Level,
+    esp: &str,
+    key: &str,
+) -> clickhouse::error::Result<Option<i64>> {
+    let newest: Vec<i64> = client
+        .query(
+            "SELECT max(at_ms) FROM penalties WHERE level = ? AND sender = ? AND (esp = ? OR level = 'domain')
+             HAVING count() > 0",
+        )
+        .bind(level.as_str())
+        .bind(key)
+        .bind(esp)
+        .fetch_all()
+        .await?;
+    Ok(newest.first().copied())
+}
+
 /// The report of `key` at `level` of `esp`, or `None` when Ricochet has no
 /// data for it.
 pub async fn report(
@@ -99,9 +121,10 @@ pub async fn report(
     esp: &str,
     key: &str,
 ) -> clickhouse::error::Result<Option<Value>> {
-    let (windows, standing) = tokio::try_join!(
+    let (windows, standing, since) = tokio::try_join!(
         windows(client, level, esp, key),
-        standing(client, level, esp, key)
+        standing(client, level, esp, key),
+        tier_since(client, level, esp, key)
     )?;
     if windows.is_empty() && standing.is_none() {
         return Ok(None);
@@ -114,7 +137,7 @@ pub async fn report(
         below_since.map_or(String::new(), |t| format!(" (below since {t})"))
     );
     let mut out = json!({"esp": esp, "level": level, "key": key, "tier": tier,
-        "windows": windows, "explanation": explanation});
+        "tier_since_ms": since, "windows": windows, "explanation": explanation});
     if level == Level::Sender {
         out["sender"] = json!(key);
         if !has_own_verdict(&out["windows"]) {

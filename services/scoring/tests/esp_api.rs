@@ -154,24 +154,5 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
 
 #[test]
 fn the_openapi_spec_matches_the_routes() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../schemas/openapi/esp-api.json"
-    );
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(spec["openapi"], "3.1.0");
-    let mut documented = std::collections::BTreeSet::new();
-    for (p, ops) in spec["paths"].as_object().unwrap() {
-        for m in ops.as_object().unwrap().keys() {
-            documented.insert((m.clone(), p.clone()));
-        }
-    }
-    let served: std::collections::BTreeSet<(String, String)> = ricochet_scoring::api::ROUTES
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect();
-    assert_eq!(
-        documented, served,
-        "schemas/openapi/esp-api.json and api::ROUTES differ"
-    );
+    common::assert_spec_matches("esp-api.json", &ricochet_scoring::api::ROUTES);
 }

@@ -5,15 +5,19 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, RegistryHandle};
 use ricochet_scoring::api::{router, ApiState, AUDIENCE, SIGNATURE_HEADER};
+use ricochet_scoring::listed::Board;
+use ricochet_scoring::provider_api::PROVIDER_AUDIENCE;
 use ricochet_storage::ClickHouseConfig;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::detached::verify_detached;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{Algorithm, JwkSet, SigningKey, VerifyingKey};
 use serde_json::Value;
+use tokio::sync::watch;
 
 /// A running ESP API and the keys of its ESPs.
 pub struct EspApi {
@@ -31,10 +35,25 @@ pub struct EspApi {
 impl EspApi {
     /// Registers `esps` (alternating EdDSA and ES256 keys) and serves the API on `ch`.
     pub async fn start(ch: &ClickHouseConfig, esps: &[&str]) -> EspApi {
+        Self::start_with(ch, esps, &[], None).await
+    }
+
+    /// Registers `esps` and `providers` (keys alternating EdDSA and ES256)
+    /// and serves the API on `ch`, with the provider list from `board`.
+    pub async fn start_with(
+        ch: &ClickHouseConfig,
+        esps: &[&str],
+        providers: &[&str],
+        board: Option<watch::Receiver<Arc<Board>>>,
+    ) -> EspApi {
         let dir = tempfile::tempdir().unwrap();
         let registry = dir.path().join("registry.toml");
         let mut keys = BTreeMap::new();
-        for (i, id) in esps.iter().enumerate() {
+        let participants = esps
+            .iter()
+            .map(|id| (ParticipantKind::Esp, id))
+            .chain(providers.iter().map(|id| (ParticipantKind::Provider, id)));
+        for (i, (kind, id)) in participants.enumerate() {
             let alg = if i % 2 == 0 {
                 Algorithm::EdDSA
             } else {
@@ -44,7 +63,7 @@ impl EspApi {
             add_participant(
                 &registry,
                 &NewParticipant {
-                    kind: ParticipantKind::Esp,
+                    kind,
                     id: id.to_string(),
                     name: id.to_string(),
                     keys: vec![key.public_jwk()],
@@ -56,13 +75,16 @@ impl EspApi {
             keys.insert(id.to_string(), key);
         }
         let ricochet_key = SigningKey::generate(Algorithm::EdDSA, "ricochet-2026-11").unwrap();
-        let state = ApiState::new(
+        let mut state = ApiState::new(
             ch.client(),
             RegistryHandle::open(&registry).unwrap(),
             ricochet_key,
             ricochet_scoring::metrics::Metrics::new(),
             10,
         );
+        if let Some(board) = board {
+            state = state.with_board(board);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router(state)).await });
@@ -93,6 +115,43 @@ impl EspApi {
             .send()
             .await
             .unwrap()
+    }
+
+    /// GET `path` as provider `provider` with its own key, for the provider
+    /// API's audience, with `headers` added.
+    pub async fn get_provider(
+        &self,
+        path: &str,
+        provider: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.provider_request(path, provider, provider, headers)
+            .await
+    }
+
+    /// GET `path` on the provider API as `iss`, with a bearer signed by
+    /// `key_of`'s key.
+    pub async fn get_provider_as(&self, path: &str, key_of: &str, iss: &str) -> reqwest::Response {
+        self.provider_request(path, key_of, iss, &[]).await
+    }
+
+    async fn provider_request(
+        &self,
+        path: &str,
+        key_of: &str,
+        iss: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let key = &self.keys[key_of];
+        let bearer = mint_bearer(key, iss, PROVIDER_AUDIENCE, unix_now(), 60).unwrap();
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(bearer);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.unwrap()
     }
 
     /// GET `path` as `esp` with its own key.
@@ -174,4 +233,29 @@ pub fn registry_with_webhook(dir: &std::path::Path, id: &str, hook: String) -> s
     };
     add_participant(&registry, &esp).unwrap();
     registry
+}
+
+/// Asserts that the OpenAPI spec `spec` (under `schemas/openapi/`)
+/// documents exactly `routes`.
+pub fn assert_spec_matches(spec: &str, routes: &[(&str, &str)]) {
+    let path = format!(
+        "{}/../../schemas/openapi/{spec}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let spec_json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(spec_json["openapi"], "3.1.0");
+    let mut documented = std::collections::BTreeSet::new();
+    for (p, ops) in spec_json["paths"].as_object().unwrap() {
+        for m in ops.as_object().unwrap().keys() {
+            documented.insert((m.clone(), p.clone()));
+        }
+    }
+    let served: std::collections::BTreeSet<(String, String)> = routes
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        documented, served,
+        "schemas/openapi/{spec} and the served routes differ"
+    );
 }
