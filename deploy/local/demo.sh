@@ -111,6 +111,16 @@ done
 "$ricochet" report offenders --key esp.jwk --esp esp-demo.example --ricochet-jwks ricochet.jwks
 "$ricochet" audit verify --esp esp-demo.example
 
+step "What Demo Mail's MTA reads back: everything at throttle or above, and one sender's standing with Demo Mail's own complaints"
+for _ in $(seq 1 100); do # the list is rebuilt as the run that wrote the report ends
+  "$ricochet" reputation list --key provider.jwk --provider mail-demo.example \
+    --ricochet-jwks ricochet.jwks | grep -q shop-7 && break
+  sleep 0.3
+done
+"$ricochet" reputation list --key provider.jwk --provider mail-demo.example --ricochet-jwks ricochet.jwks
+"$ricochet" reputation lookup --key provider.jwk --provider mail-demo.example --ricochet-jwks ricochet.jwks \
+  --esp esp-demo.example --sender shop-7
+
 step "A simulated world: 3 providers, 4 ESPs, 1,500 senders, two spammers renaming themselves, an attacker and a forger, 24 hours in about a minute"
 "$ricochet" simulate --keys-dir sim-keys ${RICOCHET_SIMULATE_ARGS:-}
 "$ricochet" audit verify --esp esp-alpha.example

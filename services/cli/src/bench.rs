@@ -113,6 +113,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         loader_batch_ms: u64,
     },
+    /// The provider list an MTA polls: with --keys senders at throttle or
+    /// above (and their ESPs) scored by the real scoring process, times
+    /// sequential requests for the whole list, the changes since the
+    /// current version and a 304 revalidation, against /healthz on the same
+    /// server.
+    ProviderList {
+        /// Senders listed.
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        /// Sequential requests per case.
+        #[arg(long, default_value_t = 1_000)]
+        requests: usize,
+    },
     /// Ingest at twice its capacity: measures capacity (8 in flight), then
     /// offers twice that open-loop for --seconds with the default limits, and
     /// prints answers by status with their latency and ingest's peak RSS.
@@ -162,6 +175,9 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
                 scorer_only,
             };
             crate::bench_scoring::run(senders, complaints, options).await
+        }
+        BenchCommand::ProviderList { keys, requests } => {
+            crate::bench_provider_list::run(keys, requests).await
         }
         BenchCommand::Ingest {
             tokens,
@@ -533,7 +549,8 @@ fn base64_decode(s: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-fn percentile(sorted_ms: &[f64], q: f64) -> f64 {
+/// The `q` quantile of sorted values (nearest rank).
+pub(crate) fn percentile(sorted_ms: &[f64], q: f64) -> f64 {
     if sorted_ms.is_empty() {
         return 0.0;
     }

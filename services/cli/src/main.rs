@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod bench_freshness;
 mod bench_loader;
+mod bench_provider_list;
 mod bench_scoring;
 mod complaint;
 mod dashboards;
@@ -14,6 +15,7 @@ mod keys;
 mod policy;
 mod registry;
 mod report;
+mod reputation;
 mod service_process;
 mod simulate;
 mod suppression;
@@ -62,6 +64,10 @@ enum Command {
     /// Reports for ESPs (offenders).
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Reputation for mailbox providers: one key's standing, and the list
+    /// of everything at throttle or above.
+    #[command(subcommand)]
+    Reputation(reputation::ReputationCommand),
     /// Audit the penalty log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -107,6 +113,7 @@ fn main() -> ExitCode {
             Command::Db(c) => db::run(c).await,
             Command::Kafka(c) => kafka::run(c).await,
             Command::Report(c) => report::run(c).await,
+            Command::Reputation(c) => reputation::run(c).await,
             Command::Audit(c) => audit::run(c).await,
             Command::Bench(c) => bench::run(c).await,
             Command::Dashboards(c) => dashboards::run(c).await,

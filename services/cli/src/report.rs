@@ -96,20 +96,7 @@ impl Api {
         let url = args.url.trim_end_matches('/').to_string();
         let key = crate::keys::load_private(&args.key)?;
         let http = reqwest::Client::new();
-        let jwks_text = match &args.ricochet_jwks {
-            Some(p) => {
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
-            }
-            None => {
-                http.get(format!("{url}/.well-known/jwks.json"))
-                    .send()
-                    .await
-                    .context("fetching Ricochet's JWKS")?
-                    .text()
-                    .await?
-            }
-        };
-        let ricochet_keys = JwkSet::from_json(&jwks_text)?.verifying_keys()?;
+        let ricochet_keys = ricochet_keys(&http, &url, args.ricochet_jwks.as_deref()).await?;
         Ok(Api {
             http,
             url,
@@ -117,6 +104,67 @@ impl Api {
             ricochet_keys,
         })
     }
+}
+
+/// Ricochet's response-signing keys: from the pinned JWKS file `pinned`, or
+/// fetched from the service at `url` itself.
+pub async fn ricochet_keys(
+    http: &reqwest::Client,
+    url: &str,
+    pinned: Option<&std::path::Path>,
+) -> Result<BTreeMap<String, VerifyingKey>> {
+    let jwks_text = match pinned {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => {
+            http.get(format!("{url}/.well-known/jwks.json"))
+                .send()
+                .await
+                .context("fetching Ricochet's JWKS")?
+                .text()
+                .await?
+        }
+    };
+    Ok(JwkSet::from_json(&jwks_text)?.verifying_keys()?)
+}
+
+/// Who signs a request's bearer token: the key, the participant id it is
+/// registered to, and the API's audience.
+pub type Caller<'a> = (&'a SigningKey, &'a str, &'a str);
+
+/// GETs `url` with a bearer signed as `caller`, and returns the JSON body
+/// once Ricochet's signature on it verifies; an error status is an error.
+pub async fn signed_get(
+    http: &reqwest::Client,
+    url: &str,
+    (key, iss, aud): Caller<'_>,
+    ricochet_keys: &BTreeMap<String, VerifyingKey>,
+) -> Result<Value> {
+    let bearer = mint_bearer(key, iss, aud, unix_now(), 120)?;
+    let resp = http
+        .get(url)
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let signature = resp
+        .headers()
+        .get("ricochet-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = resp.bytes().await?;
+    if !status.is_success() {
+        bail!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let signature = signature.context("the response carries no Ricochet-Signature")?;
+    verify_detached(&signature, &body, ricochet_keys)
+        .context("Ricochet's signature on the response does not verify")?;
+    Ok(serde_json::from_slice(&body)?)
 }
 
 pub async fn run(cmd: ReportCommand) -> Result<ExitCode> {
@@ -260,30 +308,9 @@ pub async fn fetch_pages(
     let mut items: Vec<Value> = vec![];
     let mut cursor = since;
     loop {
-        let bearer = mint_bearer(key, esp, "ricochet-esp-api", unix_now(), 120)?;
-        let resp = http
-            .get(format!("{url}{route}?since={cursor}&limit=1000"))
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}{route}"))?;
-        let status = resp.status();
-        let signature = resp
-            .headers()
-            .get("ricochet-signature")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        let body = resp.bytes().await?;
-        if !status.is_success() {
-            bail!(
-                "the ESP API answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
-        let signature = signature.context("the response carries no Ricochet-Signature")?;
-        verify_detached(&signature, &body, ricochet_keys)
-            .context("Ricochet's signature on the response does not verify")?;
-        let page: Value = serde_json::from_slice(&body)?;
+        let page_url = format!("{url}{route}?since={cursor}&limit=1000");
+        let caller = (key, esp, "ricochet-esp-api");
+        let page = signed_get(http, &page_url, caller, ricochet_keys).await?;
         let page_items = page["items"].as_array().cloned().unwrap_or_default();
         let next = page["next"].as_u64().unwrap_or(cursor);
         let done = page_items.is_empty() || next == cursor;

@@ -105,8 +105,8 @@ async fn listed(
     if let Err(p) = provider(&state, &headers) {
         return p.into_response();
     }
-    let Ok(Query(q)) = query else {
-        let detail = "since must be a version (an integer) from an earlier answer";
+    let Some(q) = query.ok().filter(|q| q.since.is_none_or(|v| v >= 0)) else {
+        let detail = "since must be a version (a non-negative integer) from an earlier answer";
         return Problem::new(StatusCode::BAD_REQUEST, "bad-query", detail).into_response();
     };
     let Some(listed) = state.listed() else {

@@ -200,11 +200,13 @@ async fn a_provider_polls_the_list_of_throttled_keys_and_gets_only_the_changes()
         "since when comes from the penalty log"
     );
 
-    let resp = api
-        .get_provider("/v1/reputation/listed?since=soon", MX1, &[])
-        .await;
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "bad-query");
+    for bad in ["soon", "-1"] {
+        let resp = api
+            .get_provider(&format!("/v1/reputation/listed?since={bad}"), MX1, &[])
+            .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "bad-query");
+    }
     drop_database(&ch).await;
 }
 

@@ -9,6 +9,7 @@
 
 mod feed;
 mod levels;
+mod provider_view;
 mod world;
 
 use std::collections::{BTreeMap, HashMap};
@@ -510,16 +511,13 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
         .await?;
     println!();
     let expected = tally.accepted as usize;
+    let (api, keys) = (a.esp_api_url.as_str(), &ricochet_keys);
     let patience = (expected, Duration::from_secs(30));
-    let feeds = feed::read_all(
-        &http,
-        &a.esp_api_url,
-        &participants,
-        &ricochet_keys,
-        patience,
-    )
-    .await?;
+    let feeds = feed::read_all(&http, api, &participants, keys, patience).await?;
     feed::print(&feeds);
+    let patience = Duration::from_secs(10);
+    let view = provider_view::read(&http, api, &participants, keys, patience).await?;
+    provider_view::print(&view);
     let ok = summarize(&world, &tally, &reports, &target_rep);
     println!(
         "  complaint feed: {} entries for {} accepted complaints (one each)",
@@ -530,6 +528,19 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
     if feeds.total() != expected {
         println!("  PROBLEM: the ESPs' complaint feeds do not hold exactly one entry per accepted complaint");
     }
+    println!(
+        "  provider list: {} key(s) at throttle or above, {} the tier changes the ESPs received",
+        view.listed.len(),
+        if view.matches {
+            "the same as"
+        } else {
+            "NOT the same as"
+        }
+    );
+    if !view.matches {
+        println!("  PROBLEM: the provider list and the ESPs' offender reports disagree");
+    }
+    let ok = ok && view.matches;
     println!();
     println!("Where to look next:");
     if let Some(p) = &a.prometheus_url {
