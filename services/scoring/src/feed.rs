@@ -258,7 +258,7 @@ pub async fn serve(
 ) {
     let dm = metrics.clone();
     tokio::spawn(async move {
-        let mut streak = Streak::default();
+        let mut streak = crate::streak::Streak::default();
         loop {
             let outbox = crate::dispatch::Outbox::Complaints;
             match dispatcher.run_outbox(outbox, unix_ms()).await {
@@ -272,7 +272,7 @@ pub async fn serve(
         }
     });
     let mut writer: Option<FeedWriter> = None;
-    let mut streak = Streak::default();
+    let mut streak = crate::streak::Streak::default();
     for pass in 0u64.. {
         match step(&client, &mut writer, pass % SWEEP_EVERY == 0).await {
             Ok(report) => {
@@ -285,32 +285,6 @@ pub async fn serve(
             }
         }
         tokio::time::sleep(streak.pause(every)).await;
-    }
-}
-
-/// Failures in a row of one of the feed's loops: they slow the loop down
-/// (doubling up to 5 s) and are logged once, then every 20th, instead of
-/// four times a second.
-#[derive(Default)]
-struct Streak {
-    failures: u32,
-}
-
-impl Streak {
-    fn ok(&mut self) {
-        self.failures = 0;
-    }
-
-    fn failed(&mut self, what: &str, error: &clickhouse::error::Error) {
-        self.failures += 1;
-        if self.failures % 20 == 1 {
-            tracing::warn!(%error, failures = self.failures, "{what}");
-        }
-    }
-
-    /// The pause before the next turn: `every`, doubled per failure, at most 5 s.
-    fn pause(&self, every: std::time::Duration) -> std::time::Duration {
-        (every * 2u32.pow(self.failures.min(5))).min(std::time::Duration::from_secs(5))
     }
 }
 

@@ -25,6 +25,7 @@ pub mod policy_file;
 pub mod provider_api;
 pub mod snapshots;
 pub mod standing_report;
+pub mod streak;
 pub mod verdict;
 pub mod wilson;
 pub mod windows;

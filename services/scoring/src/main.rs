@@ -12,6 +12,7 @@ use ricochet_scoring::engine::Scorer;
 use ricochet_scoring::listed::Publisher;
 use ricochet_scoring::metrics::Metrics;
 use ricochet_scoring::policy_file::PolicyFile;
+use ricochet_scoring::streak::Streak;
 use ricochet_scoring::{Level, Policy, Tier};
 use ricochet_storage::ClickHouseConfig;
 use ricochet_token::{Jwk, SigningKey};
@@ -152,12 +153,16 @@ async fn main() -> anyhow::Result<()> {
         ));
         let dm = metrics.clone();
         tokio::spawn(async move {
+            let mut streak = Streak::default();
             loop {
                 match dispatcher.run_once(ricochet_scoring::feed::unix_ms()).await {
-                    Ok(r) => ricochet_scoring::dispatch::count(&dm, "", &r),
-                    Err(e) => warn!(error = %e, "penalty dispatch failed; retrying"),
+                    Ok(r) => {
+                        streak.ok();
+                        ricochet_scoring::dispatch::count(&dm, "", &r);
+                    }
+                    Err(e) => streak.failed("penalty dispatch failed; retrying", &e),
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(streak.pause(Duration::from_secs(1))).await;
             }
         });
     }
