@@ -67,6 +67,11 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 impl AppState {
     /// Opens the registry, creates the producer and the verification pool.
+    /// The HTTP connection limits of the configuration.
+    pub fn server_limits(&self) -> ricochet_http::ServerLimits {
+        self.inner.config.server.limits()
+    }
+
     pub fn new(config: IngestConfig, kafka: &KafkaConfig) -> anyhow::Result<Self> {
         Self::with_clock(config, kafka, Arc::new(now_ms))
     }

@@ -38,6 +38,9 @@ pub struct IngestConfig {
     /// an admitted batch of 200 waits about a second at capacity on 2 cores.
     #[arg(long, env = "RICOCHET_INGEST_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
+    /// HTTP connection limits.
+    #[command(flatten)]
+    pub server: ricochet_http::ServerArgs,
     /// Sustained requests per second allowed per provider (429 beyond).
     #[arg(long, env = "RICOCHET_INGEST_RATE", default_value_t = 200)]
     pub rate_per_sec: u32,

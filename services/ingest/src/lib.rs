@@ -40,9 +40,13 @@ pub async fn serve(
         }
     });
     info!(addr = %listener.local_addr()?, "ingest listening");
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    ricochet_http::serve(
+        listener,
+        router(state.clone()),
+        state.server_limits(),
+        shutdown,
+    )
+    .await?;
     probe.abort();
     info!("draining done; flushing the Kafka producer");
     let publisher = state.publisher().clone();

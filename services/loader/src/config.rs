@@ -12,6 +12,9 @@ pub struct LoaderConfig {
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "RICOCHET_LOADER_LISTEN", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
+    /// HTTP connection limits.
+    #[command(flatten)]
+    pub server: ricochet_http::ServerArgs,
     /// Consumer group; every loader instance of one deployment uses the same.
     #[arg(long, env = "RICOCHET_LOADER_GROUP", default_value = "ricochet-loader")]
     pub group: String,

@@ -61,7 +61,13 @@ async fn main() -> anyhow::Result<()> {
                 )
             }),
         );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let limits = config.server.limits();
+    tokio::spawn(ricochet_http::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
 
     let stop = Arc::new(AtomicBool::new(false));
     let handle = tokio::runtime::Handle::current();

@@ -83,6 +83,9 @@ struct Args {
     /// `complaint_feed`, then to `feedback.v1` and webhooks).
     #[arg(long, env = "RICOCHET_FEED_INTERVAL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     feed_interval_ms: u64,
+    /// HTTP connection limits.
+    #[command(flatten)]
+    server: ricochet_http::ServerArgs,
 }
 
 #[tokio::main]
@@ -131,7 +134,13 @@ async fn main() -> anyhow::Result<()> {
             .with_policy(policy_rx)
             .with_board(board_rx),
         );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let limits = args.server.limits();
+        tokio::spawn(ricochet_http::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+        ));
         let producer = ricochet_kafka::KafkaConfig::from_env()?
             .producer_config()
             .create()?;
