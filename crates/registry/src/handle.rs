@@ -70,8 +70,9 @@ impl RegistryHandle {
         Ok(())
     }
 
-    /// Spawns a thread that checks the file every `interval` and reloads it when it changes.
-    pub fn watch(&self, interval: Duration) -> std::thread::JoinHandle<()> {
+    /// Starts a thread that checks the file every `interval` and reloads it
+    /// when it changes, for the rest of the process's life (nothing stops it).
+    pub fn watch(&self, interval: Duration) {
         let handle = self.clone();
         std::thread::Builder::new()
             .name("registry-watch".into())
@@ -81,6 +82,6 @@ impl RegistryHandle {
                     warn!(error = %e, "registry file changed but is invalid; keeping the previous version");
                 }
             })
-            .expect("spawn registry watcher")
+            .expect("spawn registry watcher");
     }
 }

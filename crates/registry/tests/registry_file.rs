@@ -134,7 +134,7 @@ fn handle_reloads_changes_and_keeps_the_last_valid_version() {
     let path = dir.path().join("registry.toml");
     add_participant(&path, &provider("mail.example", &["mail.example"])).unwrap();
     let handle = RegistryHandle::open(&path).unwrap();
-    let _watcher = handle.watch(Duration::from_millis(20));
+    handle.watch(Duration::from_millis(20));
     add_participant(&path, &provider("other.example", &["other.example"])).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while handle.current().provider("other.example").is_none() {

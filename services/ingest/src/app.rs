@@ -32,7 +32,7 @@ use crate::timefmt::now_ms;
 use ricochet_http::{authenticate, JsonLocation, Problem};
 use ricochet_registry::ParticipantKind;
 
-/// The routes this service serves (kept in sync with `schemas/openapi/ingest.yaml` by a test).
+/// The routes this service serves (kept in sync with `schemas/openapi/ingest.json` by a test).
 pub const ROUTES: [(&str, &str); 6] = [
     ("post", "/v1/complaints"),
     ("post", "/v1/deliveries"),

@@ -4,7 +4,7 @@
 //! providers, authenticate the caller (`ricochet_http::auth`), check every item
 //! ([`complaints`], [`deliveries`]) and answer `200` only once every accepted
 //! item is acknowledged by Kafka ([`publish`]). Errors are RFC 9457 problem
-//! documents (`ricochet_http::problem`). The API is specified in `schemas/openapi/ingest.yaml`.
+//! documents (`ricochet_http::problem`). The API is specified in `schemas/openapi/ingest.json`.
 
 pub mod app;
 pub mod arf;
@@ -31,7 +31,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _watcher = state.registry().watch(Duration::from_secs(2));
+    state.registry().watch(Duration::from_secs(2));
     let probe_state = state.clone();
     let probe = tokio::spawn(async move {
         loop {

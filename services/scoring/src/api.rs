@@ -66,6 +66,8 @@ struct Inner {
     policy: watch::Receiver<Arc<Policy>>,
     /// The list providers poll, once the scoring loop sends boards.
     listed: Option<Listed>,
+    /// Tolerated clock skew for bearer token times, seconds.
+    clock_skew_secs: i64,
 }
 
 impl ApiState {
@@ -87,6 +89,7 @@ impl ApiState {
                 interval_secs: interval_secs as i64,
                 policy: watch::channel(Arc::new(Policy::default())).1,
                 listed: None,
+                clock_skew_secs: 60,
             }),
         }
     }
@@ -98,6 +101,22 @@ impl ApiState {
             .expect("the board is set before the state is shared")
             .listed = Some(Listed::new(board));
         self
+    }
+
+    /// Tolerates `secs` of clock skew in callers' bearer tokens (default 60).
+    pub fn with_clock_skew(mut self, secs: i64) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the skew is set before the state is shared")
+            .clock_skew_secs = secs;
+        self
+    }
+
+    /// How bearer tokens are checked now.
+    pub(crate) fn verify_options(&self) -> VerifyOptions {
+        VerifyOptions {
+            now: unix_now(),
+            clock_skew_secs: self.inner.clock_skew_secs,
+        }
     }
 
     /// ClickHouse.
@@ -180,7 +199,7 @@ pub(crate) fn signed_bytes(state: &ApiState, body: &[u8]) -> Result<HeaderValue,
 }
 
 fn caller(state: &ApiState, headers: &HeaderMap) -> Result<String, Problem> {
-    let opts = VerifyOptions::now();
+    let opts = state.verify_options();
     authenticate(
         headers,
         &state.inner.registry.current(),

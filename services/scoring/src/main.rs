@@ -83,6 +83,9 @@ struct Args {
     /// `complaint_feed`, then to `feedback.v1` and webhooks).
     #[arg(long, env = "RICOCHET_FEED_INTERVAL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     feed_interval_ms: u64,
+    /// Tolerated clock skew for the times in API bearer tokens, seconds.
+    #[arg(long, env = "RICOCHET_CLOCK_SKEW_SECS", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=3600))]
+    clock_skew_secs: i64,
     /// HTTP connection limits.
     #[command(flatten)]
     server: ricochet_http::ServerArgs,
@@ -118,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("loading the signing key {}", path.display()))?;
         let registry = RegistryHandle::open(&args.registry)
             .with_context(|| format!("loading registry {}", args.registry.display()))?;
-        let _watch = registry.watch(Duration::from_secs(2));
+        registry.watch(Duration::from_secs(2));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
@@ -132,7 +135,8 @@ async fn main() -> anyhow::Result<()> {
                 args.interval_secs.ceil() as u64,
             )
             .with_policy(policy_rx)
-            .with_board(board_rx),
+            .with_board(board_rx)
+            .with_clock_skew(args.clock_skew_secs),
         );
         let limits = args.server.limits();
         tokio::spawn(ricochet_http::serve(

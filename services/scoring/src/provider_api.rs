@@ -20,7 +20,6 @@ use axum::Router;
 use ricochet_http::{authenticate, Problem};
 use ricochet_registry::ParticipantKind;
 use ricochet_token::verify::unix_now;
-use ricochet_token::VerifyOptions;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -85,7 +84,7 @@ fn provider(state: &ApiState, headers: &HeaderMap) -> Result<String, Problem> {
         &state.registry().current(),
         ParticipantKind::Provider,
         PROVIDER_AUDIENCE,
-        &VerifyOptions::now(),
+        &state.verify_options(),
     )
 }
 

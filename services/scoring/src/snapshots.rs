@@ -101,7 +101,6 @@ struct Block {
     lower: BytesMut,
     upper: BytesMut,
     tier: BytesMut,
-    evidence: BytesMut,
 }
 
 impl Block {
@@ -121,13 +120,12 @@ impl Block {
         self.lower.put_f64_le(s.lower);
         self.upper.put_f64_le(s.upper);
         put_string(&mut self.tier, s.tier);
-        put_string(&mut self.evidence, "");
     }
 
     /// The block in Native format.
     fn encode(self) -> BytesMut {
         const MAP: &str = "Map(String, UInt64)";
-        let columns: [(&str, &str, Vec<BytesMut>); 15] = [
+        let columns: [(&str, &str, Vec<BytesMut>); 14] = [
             ("esp", "String", vec![self.esp]),
             ("level", "String", vec![self.level]),
             ("sender", "String", vec![self.sender]),
@@ -158,7 +156,6 @@ impl Block {
             ("lower", "Float64", vec![self.lower]),
             ("upper", "Float64", vec![self.upper]),
             ("tier", "String", vec![self.tier]),
-            ("evidence", "String", vec![self.evidence]),
         ];
         let size: usize = columns
             .iter()

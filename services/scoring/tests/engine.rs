@@ -65,7 +65,6 @@ struct SnapshotRow {
     complaints_by_provider: Vec<(String, u64)>,
     weighted: f64,
     tier: String,
-    evidence: String,
 }
 
 async fn complain(ch: &ClickHouseConfig, rows: Vec<ComplaintRow>) {
@@ -164,7 +163,7 @@ async fn tiers_rise_on_evidence_fall_after_a_week_and_the_chain_catches_tamperin
             "SELECT toString(esp) AS esp, sender, toString(window) AS window,
                     toUnixTimestamp64Milli(computed_at) AS computed_at, delivered, complaints,
                     complaints_by_code, complaints_by_provider, weighted,
-                    toString(tier) AS tier, evidence
+                    toString(tier) AS tier
              FROM reputation WHERE level = 'sender' AND sender = 'bad' AND window = '24h'",
         )
         .fetch_one()
@@ -183,7 +182,6 @@ async fn tiers_rise_on_evidence_fall_after_a_week_and_the_chain_catches_tamperin
             complaints_by_provider: vec![("p1.example".into(), 60)],
             weighted: 60.0,
             tier: "throttle".into(),
-            evidence: String::new(),
         }
     );
     let tiny: String = client
