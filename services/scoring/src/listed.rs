@@ -220,6 +220,11 @@ impl Publisher {
         (Publisher { client, tx }, rx)
     }
 
+    /// Whether a board has been published yet.
+    pub fn is_ready(&self) -> bool {
+        self.tx.borrow().is_ready()
+    }
+
     /// Publishes the board of a successful run at `now_ms` whose standings
     /// are `standings`; returns how many keys are listed.
     pub async fn publish(

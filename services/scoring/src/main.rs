@@ -217,10 +217,15 @@ async fn main() -> anyhow::Result<()> {
                         .inc();
                 }
                 metrics.bursts.set(r.bursts.len() as i64);
-                match board.publish(scorer.standings(), now_ms).await {
-                    Ok(n) => metrics.listed.set(n as i64),
-                    Err(e) => {
-                        warn!(error = %e, "the provider list was not rebuilt; it stays as it was")
+                // A tier moves only with a penalty entry: a run without
+                // changes leaves the list as it is, and copying every
+                // standing would only find that out.
+                if !board.is_ready() || !r.changes.is_empty() {
+                    match board.publish(scorer.standings(), now_ms).await {
+                        Ok(n) => metrics.listed.set(n as i64),
+                        Err(e) => {
+                            warn!(error = %e, "the provider list was not rebuilt; it stays as it was")
+                        }
                     }
                 }
                 for b in &r.bursts {
