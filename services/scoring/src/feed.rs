@@ -51,20 +51,35 @@ pub struct FeedEntry {
     pub reported_at: i64,
     /// When the complaint was loaded (ms).
     pub loaded_at: i64,
+    /// When the ESP minted the token (ms): no copy of it was loaded long
+    /// before (see [`COPY_MARGIN_MS`]).
+    pub token_iat: i64,
 }
 
 /// The columns of [`FeedEntry`], for reads of `complaint_feed`.
 pub const FEED_COLUMNS: &str = "toString(esp) AS esp, seq, jti, sender, campaign, \
     toString(code) AS code, toString(nature) AS nature, toString(provider) AS provider, \
     toString(recipient_domain) AS recipient_domain, rcb, \
-    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at";
+    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at, \
+    toUnixTimestamp64Milli(token_iat) AS token_iat";
 
 /// The columns of a complaint as the feed reads it (`seq` set later). The
 /// aliases shadow columns, so reads filter in a subquery first.
 const CANDIDATE_COLUMNS: &str = "toString(esp) AS esp, toUInt64(0) AS seq, jti, sender, campaign, \
     toString(code) AS code, toString(nature) AS nature, toString(provider) AS provider, \
     toString(recipient_domain) AS recipient_domain, rcb, \
-    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at";
+    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at, \
+    toInt64(toUnixTimestamp(token_iat)) * 1000 AS token_iat";
+
+/// How long before its `iat` a copy of a token may have been loaded, at
+/// most: ingest refuses tokens issued more than its clock skew (60 s by
+/// default) ahead, and the ingest and ClickHouse clocks differ by less
+/// than the rest.
+pub const COPY_MARGIN_MS: i64 = 10 * 60_000;
+/// How long (by load time) the writer remembers what it fed, so that the
+/// copy lookup of fresh tokens needs no query (about 43 MB at 5,000
+/// complaints/s).
+const RECENT_MS: i64 = COPY_MARGIN_MS + 2 * 60_000;
 
 /// The JSON of one feed entry as the ESP receives it (API, webhook, topic).
 /// `not-spam` is the positive signal: the user said the mail was wanted.
@@ -114,6 +129,43 @@ pub struct FeedWriter {
     client: Client,
     next_seq: HashMap<String, u64>,
     mark: (i64, String),
+    /// What this writer fed, by jti hash: every feed entry loaded at or
+    /// after `covered_from` (ms) is here.
+    recent: Recent,
+}
+
+/// The jtis (64-bit hashes) a writer fed lately, with their load times.
+struct Recent {
+    fed: HashMap<u64, i64>,
+    covered_from: i64,
+}
+
+impl Recent {
+    fn hash(jti: &str) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::default().hash_one(jti)
+    }
+
+    /// Whether `row` may be in the feed already: its hash was fed lately,
+    /// or a copy may have been fed before the memory begins.
+    fn may_be_fed(&self, row: &FeedEntry) -> bool {
+        self.fed.contains_key(&Self::hash(&row.jti))
+            || row.token_iat - COPY_MARGIN_MS < self.covered_from
+    }
+
+    /// Remembers `fed`, forgetting what was loaded [`RECENT_MS`] before `mark_ms`.
+    fn add(&mut self, fed: &[FeedEntry], mark_ms: i64) {
+        for e in fed {
+            let at = self.fed.entry(Self::hash(&e.jti)).or_insert(e.loaded_at);
+            *at = (*at).max(e.loaded_at);
+        }
+        // Forgets in steps of a minute: a retain walks the whole map.
+        let horizon = mark_ms - RECENT_MS;
+        if horizon > self.covered_from + 60_000 {
+            self.fed.retain(|_, at| *at >= horizon);
+            self.covered_from = horizon;
+        }
+    }
 }
 
 impl FeedWriter {
@@ -133,6 +185,10 @@ impl FeedWriter {
             // Rows loaded at the mark itself are read again; the lookup
             // drops those already fed.
             mark: (mark, String::new()),
+            recent: Recent {
+                fed: HashMap::default(),
+                covered_from: mark + 1,
+            },
         })
     }
 
@@ -165,31 +221,20 @@ impl FeedWriter {
     }
 
     /// Feeds complaints loaded up to [`SWEEP_MS`] before the mark that are
-    /// missing from the feed: inserts that became visible after the pass
-    /// that should have read them went by.
+    /// missing from the feed (see [`late_rows`]).
     pub async fn sweep(&mut self) -> clickhouse::error::Result<FeedReport> {
-        let from = self.mark.0 - SWEEP_MS;
-        let rows: Vec<FeedEntry> = self
-            .client
-            .query(&format!(
-                "SELECT {CANDIDATE_COLUMNS} FROM (
-                     SELECT * FROM complaints
-                     WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)
-                       AND jti NOT IN (SELECT jti FROM complaint_feed
-                                       WHERE loaded_at >= fromUnixTimestamp64Milli(?))
-                     ORDER BY loaded_at, jti LIMIT {PAGE})
-                 ORDER BY loaded_at, jti"
-            ))
-            .bind(from)
-            .bind(self.mark.0)
-            .bind(from)
-            .fetch_all()
-            .await?;
+        let rows = late_rows(&self.client, self.mark.0).await?;
         self.append(rows).await
     }
 
-    /// Numbers the complaints not fed yet and appends them in one insert.
-    async fn append(&mut self, rows: Vec<FeedEntry>) -> clickhouse::error::Result<FeedReport> {
+    /// Load time (ms) the writer has read up to.
+    pub fn mark_ms(&self) -> i64 {
+        self.mark.0
+    }
+
+    /// Numbers the complaints not fed yet and appends them in one insert;
+    /// those already fed (or twice in `rows`) are counted as duplicates.
+    pub async fn append(&mut self, rows: Vec<FeedEntry>) -> clickhouse::error::Result<FeedReport> {
         let mut report = FeedReport {
             read: rows.len(),
             last_loaded_ms: rows.last().map(|r| r.loaded_at),
@@ -220,19 +265,26 @@ impl FeedWriter {
         }
         // Only an insert that went through moves the numbering on.
         self.next_seq = next_seq;
+        self.recent.add(&out, self.mark.0);
         report.fed = out.len();
         Ok(report)
     }
 
-    /// The jtis of `rows` already in the feed (any ESP: a jti is one token).
+    /// The jtis of `rows` already in the feed (any ESP: a jti is one
+    /// token). Only rows that [`Recent`] cannot rule out are looked up, and
+    /// only among entries loaded after the earliest of their `iat`s less
+    /// [`COPY_MARGIN_MS`]: the lookup scanned the whole feed's jtis, and
+    /// held the feed up by 50-300 ms a pass at 300,000 entries.
     async fn already_fed(&self, rows: &[FeedEntry]) -> clickhouse::error::Result<HashSet<String>> {
-        if rows.is_empty() {
+        let maybe: Vec<&FeedEntry> = rows.iter().filter(|r| self.recent.may_be_fed(r)).collect();
+        let Some(from) = maybe.iter().map(|r| r.token_iat - COPY_MARGIN_MS).min() else {
             return Ok(HashSet::default());
-        }
-        let jtis: Vec<&str> = rows.iter().map(|r| r.jti.as_str()).collect();
+        };
+        let jtis: Vec<&str> = maybe.iter().map(|r| r.jti.as_str()).collect();
         let found: Vec<String> = self
             .client
-            .query("SELECT jti FROM complaint_feed WHERE has(?, jti)")
+            .query("SELECT jti FROM complaint_feed WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND has(?, jti)")
+            .bind(from)
             .bind(jtis)
             .fetch_all()
             .await?;
@@ -240,15 +292,41 @@ impl FeedWriter {
     }
 }
 
+/// Complaints loaded in the [`SWEEP_MS`] up to `mark_ms` that are missing
+/// from the feed: inserts that became visible after the pass that should
+/// have read them went by. Runs beside the writer, not in its way (a sweep
+/// reads minutes of complaints); the writer's [`FeedWriter::append`] drops
+/// any the passes fed meanwhile.
+pub async fn late_rows(client: &Client, mark_ms: i64) -> clickhouse::error::Result<Vec<FeedEntry>> {
+    let from = mark_ms - SWEEP_MS;
+    client
+        .query(&format!(
+            "SELECT {CANDIDATE_COLUMNS} FROM (
+                 SELECT * FROM complaints
+                 WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)
+                   AND jti NOT IN (SELECT jti FROM complaint_feed
+                                   WHERE loaded_at >= fromUnixTimestamp64Milli(?))
+                 ORDER BY loaded_at, jti LIMIT {PAGE})
+             ORDER BY loaded_at, jti"
+        ))
+        .bind(from)
+        .bind(mark_ms)
+        .bind(from)
+        .fetch_all()
+        .await
+}
+
 /// Passes between two sweeps (about 30 s at the default interval).
-const SWEEP_EVERY: u64 = 120;
+const SWEEP_EVERY: u32 = 120;
 /// Most pages one step reads before the metrics are updated and the next
-/// step (which may sweep) begins.
+/// step (which may append a sweep's rows) begins.
 const PAGES_PER_STEP: usize = 10;
 
 /// Runs the feed for good: every `every`, appends new complaints to the
 /// feed; beside it, every `every`, sends what Kafka and the webhooks have
-/// not yet accepted (a slow webhook never holds up the feed). An error
+/// not yet accepted (a slow webhook never holds up the feed), and every
+/// [`SWEEP_EVERY`] intervals looks for late rows (a sweep took a second or
+/// more at 5,000 complaints/s and held the feed up while it ran). An error
 /// reopens the writer from the table (its numbering may be stale).
 pub async fn serve(
     client: Client,
@@ -271,10 +349,19 @@ pub async fn serve(
             tokio::time::sleep(streak.pause(every)).await;
         }
     });
+    let (mark_tx, mark_rx) = tokio::sync::watch::channel(None);
+    let (late_tx, mut late_rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(sweeper(
+        client.clone(),
+        mark_rx,
+        late_tx,
+        every * SWEEP_EVERY,
+    ));
     let mut writer: Option<FeedWriter> = None;
     let mut streak = crate::streak::Streak::default();
-    for pass in 0u64.. {
-        match step(&client, &mut writer, pass % SWEEP_EVERY == 0).await {
+    loop {
+        let late = late_rx.try_recv().ok();
+        match step(&client, &mut writer, late).await {
             Ok(report) => {
                 streak.ok();
                 record(&metrics, &report);
@@ -284,7 +371,39 @@ pub async fn serve(
                 writer = None;
             }
         }
+        mark_tx.send_replace(writer.as_ref().map(FeedWriter::mark_ms));
         tokio::time::sleep(streak.pause(every)).await;
+    }
+}
+
+/// Every `every` (first at once), hands the writer the late rows behind its
+/// latest mark. Rows lost with a failed step are found again next time.
+async fn sweeper(
+    client: Client,
+    mut mark: tokio::sync::watch::Receiver<Option<i64>>,
+    late: tokio::sync::mpsc::Sender<Vec<FeedEntry>>,
+    every: std::time::Duration,
+) {
+    let mut streak = crate::streak::Streak::default();
+    loop {
+        // Waits for the writer's first mark (and after a failure, the next).
+        let Ok(mark_ms) = mark
+            .wait_for(Option::is_some)
+            .await
+            .map(|m| m.expect("waited for"))
+        else {
+            return;
+        };
+        match late_rows(&client, mark_ms).await {
+            Ok(rows) => {
+                streak.ok();
+                if !rows.is_empty() && late.send(rows).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => streak.failed("complaint feed sweep failed; retrying", &e),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -302,21 +421,20 @@ fn record(metrics: &crate::metrics::Metrics, report: &FeedReport) {
     metrics.feed_last_success.set(now_ms / 1000);
 }
 
-/// One step: open the writer if needed, sweep if asked, read up to
-/// [`PAGES_PER_STEP`] pages.
+/// One step: open the writer if needed, append a sweep's late rows if
+/// any, read up to [`PAGES_PER_STEP`] pages.
 async fn step(
     client: &Client,
     writer: &mut Option<FeedWriter>,
-    sweep: bool,
+    late: Option<Vec<FeedEntry>>,
 ) -> clickhouse::error::Result<FeedReport> {
     if writer.is_none() {
         *writer = Some(FeedWriter::open(client.clone()).await?);
     }
     let w = writer.as_mut().expect("opened above");
-    let mut total = if sweep {
-        w.sweep().await?
-    } else {
-        FeedReport::default()
+    let mut total = match late {
+        Some(rows) => w.append(rows).await?,
+        None => FeedReport::default(),
     };
     for _ in 0..PAGES_PER_STEP {
         let r = w.pass().await?;
@@ -357,6 +475,48 @@ pub async fn read(
 mod tests {
     use super::*;
 
+    fn entry(jti: &str, loaded_at: i64, token_iat: i64) -> FeedEntry {
+        FeedEntry {
+            esp: "e".into(),
+            seq: 0,
+            jti: jti.into(),
+            sender: "s".into(),
+            campaign: String::new(),
+            code: "unwanted".into(),
+            nature: "marketing".into(),
+            provider: "p".into(),
+            recipient_domain: "d".into(),
+            rcb: String::new(),
+            reported_at: loaded_at,
+            loaded_at,
+            token_iat,
+        }
+    }
+
+    #[test]
+    fn only_tokens_fed_lately_or_older_than_the_memory_may_be_in_the_feed() {
+        let opened_at = 1_000 * 60_000;
+        let mut recent = Recent {
+            fed: HashMap::default(),
+            covered_from: opened_at,
+        };
+        let fresh = opened_at + COPY_MARGIN_MS;
+        assert!(!recent.may_be_fed(&entry("new", fresh, fresh)));
+        assert!(
+            recent.may_be_fed(&entry("old", fresh, fresh - 1)),
+            "a copy may have been fed before the writer opened"
+        );
+        recent.add(&[entry("new", fresh, fresh)], fresh);
+        assert!(recent.may_be_fed(&entry("new", fresh + 1, fresh)));
+        // Much later the memory forgets it, and says so by where it begins.
+        let later = fresh + RECENT_MS + 120_000;
+        recent.add(&[], later);
+        assert_eq!(recent.covered_from, later - RECENT_MS);
+        assert!(recent.fed.is_empty());
+        assert!(recent.may_be_fed(&entry("new", later, fresh)));
+        assert!(!recent.may_be_fed(&entry("other", later, later)));
+    }
+
     #[test]
     fn not_spam_is_the_positive_signal_and_empty_fields_are_null() {
         let e = FeedEntry {
@@ -372,6 +532,7 @@ mod tests {
             rcb: String::new(),
             reported_at: 5,
             loaded_at: 6,
+            token_iat: 4,
         };
         let j = entry_json(&e);
         assert_eq!(j["signal"], "positive");

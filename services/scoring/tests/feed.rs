@@ -142,6 +142,28 @@ async fn each_complaint_reaches_its_esp_once_in_order_across_a_restart() {
     assert_eq!(jtis(&items[30..]), ["a030", "a031"]);
     assert_eq!(items[31]["seq"], 32);
 
+    // A copy of a token this writer fed is known without a lookup, and
+    // skipped all the same.
+    insert_rows(
+        &ch,
+        "complaints",
+        &[complaint("a031", A, "p1.example", "unwanted")],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let copy = loop {
+        let r = writer.pass().await.unwrap();
+        if r.read > 0 {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the copy was never read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((copy.fed, copy.duplicates), (0, 1));
+
     // A row that became visible after the pass that should have read it
     // (loaded before the mark) is swept in, once.
     ch.client()
