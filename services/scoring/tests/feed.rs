@@ -166,40 +166,36 @@ async fn each_complaint_reaches_its_esp_once_in_order_across_a_restart() {
 
     // A row that became visible just after the pass that read up to its
     // load time is fed by the next step's look behind the mark, once.
-    ch.client()
-        .query(
-            "INSERT INTO complaints (jti, esp, sender, provider, code, nature, recipient_domain,
-                                     token_iat, token_exp, reported_at, received_at, loaded_at)
-             SELECT 'late0', ?, 's1', 'p1.example', 'unwanted', 'marketing', 'mail.example',
-                    now() - 60, now() + 86400, now64(3), now64(3),
-                    (SELECT max(loaded_at) FROM complaints) - INTERVAL 1 MILLISECOND",
-        )
-        .bind(A)
-        .execute()
-        .await
-        .unwrap();
+    let just_behind = "(SELECT max(loaded_at) FROM complaints) - INTERVAL 1 MILLISECOND";
+    insert_loaded_at(&ch, "late0", just_behind).await;
     assert_eq!(writer.pass().await.unwrap().fed, 0, "behind the mark");
     assert_eq!(writer.trail().await.unwrap().fed, 1);
     assert_eq!(writer.trail().await.unwrap().fed, 0, "fed once");
 
     // A row that became visible long after the pass that should have read
     // it (loaded before the mark) is swept in, once.
-    ch.client()
-        .query(
-            "INSERT INTO complaints (jti, esp, sender, provider, code, nature, recipient_domain,
-                                     token_iat, token_exp, reported_at, received_at, loaded_at)
-             SELECT 'late1', ?, 's1', 'p1.example', 'unwanted', 'marketing', 'mail.example',
-                    now() - 60, now() + 86400, now64(3), now64(3), now64(3) - INTERVAL 20 SECOND",
-        )
-        .bind(A)
-        .execute()
-        .await
-        .unwrap();
+    insert_loaded_at(&ch, "late1", "now64(3) - INTERVAL 20 SECOND").await;
     assert_eq!(writer.pass().await.unwrap().fed, 0, "behind the mark");
     assert_eq!(writer.sweep().await.unwrap().fed, 1);
     assert_eq!(writer.sweep().await.unwrap().fed, 0, "swept once");
     assert_eq!(jtis(&feed_of(&api, A).await[32..]), ["late0", "late1"]);
     drop_database(&ch).await;
+}
+
+/// Inserts a complaint of ESP A as if loaded at `loaded_at` (SQL).
+async fn insert_loaded_at(ch: &ClickHouseConfig, jti: &str, loaded_at: &str) {
+    ch.client()
+        .query(&format!(
+            "INSERT INTO complaints (jti, esp, sender, provider, code, nature, recipient_domain,
+                                     token_iat, token_exp, reported_at, received_at, loaded_at)
+             SELECT ?, ?, 's1', 'p1.example', 'unwanted', 'marketing', 'mail.example',
+                    now() - 60, now() + 86400, now64(3), now64(3), {loaded_at}"
+        ))
+        .bind(jti)
+        .bind(A)
+        .execute()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
