@@ -16,7 +16,9 @@ pub fn kafka() -> KafkaConfig {
 
 /// ClickHouse settings for a fresh database named after `prefix`.
 pub fn clickhouse(prefix: &str) -> ClickHouseConfig {
-    ClickHouseConfig::from_env().with_database(&unique(prefix).replace('-', "_"))
+    ClickHouseConfig::from_env()
+        .expect("valid RICOCHET_CLICKHOUSE_* settings")
+        .with_database(&unique(prefix).replace('-', "_"))
 }
 
 /// `prefix` plus 64 random bits, for topic, group and database names.
@@ -275,7 +277,7 @@ impl ClickHouseServer {
             database: "ricochet".into(),
             user: "default".into(),
             password: String::new(),
-            compression: true,
+            compression: ricochet_storage::WireCompression::Lz4,
         }
     }
 

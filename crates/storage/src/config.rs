@@ -1,34 +1,106 @@
-//! Where ClickHouse is and which database Ricochet owns.
+//! Where ClickHouse is and which database Ricochet owns: a clap section
+//! every service flattens into its own settings (`--clickhouse-*` flags,
+//! `RICOCHET_CLICKHOUSE_*` variables), validated when the service starts.
 
-use ricochet_telemetry::env_or;
+use clap::{Args, Parser, ValueEnum};
 
 /// Connection settings for ClickHouse's HTTP interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Args, Clone, PartialEq, Eq)]
 pub struct ClickHouseConfig {
-    /// Base URL (`RICOCHET_CLICKHOUSE_URL`, default `http://127.0.0.1:8123`).
+    /// Base URL of ClickHouse's HTTP interface (http:// or https://).
+    #[arg(
+        long = "clickhouse-url",
+        env = "RICOCHET_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:8123",
+        value_parser = http_url
+    )]
     pub url: String,
-    /// Database holding Ricochet's tables (`RICOCHET_CLICKHOUSE_DATABASE`, default `ricochet`).
+    /// Database holding Ricochet's tables.
+    #[arg(
+        long = "clickhouse-database",
+        env = "RICOCHET_CLICKHOUSE_DATABASE",
+        default_value = "ricochet"
+    )]
     pub database: String,
-    /// User (`RICOCHET_CLICKHOUSE_USER`, default `default`).
+    /// ClickHouse user.
+    #[arg(
+        long = "clickhouse-user",
+        env = "RICOCHET_CLICKHOUSE_USER",
+        default_value = "default"
+    )]
     pub user: String,
-    /// Password (`RICOCHET_CLICKHOUSE_PASSWORD`, default empty). Never logged.
+    /// ClickHouse password (never logged or shown).
+    #[arg(
+        long = "clickhouse-password",
+        env = "RICOCHET_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
     pub password: String,
-    /// LZ4 on the wire (`RICOCHET_CLICKHOUSE_COMPRESSION`: `lz4`, the
-    /// default, or `none`). Across a network it saves bandwidth; on
+    /// Compression on the wire. Across a network LZ4 saves bandwidth; on
     /// loopback it only costs CPU on both ends.
-    pub compression: bool,
+    #[arg(
+        long = "clickhouse-compression",
+        env = "RICOCHET_CLICKHOUSE_COMPRESSION",
+        value_enum,
+        default_value_t = WireCompression::Lz4
+    )]
+    pub compression: WireCompression,
+}
+
+/// How the client compresses what it sends to and reads from ClickHouse.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireCompression {
+    /// LZ4 blocks.
+    Lz4,
+    /// Plain.
+    None,
+}
+
+/// The password stays out of logs and panics.
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let password = if self.password.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &password)
+            .field("compression", &self.compression)
+            .finish()
+    }
+}
+
+/// Accepts an http:// or https:// URL.
+fn http_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or("expected an http:// or https:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("the URL has no host".into());
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}
+
+/// The section alone, for tools that take no other flags.
+#[derive(Parser)]
+#[command(no_binary_name = true)]
+struct Only {
+    #[command(flatten)]
+    clickhouse: ClickHouseConfig,
 }
 
 impl ClickHouseConfig {
-    /// Reads the settings from the environment.
-    pub fn from_env() -> Self {
-        ClickHouseConfig {
-            url: env_or("RICOCHET_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
-            database: env_or("RICOCHET_CLICKHOUSE_DATABASE", "ricochet"),
-            user: env_or("RICOCHET_CLICKHOUSE_USER", "default"),
-            password: env_or("RICOCHET_CLICKHOUSE_PASSWORD", ""),
-            compression: env_or("RICOCHET_CLICKHOUSE_COMPRESSION", "lz4") != "none",
-        }
+    /// Reads the settings from the environment alone (tools and tests);
+    /// services flatten the section into their flags instead.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        Only::try_parse_from(std::iter::empty::<String>()).map(|o| o.clickhouse)
     }
 
     /// The same server with another database (tests use one database each).
@@ -44,10 +116,9 @@ impl ClickHouseConfig {
         let client = clickhouse::Client::default()
             .with_url(&self.url)
             .with_user(&self.user)
-            .with_compression(if self.compression {
-                clickhouse::Compression::Lz4
-            } else {
-                clickhouse::Compression::None
+            .with_compression(match self.compression {
+                WireCompression::Lz4 => clickhouse::Compression::Lz4,
+                WireCompression::None => clickhouse::Compression::None,
             });
         if self.password.is_empty() {
             client
@@ -59,5 +130,38 @@ impl ClickHouseConfig {
     /// A client whose unqualified table names resolve in [`database`](Self::database).
     pub fn client(&self) -> clickhouse::Client {
         self.server_client().with_database(&self.database)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ClickHouseConfig, clap::Error> {
+        Only::try_parse_from(args).map(|o| o.clickhouse)
+    }
+
+    #[test]
+    fn defaults_flags_and_refusals() {
+        let c = parse(&["--clickhouse-database", "x"]).unwrap();
+        assert_eq!(c.database, "x");
+        let c = parse(&["--clickhouse-compression", "lz4"]).unwrap();
+        assert_eq!(c.compression, WireCompression::Lz4);
+        let c = parse(&["--clickhouse-compression", "none"]).unwrap();
+        assert_eq!(c.compression, WireCompression::None);
+        let err = parse(&["--clickhouse-compression", "zstd"]).unwrap_err();
+        assert!(err.to_string().contains("zstd"), "{err}");
+        assert!(parse(&["--clickhouse-url", "127.0.0.1:8123"]).is_err());
+        assert!(parse(&["--clickhouse-url", "http://"]).is_err());
+    }
+
+    #[test]
+    fn the_password_is_never_in_debug() {
+        let c = parse(&["--clickhouse-password", "hunter2"]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }

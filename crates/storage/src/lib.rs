@@ -6,6 +6,6 @@ pub mod config;
 pub mod migrations;
 pub mod rows;
 
-pub use config::ClickHouseConfig;
+pub use config::{ClickHouseConfig, WireCompression};
 pub use migrations::{Migration, MigrationError, MigrationReport, Migrator};
 pub use rows::{ComplaintRow, DeliveryRow};

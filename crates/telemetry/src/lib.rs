@@ -1,10 +1,8 @@
-//! What every Ricochet binary shares: reading settings from the environment
-//! with documented defaults, logging through `tracing`, and Prometheus
-//! exposition.
+//! What every Ricochet binary shares for telemetry: logging through
+//! `tracing`, and Prometheus exposition. (Settings are clap sections: the
+//! ClickHouse one in `ricochet-storage`, the Kafka one in `ricochet-kafka`.)
 
-pub mod config;
 pub mod logging;
 pub mod metrics;
 
-pub use config::{env_or, env_parse, ConfigError};
 pub use logging::init_logging;

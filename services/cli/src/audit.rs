@@ -22,7 +22,7 @@ pub enum AuditCommand {
 
 pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
     let AuditCommand::Verify { esp } = cmd;
-    let config = ClickHouseConfig::from_env();
+    let config = ClickHouseConfig::from_env()?;
     let rows = penalty_chain(&config.client(), &esp)
         .await
         .with_context(|| format!("reading penalties of {esp} from {}", config.url))?;

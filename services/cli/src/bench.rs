@@ -633,7 +633,7 @@ fn start_ingest(
 
 /// A bench's own database on the configured ClickHouse, migrated.
 pub async fn bench_database(name: &str) -> Result<ClickHouseConfig> {
-    let ch = ClickHouseConfig::from_env().with_database(name);
+    let ch = ClickHouseConfig::from_env()?.with_database(name);
     Migrator::new(ch.clone())?
         .run()
         .await

@@ -310,7 +310,7 @@ pub async fn run(cmd: DashboardsCommand) -> Result<ExitCode> {
         to: now + 60,
         interval_secs: (hours * 3600 / 200).max(60),
     };
-    let ch = ricochet_storage::ClickHouseConfig::from_env();
+    let ch = ricochet_storage::ClickHouseConfig::from_env()?;
     let prometheus = prometheus.filter(|_| !clickhouse_only);
     let http = reqwest::Client::new();
     let mut failures = 0;

@@ -19,7 +19,7 @@ pub enum DbCommand {
 pub async fn run(cmd: DbCommand) -> Result<ExitCode> {
     match cmd {
         DbCommand::Migrate => {
-            let config = ClickHouseConfig::from_env();
+            let config = ClickHouseConfig::from_env()?;
             let report = Migrator::new(config.clone())?
                 .run()
                 .await

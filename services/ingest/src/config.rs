@@ -41,6 +41,9 @@ pub struct IngestConfig {
     /// HTTP connection limits.
     #[command(flatten)]
     pub server: ricochet_http::ServerArgs,
+    /// Where the brokers are (accepted complaints and deliveries go there).
+    #[command(flatten)]
+    pub kafka: ricochet_kafka::KafkaConfig,
     /// Sustained requests per second allowed per provider (429 beyond).
     #[arg(long, env = "RICOCHET_INGEST_RATE", default_value_t = 200)]
     pub rate_per_sec: u32,

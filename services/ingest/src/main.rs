@@ -1,13 +1,12 @@
 use anyhow::Context;
 use clap::Parser;
 use ricochet_ingest::{serve, AppState, IngestConfig};
-use ricochet_kafka::KafkaConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ricochet_telemetry::init_logging();
     let config = IngestConfig::parse();
-    let kafka = KafkaConfig::from_env()?;
+    let kafka = config.kafka.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

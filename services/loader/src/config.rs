@@ -15,6 +15,12 @@ pub struct LoaderConfig {
     /// HTTP connection limits.
     #[command(flatten)]
     pub server: ricochet_http::ServerArgs,
+    /// Where the brokers are.
+    #[command(flatten)]
+    pub kafka: ricochet_kafka::KafkaConfig,
+    /// Where ClickHouse is.
+    #[command(flatten)]
+    pub clickhouse: ricochet_storage::ClickHouseConfig,
     /// Consumer group; every loader instance of one deployment uses the same.
     #[arg(long, env = "RICOCHET_LOADER_GROUP", default_value = "ricochet-loader")]
     pub group: String,

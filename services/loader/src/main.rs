@@ -6,18 +6,16 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use clap::Parser;
-use ricochet_kafka::KafkaConfig;
 use ricochet_loader::metrics::Metrics;
 use ricochet_loader::pipeline::{run, Health};
 use ricochet_loader::LoaderConfig;
-use ricochet_storage::ClickHouseConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ricochet_telemetry::init_logging();
     let config = LoaderConfig::parse();
-    let kafka = KafkaConfig::from_env()?;
-    let clickhouse = ClickHouseConfig::from_env();
+    let kafka = config.kafka.clone();
+    let clickhouse = config.clickhouse.clone();
     let metrics = Metrics::new();
     let health = Health {
         clickhouse_ok: Arc::new(AtomicBool::new(true)),

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod books;
 pub mod chain;
+pub mod config;
 pub mod counts;
 pub mod dispatch;
 pub mod domains;

@@ -1,5 +1,3 @@
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,6 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use ricochet_registry::RegistryHandle;
 use ricochet_scoring::api::{router, ApiState};
+use ricochet_scoring::config::ScoringConfig;
 use ricochet_scoring::dispatch::Dispatcher;
 use ricochet_scoring::engine::Scorer;
 use ricochet_scoring::listed::Publisher;
@@ -14,7 +13,6 @@ use ricochet_scoring::metrics::Metrics;
 use ricochet_scoring::policy_file::PolicyFile;
 use ricochet_scoring::streak::Streak;
 use ricochet_scoring::{Level, Policy, Tier};
-use ricochet_storage::ClickHouseConfig;
 use ricochet_token::{Jwk, SigningKey};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -36,70 +34,15 @@ fn reload_policy(file: &mut PolicyFile, scorer: &mut Scorer, tx: &watch::Sender<
     }
 }
 
-/// Ricochet scoring: computes sender reputation and penalty tiers from
-/// ClickHouse on an interval, records every tier change in the hash-chained
-/// `penalties` table, and serves the ESP API (offenders, reputation), with
-/// every response signed by Ricochet's key.
-#[derive(Parser, Debug)]
-#[command(name = "ricochet-scoring", version)]
-struct Args {
-    /// Seconds between scoring runs (fractions allowed, e.g. 0.25).
-    #[arg(long, env = "RICOCHET_SCORING_INTERVAL_SECS", default_value_t = 10.0)]
-    interval_secs: f64,
-    /// Every how many runs one rescores every sender rather than only the
-    /// dirty ones (a safety net; 0: only the first run).
-    #[arg(long, env = "RICOCHET_SCORING_FULL_EVERY", default_value_t = 360)]
-    full_every: u32,
-    /// Run once and exit (no API).
-    #[arg(long)]
-    once: bool,
-    /// Address of the ESP API.
-    #[arg(
-        long,
-        env = "RICOCHET_SCORING_LISTEN",
-        default_value = "127.0.0.1:8090"
-    )]
-    listen: SocketAddr,
-    /// Participants registry (ESPs authenticate against it).
-    #[arg(long, env = "RICOCHET_REGISTRY", default_value = "registry.toml")]
-    registry: PathBuf,
-    /// Ricochet's private JWK, which signs API responses and webhooks (`ricochet keys new`).
-    #[arg(long, env = "RICOCHET_SIGNING_KEY", required_unless_present = "once")]
-    signing_key: Option<PathBuf>,
-    /// Scoring policy file (TOML: thresholds per tier and level, minimum
-    /// volume, weights, caps, cool-down, burst rule; see
-    /// deploy/scoring-policy.toml). Checked before every run and reloaded
-    /// when it changes; an invalid new version is logged and the policy in
-    /// force kept. Without it, the documented defaults apply.
-    #[arg(long, env = "RICOCHET_SCORING_POLICY")]
-    policy: Option<PathBuf>,
-    /// Topic every tier change is produced to.
-    #[arg(long, env = "RICOCHET_TOPIC_PENALTIES", default_value = ricochet_kafka::topics::PENALTIES)]
-    penalties_topic: String,
-    /// Topic every complaint feed entry is produced to.
-    #[arg(long, env = "RICOCHET_TOPIC_FEEDBACK", default_value = ricochet_kafka::topics::FEEDBACK)]
-    feedback_topic: String,
-    /// Milliseconds between passes of the complaint feed (new complaints to
-    /// `complaint_feed`, then to `feedback.v1` and webhooks).
-    #[arg(long, env = "RICOCHET_FEED_INTERVAL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    feed_interval_ms: u64,
-    /// Tolerated clock skew for the times in API bearer tokens, seconds.
-    #[arg(long, env = "RICOCHET_CLOCK_SKEW_SECS", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=3600))]
-    clock_skew_secs: i64,
-    /// HTTP connection limits.
-    #[command(flatten)]
-    server: ricochet_http::ServerArgs,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ricochet_telemetry::init_logging();
-    let args = Args::parse();
+    let args = ScoringConfig::parse();
     anyhow::ensure!(
         args.interval_secs.is_finite() && args.interval_secs >= 0.05,
         "--interval-secs must be at least 0.05"
     );
-    let client = ClickHouseConfig::from_env().client();
+    let client = args.clickhouse.client();
     let (mut policy_file, policy) = match &args.policy {
         Some(path) => {
             let (file, policy) = PolicyFile::open(path).context("loading the scoring policy")?;
@@ -145,9 +88,7 @@ async fn main() -> anyhow::Result<()> {
             limits,
             std::future::pending(),
         ));
-        let producer = ricochet_kafka::KafkaConfig::from_env()?
-            .producer_config()
-            .create()?;
+        let producer = args.kafka.producer_config().create()?;
         let mut dispatcher = Dispatcher::new(
             client.clone(),
             registry,
