@@ -8,7 +8,7 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ricochet_kafka::records::sender_key;
@@ -29,6 +29,7 @@ use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::timefmt::now_ms;
+use ricochet_http::ops::Check;
 use ricochet_http::{authenticate, JsonLocation, Problem};
 use ricochet_registry::ParticipantKind;
 
@@ -150,9 +151,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/complaints", post(complaints))
         .route("/v1/deliveries", post(deliveries))
         .route("/v1/arf", post(arf_report))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -161,29 +159,24 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(ricochet_http::ops::routes(state))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            ricochet_telemetry::metrics::CONTENT_TYPE,
-        )],
-        state.inner.metrics.render(),
-    )
-}
+/// Ready while the broker is reachable and the registry has providers.
+impl ricochet_http::ops::Probe for AppState {
+    fn checks(&self) -> Vec<Check> {
+        let kafka = self.inner.kafka_reachable.load(Ordering::Relaxed);
+        let registry = self.inner.registry.current().providers().next().is_some();
+        vec![
+            Check::new("kafka", kafka),
+            Check::new("registry_has_providers", registry),
+        ]
+    }
 
-async fn readyz(State(state): State<AppState>) -> Response {
-    let kafka = state.inner.kafka_reachable.load(Ordering::Relaxed);
-    let registry = state.inner.registry.current().providers().next().is_some();
-    let body = serde_json::json!({"ready": kafka && registry, "checks": {"kafka": kafka, "registry_has_providers": registry}});
-    let status = if kafka && registry {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    fn metrics(&self) -> String {
+        self.inner.metrics.render()
+    }
 }
 
 /// What differs between the two batch routes; the flow in [`ingest`] is shared.

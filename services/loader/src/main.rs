@@ -2,12 +2,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use clap::Parser;
 use ricochet_loader::metrics::Metrics;
 use ricochet_loader::pipeline::{run, Health};
+use ricochet_loader::probe::LoaderProbe;
 use ricochet_loader::LoaderConfig;
 
 #[tokio::main]
@@ -24,41 +22,10 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let (m, h) = (metrics.clone(), health.clone());
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        ricochet_telemetry::metrics::CONTENT_TYPE,
-                    )],
-                    m.render(),
-                )
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(move || async move {
-                let ready =
-                    h.running.load(Ordering::Relaxed) && h.clickhouse_ok.load(Ordering::Relaxed);
-                let status = if ready {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
-                (
-                    status,
-                    format!(
-                        "running={} clickhouse_ok={}\n",
-                        h.running.load(Ordering::Relaxed),
-                        h.clickhouse_ok.load(Ordering::Relaxed)
-                    ),
-                )
-            }),
-        );
+    let app = ricochet_http::ops::routes(LoaderProbe {
+        metrics: metrics.clone(),
+        health: health.clone(),
+    });
     let limits = config.server.limits();
     tokio::spawn(ricochet_http::serve(
         listener,

@@ -162,11 +162,9 @@ pub fn router(state: ApiState) -> Router {
         )
         .merge(crate::provider_api::routes())
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(ricochet_http::ops::routes(state))
 }
 
 /// A JSON body with its detached signature.
@@ -389,25 +387,16 @@ async fn jwks(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(state): State<ApiState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            ricochet_telemetry::metrics::CONTENT_TYPE,
-        )],
-        state.inner.metrics.render(),
-    )
-        .into_response()
-}
-
 /// Ready while scoring is fresh: a run succeeded within three intervals.
-async fn readyz(State(state): State<ApiState>) -> Response {
-    let age = unix_now() - state.inner.metrics.last_success.get();
-    let fresh = age <= 3 * state.inner.interval_secs.max(1) + 5;
-    let status = if fresh {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, format!("last successful scoring run {age} s ago\n")).into_response()
+impl ricochet_http::ops::Probe for ApiState {
+    fn checks(&self) -> Vec<ricochet_http::ops::Check> {
+        let age = unix_now() - self.inner.metrics.last_success.get();
+        let fresh = age <= 3 * self.inner.interval_secs.max(1) + 5;
+        vec![ricochet_http::ops::Check::new("scoring_fresh", fresh)
+            .with_detail(format!("last successful scoring run {age} s ago"))]
+    }
+
+    fn metrics(&self) -> String {
+        self.inner.metrics.render()
+    }
 }

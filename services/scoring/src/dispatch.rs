@@ -93,17 +93,17 @@ struct Item {
     json: Value,
 }
 
-/// Adds one pass's outcome to the `dispatched` metric, outcomes prefixed
-/// with `prefix` (`""` for penalties, `"feed-"` for the complaint feed).
-pub fn count(metrics: &crate::metrics::Metrics, prefix: &str, r: &DispatchReport) {
+/// Adds one pass of `outbox` to the `dispatched` metric.
+pub fn count(metrics: &crate::metrics::Metrics, outbox: Outbox, r: &DispatchReport) {
+    use crate::metrics::Dispatched;
     for (outcome, n) in [
-        ("kafka", r.kafka),
-        ("webhook-delivered", r.webhook),
-        ("webhook-failed", r.webhook_failures),
+        (Dispatched::Kafka, r.kafka),
+        (Dispatched::WebhookDelivered, r.webhook),
+        (Dispatched::WebhookFailed, r.webhook_failures),
     ] {
         metrics
             .dispatched
-            .with_label_values(&[&format!("{prefix}{outcome}")])
+            .with_label_values(&[outcome.label(outbox)])
             .inc_by(n as u64);
     }
 }

@@ -398,7 +398,7 @@ pub async fn serve(
             match dispatcher.run_outbox(outbox, unix_ms()).await {
                 Ok(r) => {
                     streak.ok();
-                    crate::dispatch::count(&dm, "feed-", &r);
+                    crate::dispatch::count(&dm, outbox, &r);
                 }
                 Err(e) => streak.failed("complaint feed dispatch failed; retrying", &e),
             }
@@ -469,8 +469,10 @@ async fn sweeper(
 /// Puts one step's outcome in the metrics.
 fn record(metrics: &crate::metrics::Metrics, report: &FeedReport) {
     let feed = &metrics.feed;
-    feed.with_label_values(&["fed"]).inc_by(report.fed as u64);
-    feed.with_label_values(&["duplicate"])
+    use crate::metrics::FeedOutcome;
+    feed.with_label_values(&[FeedOutcome::Fed.as_str()])
+        .inc_by(report.fed as u64);
+    feed.with_label_values(&[FeedOutcome::Duplicate.as_str()])
         .inc_by(report.duplicates as u64);
     let now_ms = unix_ms();
     let lag = report

@@ -6,7 +6,7 @@ use clap::Parser;
 use ricochet_registry::RegistryHandle;
 use ricochet_scoring::api::{router, ApiState};
 use ricochet_scoring::config::ScoringConfig;
-use ricochet_scoring::dispatch::Dispatcher;
+use ricochet_scoring::dispatch::{Dispatcher, Outbox};
 use ricochet_scoring::engine::Scorer;
 use ricochet_scoring::listed::Publisher;
 use ricochet_scoring::metrics::Metrics;
@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
                 match dispatcher.run_once(ricochet_scoring::feed::unix_ms()).await {
                     Ok(r) => {
                         streak.ok();
-                        ricochet_scoring::dispatch::count(&dm, "", &r);
+                        ricochet_scoring::dispatch::count(&dm, Outbox::Penalties, &r);
                     }
                     Err(e) => streak.failed("penalty dispatch failed; retrying", &e),
                 }

@@ -2,6 +2,62 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
 
+use crate::dispatch::Outbox;
+
+/// What became of the rows an outbox sent: the `outcome` label of
+/// `ricochet_scoring_dispatched_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    /// Produced to Kafka and acknowledged.
+    Kafka,
+    /// Accepted by the ESP's webhook.
+    WebhookDelivered,
+    /// Refused by the ESP's webhook, or unreachable (retried later).
+    WebhookFailed,
+}
+
+impl Dispatched {
+    /// Every outcome.
+    pub const ALL: [Dispatched; 3] = [
+        Dispatched::Kafka,
+        Dispatched::WebhookDelivered,
+        Dispatched::WebhookFailed,
+    ];
+
+    /// The label value: `kafka`, `webhook-delivered` or `webhook-failed`,
+    /// with `feed-` in front for the complaint feed.
+    pub fn label(self, outbox: Outbox) -> &'static str {
+        match (outbox, self) {
+            (Outbox::Penalties, Dispatched::Kafka) => "kafka",
+            (Outbox::Penalties, Dispatched::WebhookDelivered) => "webhook-delivered",
+            (Outbox::Penalties, Dispatched::WebhookFailed) => "webhook-failed",
+            (Outbox::Complaints, Dispatched::Kafka) => "feed-kafka",
+            (Outbox::Complaints, Dispatched::WebhookDelivered) => "feed-webhook-delivered",
+            (Outbox::Complaints, Dispatched::WebhookFailed) => "feed-webhook-failed",
+        }
+    }
+}
+
+/// What a feed pass did with a complaint: the `outcome` label of
+/// `ricochet_feed_complaints_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedOutcome {
+    /// Appended to its ESP's feed.
+    Fed,
+    /// A copy of a token already fed, skipped.
+    Duplicate,
+}
+
+impl FeedOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedOutcome::Fed => "fed",
+            FeedOutcome::Duplicate => "duplicate",
+        }
+    }
+}
+
 /// Every metric scoring exports at `/metrics`.
 #[derive(Clone)]
 pub struct Metrics {
@@ -14,7 +70,7 @@ pub struct Metrics {
     pub groups: IntGaugeVec,
     /// Tier changes written, by new tier.
     pub changes: IntCounterVec,
-    /// Webhook deliveries by outcome (`delivered`, `failed`) and rows sent to Kafka (`kafka`).
+    /// Rows of the penalty log and the complaint feed sent, by [`Dispatched`] outcome.
     pub dispatched: IntCounterVec,
     /// Unix time of the last successful run (staleness = now - this).
     pub last_success: prometheus::IntGauge,
@@ -22,8 +78,7 @@ pub struct Metrics {
     pub bursts: prometheus::IntGauge,
     /// Keys on the provider list (`throttle` or above, every level).
     pub listed: prometheus::IntGauge,
-    /// Complaint feed entries appended, and copies of fed tokens skipped
-    /// (`outcome` = `fed`, `duplicate`).
+    /// Complaints a feed pass read, by [`FeedOutcome`].
     pub feed: IntCounterVec,
     /// Seconds from a complaint's load to its feed entry, at the last pass
     /// that read any (0 when the feed is idle).
@@ -72,11 +127,16 @@ impl Metrics {
         let dispatched = IntCounterVec::new(
             Opts::new(
                 "ricochet_scoring_dispatched_total",
-                "Penalty rows and webhook calls by outcome",
+                "Penalty log and complaint feed rows sent to Kafka and webhooks, by outcome",
             ),
             &["outcome"],
         )
         .unwrap();
+        for outbox in [Outbox::Penalties, Outbox::Complaints] {
+            for d in Dispatched::ALL {
+                dispatched.with_label_values(&[d.label(outbox)]);
+            }
+        }
         let last_success = prometheus::IntGauge::new(
             "ricochet_scoring_last_success_timestamp_seconds",
             "Unix time of the last successful scoring run",
@@ -108,8 +168,8 @@ impl Metrics {
             &["outcome"],
         )
         .unwrap();
-        for outcome in ["fed", "duplicate"] {
-            feed.with_label_values(&[outcome]);
+        for outcome in [FeedOutcome::Fed, FeedOutcome::Duplicate] {
+            feed.with_label_values(&[outcome.as_str()]);
         }
         let feed_lag_seconds = prometheus::Gauge::new(
             "ricochet_feed_lag_seconds",
@@ -153,5 +213,27 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_series_exists_from_the_start() {
+        let text = Metrics::new().render();
+        for label in [
+            "kafka",
+            "webhook-delivered",
+            "webhook-failed",
+            "feed-kafka",
+            "feed-webhook-delivered",
+            "feed-webhook-failed",
+        ] {
+            let series = format!("ricochet_scoring_dispatched_total{{outcome=\"{label}\"}} 0");
+            assert!(text.contains(&series), "{series} missing");
+        }
+        assert!(text.contains("ricochet_feed_complaints_total{outcome=\"duplicate\"} 0"));
     }
 }
