@@ -1,0 +1,179 @@
+//! The complaint feed: every accepted complaint, once, to its ESP, so it can
+//! stop mailing the person who complained.
+//!
+//! One writer (this service is the single scoring instance of its database)
+//! reads `complaints` in load order and appends to `complaint_feed`,
+//! numbering each ESP's entries 1, 2, 3, ... A token loaded twice (a retry,
+//! a second provider) is fed once: every candidate is looked up in the feed
+//! first. The feed is the outbox of `GET /v1/complaints`, the ESP's webhook
+//! and `feedback.v1` (see [`crate::dispatch`]).
+//!
+//! Rows are read once they are [`SETTLE_MS`] old by the server's clock. An
+//! insert that became visible later than that is caught at the next step by
+//! [`FeedWriter::trail`], which looks [`TRAIL_MS`] behind the mark for rows
+//! the writer has not fed, or failing that by [`FeedWriter::sweep`], which
+//! looks [`SWEEP_MS`] back for loaded rows missing from the feed. (A fixed
+//! settle of 200 ms cost every complaint 200 ms to cover the few inserts
+//! that take that long.)
+//!
+//! [`writer`] holds the writer and the copy lookup; [`service`] the loops
+//! that run it, the sweep and the dispatch.
+
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub mod service;
+pub mod writer;
+
+pub use service::serve;
+pub use writer::{late_rows, FeedWriter, COPY_MARGIN_MS};
+
+/// Rows read per pass (a pass repeats while pages come back full).
+pub const PAGE: u64 = 4_000;
+/// How old (server clock) a loaded row must be before the feed reads it.
+pub const SETTLE_MS: i64 = 50;
+/// How far behind the mark each step looks again for rows that became
+/// visible late (see [`FeedWriter::trail`]).
+pub const TRAIL_MS: i64 = 2_000;
+/// How far behind the feed's mark a sweep looks for late rows.
+pub const SWEEP_MS: i64 = 300_000;
+
+/// One entry of the feed (a row of `complaint_feed`).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct FeedEntry {
+    /// ESP id.
+    pub esp: String,
+    /// Position in the ESP's feed, from 1.
+    pub seq: u64,
+    /// Token id.
+    pub jti: String,
+    /// Sender id.
+    pub sender: String,
+    /// Campaign id, or empty.
+    pub campaign: String,
+    /// Complaint code.
+    pub code: String,
+    /// Declared nature.
+    pub nature: String,
+    /// Provider that reported it.
+    pub provider: String,
+    /// Recipient domain.
+    pub recipient_domain: String,
+    /// The token's recipient binding, or empty (rows loaded before it was kept).
+    pub rcb: String,
+    /// When the user complained (ms).
+    pub reported_at: i64,
+    /// When the complaint was loaded (ms).
+    pub loaded_at: i64,
+    /// When the ESP minted the token (ms): no copy of it was loaded long
+    /// before (see [`COPY_MARGIN_MS`]).
+    pub token_iat: i64,
+}
+
+/// The columns of [`FeedEntry`], for reads of `complaint_feed`.
+pub const FEED_COLUMNS: &str = "toString(esp) AS esp, seq, jti, sender, campaign, \
+    toString(code) AS code, toString(nature) AS nature, toString(provider) AS provider, \
+    toString(recipient_domain) AS recipient_domain, rcb, \
+    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at, \
+    toUnixTimestamp64Milli(token_iat) AS token_iat";
+
+/// The JSON of one feed entry as the ESP receives it (API, webhook, topic).
+/// `not-spam` is the positive signal: the user said the mail was wanted.
+pub fn entry_json(e: &FeedEntry) -> Value {
+    let signal = if e.code == "not-spam" {
+        "positive"
+    } else {
+        "negative"
+    };
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    json!({
+        "esp": e.esp, "seq": e.seq, "jti": e.jti, "sender": e.sender,
+        "campaign": some(&e.campaign), "code": e.code, "signal": signal,
+        "nature": e.nature, "provider": e.provider,
+        "recipient_domain": e.recipient_domain, "rcb": some(&e.rcb),
+        "reported_at_ms": e.reported_at,
+    })
+}
+
+/// What one pass fed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FeedReport {
+    /// Complaints read.
+    pub read: usize,
+    /// New entries appended.
+    pub fed: usize,
+    /// Copies of tokens already fed (or twice in the page), skipped.
+    pub duplicates: usize,
+    /// Load time (ms) of the last complaint read, if any.
+    pub last_loaded_ms: Option<i64>,
+}
+
+impl FeedReport {
+    /// Adds a later pass's outcome to this one.
+    pub(crate) fn add(&mut self, later: &FeedReport) {
+        self.read += later.read;
+        self.fed += later.fed;
+        self.duplicates += later.duplicates;
+        self.last_loaded_ms = later.last_loaded_ms.or(self.last_loaded_ms);
+    }
+}
+
+/// The local clock, Unix milliseconds.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Reads one ESP's feed after `since`, at most `limit` entries, in order.
+pub async fn read(
+    client: &Client,
+    esp: &str,
+    since: u64,
+    limit: u64,
+) -> clickhouse::error::Result<Vec<FeedEntry>> {
+    client
+        .query(&format!(
+            "SELECT {FEED_COLUMNS} FROM complaint_feed WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(esp)
+        .bind(since)
+        .bind(limit)
+        .fetch_all()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_spam_is_the_positive_signal_and_empty_fields_are_null() {
+        let e = FeedEntry {
+            esp: "esp-a.example".into(),
+            seq: 7,
+            jti: "j".into(),
+            sender: "s".into(),
+            campaign: String::new(),
+            code: "not-spam".into(),
+            nature: "marketing".into(),
+            provider: "p".into(),
+            recipient_domain: "mail.example".into(),
+            rcb: String::new(),
+            reported_at: 5,
+            loaded_at: 6,
+            token_iat: 4,
+        };
+        let j = entry_json(&e);
+        assert_eq!(j["signal"], "positive");
+        assert_eq!(j["campaign"], Value::Null);
+        assert_eq!(j["rcb"], Value::Null);
+        assert!(j.get("reporter").is_none() && j.get("loaded_at").is_none());
+        let unwanted = FeedEntry {
+            code: "unwanted".into(),
+            ..e
+        };
+        assert_eq!(entry_json(&unwanted)["signal"], "negative");
+    }
+}
