@@ -15,6 +15,7 @@ pub mod claims;
 pub mod detached;
 mod error;
 mod jws;
+pub mod key_file;
 pub mod keys;
 pub mod mint;
 pub mod send_log;
@@ -22,6 +23,7 @@ pub mod verify;
 
 pub use claims::{Claims, Nature};
 pub use error::TokenError;
+pub use key_file::KeyFileError;
 pub use keys::{Algorithm, Jwk, JwkSet, SigningKey, VerifyingKey};
 pub use mint::{mint, TokenRequest};
 pub use verify::{verify, IssuerKeys, KeyLookup, VerifyOptions};

@@ -71,14 +71,5 @@ pub fn write_private(path: &Path, jwk: &Jwk) -> Result<()> {
 
 /// Reads a private JWK file.
 pub fn load_private(path: &Path) -> Result<SigningKey> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let jwk: Jwk =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a JWK", path.display()))?;
-    anyhow::ensure!(
-        jwk.d.is_some(),
-        "{} is a public key; signing needs the private JWK",
-        path.display()
-    );
-    SigningKey::from_jwk(&jwk).with_context(|| format!("reading key {}", path.display()))
+    Ok(SigningKey::from_file(path)?)
 }

@@ -5,6 +5,8 @@
 //! anti-abuse caps, thresholds, the tier a window deserves), [`hysteresis`]
 //! (tiers rise at once and fall only after a week below), and [`chain`] (the
 //! per-ESP hash chain that makes the penalty history tamper-evident).
+//! [`service`] wires them into the running service (`ricochet-scoring`),
+//! its settings in [`config`].
 
 pub mod api;
 pub mod books;
@@ -24,6 +26,7 @@ pub mod metrics;
 pub mod policy;
 pub mod policy_file;
 pub mod provider_api;
+pub mod service;
 pub mod snapshots;
 pub mod standing_report;
 pub mod streak;
