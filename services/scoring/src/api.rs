@@ -207,11 +207,11 @@ fn caller(state: &ApiState, headers: &HeaderMap) -> Result<String, Problem> {
     )
 }
 
-pub(crate) fn db_error(e: clickhouse::error::Error) -> Problem {
+pub(crate) fn db_error(e: impl Into<crate::ScoringError>) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "storage-unavailable",
-        e.to_string(),
+        e.into().to_string(),
     )
     .retry_after(5)
 }
@@ -307,7 +307,7 @@ async fn paged<F, Fut>(
 ) -> Response
 where
     F: FnOnce(Client, String, u64, u64) -> Fut,
-    Fut: std::future::Future<Output = clickhouse::error::Result<Vec<(u64, Value)>>>,
+    Fut: std::future::Future<Output = crate::error::Result<Vec<(u64, Value)>>>,
 {
     let (esp, since, limit) = match page(state, headers, query) {
         Ok(p) => p,

@@ -81,7 +81,7 @@ pub async fn read_after(
     esp: &str,
     since: u64,
     limit: u64,
-) -> clickhouse::error::Result<Vec<PenaltyEntry>> {
+) -> crate::error::Result<Vec<PenaltyEntry>> {
     client
         .query(&format!(
             "SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"
@@ -91,6 +91,7 @@ pub async fn read_after(
         .bind(limit)
         .fetch_all()
         .await
+        .map_err(Into::into)
 }
 
 /// Fills `prev_hash` and `hash` of a new row that follows `previous`.

@@ -230,8 +230,8 @@ fn positions(names: &[String]) -> Vec<u16> {
     (1..=names.len()).map(|i| i as u16).collect()
 }
 
-fn unlisted(what: &str) -> clickhouse::error::Error {
-    clickhouse::error::Error::Custom(format!(
+fn unlisted(what: &str) -> crate::ScoringError {
+    crate::ScoringError::Moved(format!(
         "a {what} appeared while scoring read its list; the next run counts it"
     ))
 }
@@ -304,8 +304,8 @@ impl<T: clickhouse::RowRead> Stream<T> {
     async fn next<U>(
         &mut self,
         what: &str,
-        f: impl FnOnce(T::Value<'_>) -> clickhouse::error::Result<(RowKey, U)>,
-    ) -> clickhouse::error::Result<Option<(RowKey, U)>> {
+        f: impl FnOnce(T::Value<'_>) -> crate::error::Result<(RowKey, U)>,
+    ) -> crate::error::Result<Option<(RowKey, U)>> {
         if self.done {
             return Ok(None);
         }
@@ -316,7 +316,7 @@ impl<T: clickhouse::RowRead> Stream<T> {
         let (key, value) = f(row)?;
         // A join of unordered streams would split senders without an error.
         if self.last.as_ref().is_some_and(|last| *last >= key) {
-            return Err(clickhouse::error::Error::Custom(format!(
+            return Err(crate::ScoringError::Moved(format!(
                 "{what} rows out of (esp, sender, campaign, from_domain) order at {key:?}"
             )));
         }
@@ -332,7 +332,7 @@ impl Reader {
         scope: Scope,
         windows: &Windows,
         now_ms: i64,
-    ) -> clickhouse::error::Result<Reader> {
+    ) -> crate::error::Result<Reader> {
         let from_ms = now_ms - windows.longest_ms();
         let filter = scope.filter();
         // The names in the rows this run reads. Unfiltered, a DISTINCT over a
@@ -347,7 +347,7 @@ impl Reader {
         };
         let providers: Vec<String> = client.query(&distinct("provider")).fetch_all().await?;
         if providers.len() > MAX_PROVIDERS {
-            return Err(clickhouse::error::Error::Custom(format!(
+            return Err(crate::ScoringError::TooMany(format!(
                 "{} providers; scoring tells at most {MAX_PROVIDERS} apart",
                 providers.len()
             )));
@@ -360,7 +360,7 @@ impl Reader {
             .await?;
         let np = providers.len() + 1;
         if (codes.len() + 1) * np * 4 > usize::from(u16::MAX) {
-            return Err(clickhouse::error::Error::Custom(format!(
+            return Err(crate::ScoringError::TooMany(format!(
                 "{} codes and {} providers are too many to count in one cell",
                 codes.len(),
                 providers.len()
@@ -434,7 +434,7 @@ impl Reader {
 
     /// The next sender with rows in some window, with its slices, or `None`
     /// at the end.
-    pub async fn next(&mut self) -> clickhouse::error::Result<Option<(SenderKey, SliceCounts)>> {
+    pub async fn next(&mut self) -> crate::error::Result<Option<(SenderKey, SliceCounts)>> {
         let first = match self.pending.take() {
             Some(first) => first,
             None => match self.next_slice().await? {
@@ -456,7 +456,7 @@ impl Reader {
     }
 
     /// The next slice with rows in some window, or `None` at the end.
-    async fn next_slice(&mut self) -> clickhouse::error::Result<Option<(RowKey, SenderCounts)>> {
+    async fn next_slice(&mut self) -> crate::error::Result<Option<(RowKey, SenderCounts)>> {
         // Both streams' next rows are fetched together: ClickHouse computes
         // both queries at once.
         let (complaint, delivery) = tokio::join!(
@@ -468,7 +468,7 @@ impl Reader {
                         .next("complaint", |row| tally.slice(&row))
                         .await?;
                 }
-                Ok::<_, clickhouse::error::Error>(())
+                Ok::<_, crate::ScoringError>(())
             },
             async {
                 if self.next_delivery.is_none() {
@@ -478,7 +478,7 @@ impl Reader {
                         .next("delivery", |row| delivered(row, names))
                         .await?;
                 }
-                Ok::<_, clickhouse::error::Error>(())
+                Ok::<_, crate::ScoringError>(())
             }
         );
         complaint?;
@@ -519,7 +519,7 @@ const SORTED_SETTINGS: &str = "SETTINGS do_not_merge_across_partitions_select_fi
 fn delivered(
     row: DeliveryRow<'_>,
     names: &mut Interner,
-) -> clickhouse::error::Result<(RowKey, Delivered)> {
+) -> crate::error::Result<(RowKey, Delivered)> {
     if row.unlisted > 0 {
         return Err(unlisted("provider"));
     }
@@ -558,10 +558,7 @@ impl Tally {
     }
 
     /// A slice's counts from its complaint row.
-    fn slice(
-        &mut self,
-        row: &ComplaintRow<'_>,
-    ) -> clickhouse::error::Result<(RowKey, SenderCounts)> {
+    fn slice(&mut self, row: &ComplaintRow<'_>) -> crate::error::Result<(RowKey, SenderCounts)> {
         let mut counts = SenderCounts::default();
         let np = self.providers.len() + 1;
         for &cell in &row.cells {
@@ -634,7 +631,7 @@ pub async fn reporter_cap_candidates(
     client: &Client,
     policy: &Policy,
     now_ms: i64,
-) -> clickhouse::error::Result<Vec<SenderKey>> {
+) -> crate::error::Result<Vec<SenderKey>> {
     let from_ms = now_ms - policy.windows.longest_ms();
     let suspects = listed_in("scoring_suspects");
     client
@@ -649,6 +646,7 @@ pub async fn reporter_cap_candidates(
         ))
         .fetch_all()
         .await
+        .map_err(Into::into)
 }
 
 /// The reporters over the cap in some window, for the senders listed in
@@ -659,7 +657,7 @@ pub async fn heavy_reporters(
     client: &Client,
     policy: &Policy,
     now_ms: i64,
-) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
+) -> crate::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     let filter = listed_in("scoring_suspects");
     let from_ms = now_ms - policy.windows.longest_ms();
     // Only the (sender, provider, reporter) groups over the cap in the

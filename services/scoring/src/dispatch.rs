@@ -155,7 +155,7 @@ impl Dispatcher {
         }
     }
 
-    async fn cursor(&self, channel: &str, esp: &str) -> clickhouse::error::Result<Cursor> {
+    async fn cursor(&self, channel: &str, esp: &str) -> crate::error::Result<Cursor> {
         let found: Option<Cursor> = self
             .client
             .query("SELECT toString(channel) AS channel, toString(esp) AS esp, last_seq, attempts, next_attempt_ms, last_error, updated_at FROM penalty_dispatch FINAL WHERE channel = ? AND esp = ?")
@@ -174,12 +174,12 @@ impl Dispatcher {
         }))
     }
 
-    async fn save(&self, mut c: Cursor, now_ms: i64) -> clickhouse::error::Result<()> {
+    async fn save(&self, mut c: Cursor, now_ms: i64) -> crate::error::Result<()> {
         // Strictly increasing versions, even within one millisecond.
         c.updated_at = now_ms.max(c.updated_at + 1);
         let mut insert = self.client.insert::<Cursor>("penalty_dispatch").await?;
         insert.write(&c).await?;
-        insert.end().await
+        insert.end().await.map_err(Into::into)
     }
 
     async fn pending(
@@ -187,7 +187,7 @@ impl Dispatcher {
         outbox: Outbox,
         esp: &str,
         after: u64,
-    ) -> clickhouse::error::Result<Vec<Item>> {
+    ) -> crate::error::Result<Vec<Item>> {
         Ok(match outbox {
             Outbox::Penalties => chain::read_after(&self.client, esp, after, PAGE)
                 .await?
@@ -211,7 +211,7 @@ impl Dispatcher {
     }
 
     /// One pass over every ESP with penalties: sends what each channel has not yet accepted.
-    pub async fn run_once(&self, now_ms: i64) -> clickhouse::error::Result<DispatchReport> {
+    pub async fn run_once(&self, now_ms: i64) -> crate::error::Result<DispatchReport> {
         self.run_outbox(Outbox::Penalties, now_ms).await
     }
 
@@ -220,7 +220,7 @@ impl Dispatcher {
         &self,
         outbox: Outbox,
         now_ms: i64,
-    ) -> clickhouse::error::Result<DispatchReport> {
+    ) -> crate::error::Result<DispatchReport> {
         let esps: Vec<String> = self
             .client
             .query(&format!(
@@ -238,12 +238,7 @@ impl Dispatcher {
     }
 
     /// Produces what the Kafka channel of `outbox` has not yet accepted for `esp`.
-    async fn produce(
-        &self,
-        outbox: Outbox,
-        esp: &str,
-        now_ms: i64,
-    ) -> clickhouse::error::Result<usize> {
+    async fn produce(&self, outbox: Outbox, esp: &str, now_ms: i64) -> crate::error::Result<usize> {
         let mut c = self.cursor(outbox.channels().0, esp).await?;
         let rows = self.pending(outbox, esp, c.last_seq).await?;
         let topic = match outbox {
@@ -294,7 +289,7 @@ impl Dispatcher {
         esp: &str,
         now_ms: i64,
         report: &mut DispatchReport,
-    ) -> clickhouse::error::Result<()> {
+    ) -> crate::error::Result<()> {
         let registry = self.registry.current();
         let Some(url) = registry.esp(esp).and_then(|e| e.webhook_url.clone()) else {
             return Ok(());

@@ -32,17 +32,17 @@ struct ToldRow {
 
 impl Told {
     /// Reads what the penalty chains told (a full run's start).
-    pub async fn load(client: &Client) -> clickhouse::error::Result<Told> {
+    pub async fn load(client: &Client) -> crate::error::Result<Told> {
         let rows: Vec<ToldRow> = client
             .query("SELECT toString(esp) AS esp, sender AS domain, argMax(toString(to_tier), seq) AS tier FROM penalties WHERE level = 'domain' GROUP BY esp, domain")
             .fetch_all()
             .await?;
         let mut told = Told::default();
         for r in rows {
-            let tier = r
-                .tier
-                .parse()
-                .map_err(|e| clickhouse::error::Error::Custom(format!("penalties: {e}")))?;
+            let tier = r.tier.parse().map_err(|e| crate::ScoringError::Stored {
+                table: "penalties",
+                detail: format!("{e}"),
+            })?;
             told.0.entry(r.domain).or_default().insert(r.esp, tier);
         }
         Ok(told)

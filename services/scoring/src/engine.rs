@@ -87,11 +87,7 @@ struct BurstAgg {
 }
 
 /// Campaigns over the burst thresholds in the hour before `now_ms`.
-async fn bursts(
-    client: &Client,
-    policy: &Policy,
-    now_ms: i64,
-) -> clickhouse::error::Result<Vec<Burst>> {
+async fn bursts(client: &Client, policy: &Policy, now_ms: i64) -> crate::error::Result<Vec<Burst>> {
     let rows: Vec<BurstAgg> = client
         .query(
             "SELECT esp, sender, campaign, complaints FROM (
@@ -208,7 +204,7 @@ impl Scorer {
     }
 
     /// Scores at time `now_ms` and writes the results.
-    pub async fn run(&mut self, now_ms: i64) -> clickhouse::error::Result<RunReport> {
+    pub async fn run(&mut self, now_ms: i64) -> crate::error::Result<RunReport> {
         let full = self.memory.is_none()
             || (self.full_every > 0 && self.since_full + 1 >= self.full_every);
         let mark: i64 = self
@@ -255,13 +251,13 @@ pub async fn score_once(
     client: &Client,
     policy: &Policy,
     now_ms: i64,
-) -> clickhouse::error::Result<RunReport> {
+) -> crate::error::Result<RunReport> {
     Scorer::new(client.clone(), policy.clone())
         .run(now_ms)
         .await
 }
 
-async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Memory> {
+async fn load_memory(client: &Client, mark: i64) -> crate::error::Result<Memory> {
     let standings: Vec<StandingRow> = client
         .query("SELECT esp, sender, toString(tier) AS tier, below_since, updated_at FROM sender_standing FINAL")
         .fetch_all()
@@ -269,10 +265,10 @@ async fn load_memory(client: &Client, mark: i64) -> clickhouse::error::Result<Me
     // Memory keeps only standings that differ from the default, as `score` does.
     let mut standing = HashMap::new();
     for r in standings {
-        let tier = r
-            .tier
-            .parse()
-            .map_err(|e| clickhouse::error::Error::Custom(format!("sender_standing: {e}")))?;
+        let tier = r.tier.parse().map_err(|e| crate::ScoringError::Stored {
+            table: "sender_standing",
+            detail: format!("{e}"),
+        })?;
         let s = Standing {
             tier,
             below_since: r.below_since,
@@ -318,7 +314,7 @@ async fn fill_scope(
     memory: &Memory,
     now_ms: i64,
     margin_ms: i64,
-) -> clickhouse::error::Result<()> {
+) -> crate::error::Result<()> {
     client
         .query("TRUNCATE TABLE scoring_scope")
         .execute()
@@ -349,7 +345,7 @@ async fn insert_keys<'k>(
     client: &Client,
     table: &str,
     keys: impl IntoIterator<Item = &'k SenderKey>,
-) -> clickhouse::error::Result<()> {
+) -> crate::error::Result<()> {
     let mut keys = keys.into_iter().peekable();
     if keys.peek().is_none() {
         return Ok(());
@@ -358,7 +354,7 @@ async fn insert_keys<'k>(
     for (esp, sender) in keys {
         insert.write(&ScopeRow { esp, sender }).await?;
     }
-    insert.end().await
+    insert.end().await.map_err(Into::into)
 }
 
 /// What a run collects while it streams through the senders.
@@ -465,7 +461,7 @@ async fn score(
     memory: &mut Memory,
     scope: Scope,
     now_ms: i64,
-) -> clickhouse::error::Result<RunReport> {
+) -> crate::error::Result<RunReport> {
     let mut watch = Stopwatch::new();
     // Senders in scope without rows in any window still step (a cool-down
     // may end); those whose data all left the windows keep their standing.
@@ -602,14 +598,14 @@ impl SenderPass<'_> {
         verdicts: &mut Verdicts<'_>,
         snapshots: &mut SnapshotWriter,
         watch: &mut Stopwatch,
-    ) -> clickhouse::error::Result<usize> {
+    ) -> crate::error::Result<usize> {
         let policy = self.policy;
         let (codes, providers) = reader.names();
         let names = memory
             .groups
             .names
             .for_run(codes, providers)
-            .map_err(|e| clickhouse::error::Error::Custom(e.to_string()))?;
+            .map_err(|e| crate::ScoringError::TooMany(e.to_string()))?;
         let mut reading = watch.0.elapsed();
         let mut senders = 0;
         // The per-reporter cap only ever lowers a rate: where the counts
@@ -675,7 +671,7 @@ impl SenderPass<'_> {
 async fn list_suspects<'k>(
     client: &Client,
     senders: impl IntoIterator<Item = &'k SenderKey>,
-) -> clickhouse::error::Result<()> {
+) -> crate::error::Result<()> {
     client
         .query("TRUNCATE TABLE scoring_suspects")
         .execute()
@@ -693,7 +689,7 @@ async fn suspects_heavy_reporters(
     policy: &Policy,
     suspects: &[(SenderKey, SenderCounts, Contributions)],
     now_ms: i64,
-) -> clickhouse::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
+) -> crate::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
     if suspects.is_empty() {
         return Ok(HashMap::new());
     }
@@ -724,7 +720,7 @@ fn per_tier(memory: &Memory) -> BTreeMap<Tier, usize> {
     out
 }
 
-async fn insert<T>(client: &Client, table: &str, rows: &[T]) -> clickhouse::error::Result<()>
+async fn insert<T>(client: &Client, table: &str, rows: &[T]) -> crate::error::Result<()>
 where
     T: for<'a> Row<Value<'a> = T> + clickhouse::RowWrite,
 {
@@ -735,14 +731,11 @@ where
     for r in rows {
         insert.write(r).await?;
     }
-    insert.end().await
+    insert.end().await.map_err(Into::into)
 }
 
 /// Reads one ESP's penalty chain in order.
-pub async fn penalty_chain(
-    client: &Client,
-    esp: &str,
-) -> clickhouse::error::Result<Vec<PenaltyEntry>> {
+pub async fn penalty_chain(client: &Client, esp: &str) -> crate::error::Result<Vec<PenaltyEntry>> {
     client
         .query(&format!(
             "SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? ORDER BY seq"
@@ -750,4 +743,5 @@ pub async fn penalty_chain(
         .bind(esp)
         .fetch_all()
         .await
+        .map_err(Into::into)
 }

@@ -102,7 +102,7 @@ pub async fn heavy_reporters(
     policy: &Policy,
     now_ms: i64,
     suspects: &[GroupKey],
-) -> clickhouse::error::Result<HashMap<GroupKey, Vec<(usize, HeavyReporter)>>> {
+) -> crate::error::Result<HashMap<GroupKey, Vec<(usize, HeavyReporter)>>> {
     let levels: Vec<GroupLevel> = GroupLevel::ALL
         .into_iter()
         .filter(|l| suspects.iter().any(|k| k.0 == l.0))
@@ -147,7 +147,7 @@ struct GroupRow<'a> {
 
 /// Lists `suspects` in [`GROUP_SUSPECTS`], in place of what it held. Lists go
 /// through a table, not the query text, which ClickHouse bounds in size.
-async fn list_suspects(client: &Client, suspects: &[GroupKey]) -> clickhouse::error::Result<()> {
+async fn list_suspects(client: &Client, suspects: &[GroupKey]) -> crate::error::Result<()> {
     client
         .query(&format!("TRUNCATE TABLE {GROUP_SUSPECTS}"))
         .execute()
@@ -161,7 +161,7 @@ async fn list_suspects(client: &Client, suspects: &[GroupKey]) -> clickhouse::er
         };
         insert.write(&row).await?;
     }
-    insert.end().await
+    insert.end().await.map_err(Into::into)
 }
 
 /// Fills [`CANDIDATES`] (pass 1); returns whether it holds any.
@@ -170,7 +170,7 @@ async fn list_candidates(
     policy: &Policy,
     levels: &[GroupLevel],
     window: &str,
-) -> clickhouse::error::Result<bool> {
+) -> crate::error::Result<bool> {
     client
         .query(&format!("TRUNCATE TABLE {CANDIDATES}"))
         .execute()
@@ -212,7 +212,7 @@ async fn exact_counts(
     now_ms: i64,
     levels: &[GroupLevel],
     window: &str,
-) -> clickhouse::error::Result<Vec<GroupReporterRow>> {
+) -> crate::error::Result<Vec<GroupReporterRow>> {
     let candidate = format!("reporter != '' AND {REPORTER_HASH} IN (SELECT h FROM {CANDIDATES})");
     let listed: Vec<String> = levels.iter().map(|l| format!("({})", l.listed())).collect();
     client
@@ -231,4 +231,5 @@ async fn exact_counts(
         ))
         .fetch_all()
         .await
+        .map_err(Into::into)
 }

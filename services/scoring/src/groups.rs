@@ -68,15 +68,15 @@ pub struct GroupVerdicts {
 
 impl GroupMemory {
     /// Reads the group standings in force (a full run's start).
-    pub async fn load(client: &Client) -> clickhouse::error::Result<GroupMemory> {
+    pub async fn load(client: &Client) -> crate::error::Result<GroupMemory> {
         let rows: Vec<GroupStandingRow> = client
             .query("SELECT toString(level) AS level, toString(esp) AS esp, key, toString(tier) AS tier, below_since, updated_at FROM group_standing FINAL")
             .fetch_all()
             .await?;
         let mut standing = HashMap::new();
         for r in rows {
-            let level = r.level.parse().map_err(custom)?;
-            let tier = r.tier.parse().map_err(custom)?;
+            let level = r.level.parse().map_err(stored)?;
+            let tier = r.tier.parse().map_err(stored)?;
             let s = Standing {
                 tier,
                 below_since: r.below_since,
@@ -101,8 +101,11 @@ impl GroupMemory {
     }
 }
 
-fn custom(e: impl std::fmt::Display) -> clickhouse::error::Error {
-    clickhouse::error::Error::Custom(e.to_string())
+fn stored(e: impl std::fmt::Display) -> crate::ScoringError {
+    crate::ScoringError::Stored {
+        table: "group_standing",
+        detail: e.to_string(),
+    }
 }
 
 /// What a group run needs besides the memory.
@@ -125,7 +128,7 @@ impl GroupRun<'_> {
         memory: &mut GroupMemory,
         changed: HashSet<GroupKey>,
         snapshots: &mut SnapshotWriter,
-    ) -> clickhouse::error::Result<GroupVerdicts> {
+    ) -> crate::error::Result<GroupVerdicts> {
         let mut keys = changed;
         keys.extend(memory.due(self.now_ms).cloned());
         if self.full {
@@ -172,7 +175,7 @@ impl GroupRun<'_> {
         &self,
         memory: &mut GroupMemory,
         groups: &mut HashMap<GroupKey, SenderCounts>,
-    ) -> clickhouse::error::Result<()> {
+    ) -> crate::error::Result<()> {
         let (suspects, cleared): (Vec<GroupKey>, Vec<GroupKey>) =
             groups.keys().cloned().partition(|k| {
                 let policy = self.policy.for_level(k.0);
@@ -218,7 +221,7 @@ impl GroupRun<'_> {
         carriers: &std::collections::BTreeSet<String>,
         snapshots: &mut SnapshotWriter,
         out: &mut GroupVerdicts,
-    ) -> clickhouse::error::Result<()> {
+    ) -> crate::error::Result<()> {
         let (level, esp, group) = key;
         let policy = self.policy.for_level(*level);
         let assessed = assess_windows(counts, &policy);

@@ -16,6 +16,7 @@ pub mod counts;
 pub mod dispatch;
 pub mod domains;
 pub mod engine;
+pub mod error;
 pub mod feed;
 pub mod group_reporters;
 pub mod groups;
@@ -34,5 +35,6 @@ pub mod verdict;
 pub mod wilson;
 pub mod windows;
 
+pub use error::ScoringError;
 pub use level::Level;
 pub use policy::{Assessment, Policy, Tier, WindowCounts};

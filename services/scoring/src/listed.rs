@@ -186,7 +186,7 @@ struct SinceRow {
 /// When each key last changed tier, from the penalty log: what a board
 /// built after a restart dates its listings from. A domain's changes are
 /// in the chains of the ESPs that carry it; the newest counts.
-pub async fn known_since(client: &Client) -> clickhouse::error::Result<BTreeMap<ListedKey, i64>> {
+pub async fn known_since(client: &Client) -> crate::error::Result<BTreeMap<ListedKey, i64>> {
     let rows: Vec<SinceRow> = client
         .query(
             "SELECT level, esp, key, max(at_ms) AS since_ms FROM (
@@ -231,7 +231,7 @@ impl Publisher {
         &self,
         standings: Vec<(ListedKey, Tier)>,
         now_ms: i64,
-    ) -> clickhouse::error::Result<usize> {
+    ) -> crate::error::Result<usize> {
         let current = self.tx.borrow().clone();
         let since = if current.is_ready() {
             BTreeMap::new()

@@ -199,7 +199,7 @@ impl SnapshotWriter {
         esp: &str,
         sender: &str,
         snapshot: &Snapshot<'_>,
-    ) -> clickhouse::error::Result<()> {
+    ) -> crate::error::Result<()> {
         self.block.push(esp, sender, self.computed_at, snapshot);
         if self.block.rows as usize >= BLOCK_ROWS {
             self.send().await?;
@@ -208,18 +208,21 @@ impl SnapshotWriter {
     }
 
     /// Sends the rows held as one block.
-    async fn send(&mut self) -> clickhouse::error::Result<()> {
+    async fn send(&mut self) -> crate::error::Result<()> {
         let block = std::mem::take(&mut self.block);
         if block.rows == 0 {
             return Ok(());
         }
-        self.insert.send(block.encode().freeze()).await
+        self.insert
+            .send(block.encode().freeze())
+            .await
+            .map_err(Into::into)
     }
 
     /// Sends the last rows and completes the insert.
-    pub async fn end(mut self) -> clickhouse::error::Result<()> {
+    pub async fn end(mut self) -> crate::error::Result<()> {
         self.send().await?;
-        self.insert.end().await
+        self.insert.end().await.map_err(Into::into)
     }
 }
 

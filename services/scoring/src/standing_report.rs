@@ -44,7 +44,7 @@ async fn windows(
     level: Level,
     esp: &str,
     key: &str,
-) -> clickhouse::error::Result<Vec<Value>> {
+) -> crate::error::Result<Vec<Value>> {
     let rows: Vec<ReputationRow> = client
         .query("SELECT toString(r.window) AS window, argMax(r.delivered, r.computed_at) AS delivered, \
                   argMax(r.complaints, r.computed_at) AS complaints, \
@@ -75,7 +75,7 @@ async fn standing(
     level: Level,
     esp: &str,
     key: &str,
-) -> clickhouse::error::Result<Option<StandingRow>> {
+) -> crate::error::Result<Option<StandingRow>> {
     let query = match level {
         Level::Sender => client
             .query("SELECT toString(tier) AS tier, below_since FROM sender_standing FINAL WHERE esp = ? AND sender = ?")
@@ -87,7 +87,7 @@ async fn standing(
             .bind(esp)
             .bind(key),
     };
-    query.fetch_optional().await
+    query.fetch_optional().await.map_err(Into::into)
 }
 
 /// When `key` at `level` of `esp` last changed tier (Unix ms), from the
@@ -98,7 +98,7 @@ async fn tier_since(
     level: Level,
     esp: &str,
     key: &str,
-) -> clickhouse::error::Result<Option<i64>> {
+) -> crate::error::Result<Option<i64>> {
     let newest: Vec<i64> = client
         .query(
             "SELECT max(at_ms) FROM penalties WHERE level = ? AND sender = ? AND (esp = ? OR level = 'domain')
@@ -120,7 +120,7 @@ pub async fn report(
     level: Level,
     esp: &str,
     key: &str,
-) -> clickhouse::error::Result<Option<Value>> {
+) -> crate::error::Result<Option<Value>> {
     let (windows, standing, since) = tokio::try_join!(
         windows(client, level, esp, key),
         standing(client, level, esp, key),
@@ -159,11 +159,7 @@ fn has_own_verdict(windows: &Value) -> bool {
 /// The levels a sender without a verdict of its own is judged by: its
 /// ESP, and the campaigns and From domains it carried in the last 30 days
 /// (their standings read in one query).
-async fn judged_by(
-    client: &Client,
-    esp: &str,
-    sender: &str,
-) -> clickhouse::error::Result<Vec<Value>> {
+async fn judged_by(client: &Client, esp: &str, sender: &str) -> crate::error::Result<Vec<Value>> {
     let carried: Vec<(String, String)> = client
         .query(
             "SELECT DISTINCT campaign, from_domain FROM (

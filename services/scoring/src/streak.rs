@@ -15,7 +15,7 @@ impl Streak {
     }
 
     /// A turn failed with `error`; logged as `what` once, then every 20th.
-    pub fn failed(&mut self, what: &str, error: &clickhouse::error::Error) {
+    pub fn failed(&mut self, what: &str, error: &dyn std::fmt::Display) {
         self.failures += 1;
         if self.failures % 20 == 1 {
             tracing::warn!(%error, failures = self.failures, "{what}");

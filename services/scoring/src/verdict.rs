@@ -111,7 +111,7 @@ pub async fn write_snapshots(
     esp: &str,
     key: &str,
     assessed: &[Window<'_>],
-) -> clickhouse::error::Result<()> {
+) -> crate::error::Result<()> {
     for w in assessed {
         let a = &w.assessment;
         let snapshot = Snapshot {

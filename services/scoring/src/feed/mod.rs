@@ -132,7 +132,7 @@ pub async fn read(
     esp: &str,
     since: u64,
     limit: u64,
-) -> clickhouse::error::Result<Vec<FeedEntry>> {
+) -> crate::error::Result<Vec<FeedEntry>> {
     client
         .query(&format!(
             "SELECT {FEED_COLUMNS} FROM complaint_feed WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"
@@ -141,7 +141,7 @@ pub async fn read(
         .bind(since)
         .bind(limit)
         .fetch_all()
-        .await
+        .await.map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ async fn step(
     client: &Client,
     writer: &mut Option<FeedWriter>,
     late: Option<Vec<FeedEntry>>,
-) -> clickhouse::error::Result<FeedReport> {
+) -> crate::error::Result<FeedReport> {
     if writer.is_none() {
         *writer = Some(FeedWriter::open(client.clone()).await?);
     }

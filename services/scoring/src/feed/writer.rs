@@ -72,7 +72,7 @@ impl Recent {
 
 impl FeedWriter {
     /// Opens the feed: the next `seq` of each ESP and where reading stopped.
-    pub async fn open(client: Client) -> clickhouse::error::Result<FeedWriter> {
+    pub async fn open(client: Client) -> crate::error::Result<FeedWriter> {
         let heads: Vec<(String, u64)> = client
             .query("SELECT toString(esp), max(seq) FROM complaint_feed GROUP BY esp")
             .fetch_all()
@@ -95,7 +95,7 @@ impl FeedWriter {
     }
 
     /// Feeds the next page of settled complaints in (load time, jti) order.
-    pub async fn pass(&mut self) -> clickhouse::error::Result<FeedReport> {
+    pub async fn pass(&mut self) -> crate::error::Result<FeedReport> {
         let (at, jti) = &self.mark;
         let rows: Vec<FeedEntry> = self
             .client
@@ -126,7 +126,7 @@ impl FeedWriter {
     /// writer has not fed: inserts that became visible after the pass that
     /// read up to their load time. Cheap: only the jtis of those seconds
     /// are read, and checked against what the writer remembers feeding.
-    pub async fn trail(&mut self) -> clickhouse::error::Result<FeedReport> {
+    pub async fn trail(&mut self) -> crate::error::Result<FeedReport> {
         let to = self.mark.0;
         // Before `covered_from`, the memory cannot tell; the sweep does.
         let from = (to - TRAIL_MS).max(self.recent.covered_from - 1);
@@ -173,7 +173,7 @@ impl FeedWriter {
 
     /// Feeds complaints loaded up to [`SWEEP_MS`] before the mark that are
     /// missing from the feed (see [`late_rows`]).
-    pub async fn sweep(&mut self) -> clickhouse::error::Result<FeedReport> {
+    pub async fn sweep(&mut self) -> crate::error::Result<FeedReport> {
         let rows = late_rows(&self.client, self.mark.0).await?;
         self.append(rows).await
     }
@@ -185,7 +185,7 @@ impl FeedWriter {
 
     /// Numbers the complaints not fed yet and appends them in one insert;
     /// those already fed (or twice in `rows`) are counted as duplicates.
-    pub async fn append(&mut self, rows: Vec<FeedEntry>) -> clickhouse::error::Result<FeedReport> {
+    pub async fn append(&mut self, rows: Vec<FeedEntry>) -> crate::error::Result<FeedReport> {
         let mut report = FeedReport {
             read: rows.len(),
             last_loaded_ms: rows.last().map(|r| r.loaded_at),
@@ -226,7 +226,7 @@ impl FeedWriter {
     /// only among entries loaded after the earliest of their `iat`s less
     /// [`COPY_MARGIN_MS`]: the lookup scanned the whole feed's jtis, and
     /// held the feed up by 50-300 ms a pass at 300,000 entries.
-    async fn already_fed(&self, rows: &[FeedEntry]) -> clickhouse::error::Result<HashSet<String>> {
+    async fn already_fed(&self, rows: &[FeedEntry]) -> crate::error::Result<HashSet<String>> {
         let maybe: Vec<&FeedEntry> = rows.iter().filter(|r| self.recent.may_be_fed(r)).collect();
         let Some(from) = maybe.iter().map(|r| r.token_iat - COPY_MARGIN_MS).min() else {
             return Ok(HashSet::default());
@@ -248,7 +248,7 @@ impl FeedWriter {
 /// have read them went by. Runs beside the writer, not in its way (a sweep
 /// reads minutes of complaints); the writer's [`FeedWriter::append`] drops
 /// any the passes fed meanwhile.
-pub async fn late_rows(client: &Client, mark_ms: i64) -> clickhouse::error::Result<Vec<FeedEntry>> {
+pub async fn late_rows(client: &Client, mark_ms: i64) -> crate::error::Result<Vec<FeedEntry>> {
     let from = mark_ms - SWEEP_MS;
     client
         .query(&format!(
@@ -264,7 +264,7 @@ pub async fn late_rows(client: &Client, mark_ms: i64) -> clickhouse::error::Resu
         .bind(mark_ms)
         .bind(from)
         .fetch_all()
-        .await
+        .await.map_err(Into::into)
 }
 
 #[cfg(test)]
