@@ -10,5 +10,5 @@ pub mod records;
 pub mod topics;
 
 pub use config::KafkaConfig;
-pub use records::{sender_key, ComplaintRecord, DeliveryRecord};
+pub use records::{sender_key, ComplaintCode, ComplaintRecord, DeliveryRecord};
 pub use topics::{ensure_topics, TopicOutcome, TopicSpec, TOPICS};

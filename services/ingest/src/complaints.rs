@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::timefmt::parse_rfc3339_ms;
 
 /// The complaint codes a provider may send.
-pub use ricochet_kafka::records::COMPLAINT_CODES as CODES;
+use ricochet_kafka::ComplaintCode;
 
 /// Longest reporter pseudonym.
 pub const MAX_REPORTER_LEN: usize = 128;
@@ -28,7 +28,7 @@ pub struct ComplaintBatch {
 pub struct ComplaintItem {
     /// The `Complaint-Token` header value of the reported message.
     pub token: String,
-    /// What the user said about the message (one of [`CODES`]).
+    /// What the user said about the message (a [`ComplaintCode`]).
     pub code: String,
     /// When the user complained (RFC 3339).
     pub reported_at: String,
@@ -133,11 +133,8 @@ pub fn check_complaint(
 ) -> Result<ComplaintRecord, Rejection> {
     let claims = verify(&item.token, registry, opts)
         .map_err(|e| Rejection::new(e.reason(), e.to_string()))?;
-    if !CODES.contains(&item.code.as_str()) {
-        return Err(Rejection::new(
-            "unknown-code",
-            format!("code {:?} is not one of {}", item.code, CODES.join(", ")),
-        ));
+    if let Err(e) = item.code.parse::<ComplaintCode>() {
+        return Err(Rejection::new("unknown-code", e.to_string()));
     }
     let reported_at_ms =
         parse_rfc3339_ms(&item.reported_at).map_err(|e| Rejection::new("bad-reported-at", e))?;

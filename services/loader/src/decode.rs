@@ -1,6 +1,6 @@
 //! Turning Kafka records into ClickHouse rows, or into a reason they are poison.
 
-use ricochet_kafka::records::COMPLAINT_CODES;
+use ricochet_kafka::ComplaintCode;
 use ricochet_kafka::{ComplaintRecord, DeliveryRecord};
 use ricochet_storage::{ComplaintRow, DeliveryRow};
 use ricochet_token::claims::{is_domain, is_participant_id, is_sender_id};
@@ -65,8 +65,8 @@ pub fn complaint(
     if !is_sender_id(&r.sender) {
         return Err(invalid(format!("sender {:?} is not a sender id", r.sender)));
     }
-    if !COMPLAINT_CODES.contains(&r.code.as_str()) {
-        return Err(invalid(format!("code {:?} is unknown", r.code)));
+    if let Err(e) = r.code.parse::<ComplaintCode>() {
+        return Err(invalid(e.to_string()));
     }
     r.nature
         .parse::<Nature>()

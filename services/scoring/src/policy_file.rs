@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ricochet_kafka::records::COMPLAINT_CODES;
+use ricochet_kafka::ComplaintCode;
 use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
@@ -209,24 +209,21 @@ impl Checker<'_> {
     fn weights(&self, policy: &mut Policy, doc: &FileDoc) -> Result<(), PolicyError> {
         for (code, w) in &doc.weights {
             let field = format!("weights.{code}");
-            if !COMPLAINT_CODES.contains(&code.as_str()) {
+            let Ok(known) = code.parse::<ComplaintCode>() else {
                 return Err(self.invalid(
                     w.span(),
                     &field,
-                    format!(
-                        "unknown complaint code (codes: {})",
-                        COMPLAINT_CODES.join(", ")
-                    ),
+                    format!("unknown complaint code (codes: {})", ComplaintCode::list()),
                 ));
-            }
+            };
             let v = *w.get_ref();
-            let fits = if code == "not-spam" {
+            let fits = if known.is_positive() {
                 v.is_finite() && v <= 0.0
             } else {
                 v.is_finite() && v >= 0.0
             };
             if !fits {
-                let rule = if code == "not-spam" {
+                let rule = if known.is_positive() {
                     "not-spam offsets complaints: its weight is 0 or negative"
                 } else {
                     "a complaint's weight is 0 or positive"

@@ -81,11 +81,11 @@ pub const FEED_COLUMNS: &str = "toString(esp) AS esp, seq, jti, sender, campaign
 /// The JSON of one feed entry as the ESP receives it (API, webhook, topic).
 /// `not-spam` is the positive signal: the user said the mail was wanted.
 pub fn entry_json(e: &FeedEntry) -> Value {
-    let signal = if e.code == "not-spam" {
-        "positive"
-    } else {
-        "negative"
-    };
+    let positive = e
+        .code
+        .parse::<ricochet_kafka::ComplaintCode>()
+        .is_ok_and(|c| c.is_positive());
+    let signal = if positive { "positive" } else { "negative" };
     let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
     json!({
         "esp": e.esp, "seq": e.seq, "jti": e.jti, "sender": e.sender,
