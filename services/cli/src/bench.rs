@@ -266,7 +266,7 @@ fn batch_bodies(tokens: &[String], batch: usize) -> Vec<Vec<u8>> {
         .map(|chunk| {
             let items: Vec<_> = chunk
                 .iter()
-                .map(|t| json!({"token": t, "code": "unwanted", "reported_at": ricochet_now_rfc3339()}))
+                .map(|t| json!({"token": t, "code": "unwanted", "reported_at": crate::clock::now_rfc3339()}))
                 .collect();
             serde_json::to_vec(&json!({ "complaints": items })).unwrap()
         })
@@ -480,13 +480,6 @@ async fn bench_ingest(
         bail!("not every token was accepted; see the table");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn ricochet_now_rfc3339() -> String {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .expect("RFC 3339 formatting")
 }
 
 /// Baseline rates on one core in this process: full token verification

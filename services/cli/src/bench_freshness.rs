@@ -41,9 +41,7 @@ pub struct FreshnessArgs {
 }
 
 fn complaint_body(tokens: &[String]) -> Vec<u8> {
-    let reported_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("RFC 3339 formatting");
+    let reported_at = crate::clock::now_rfc3339();
     let items: Vec<Value> = tokens
         .iter()
         .map(|t| json!({"token": t, "code": "unwanted", "reported_at": reported_at}))
@@ -357,11 +355,7 @@ async fn measure(
     visible_ms.sort_by(|a, b| a.total_cmp(b));
     fed_ms.sort_by(|a, b| a.total_cmp(b));
     fed_after_ms.sort_by(|a, b| a.total_cmp(b));
-    let p = |v: &[f64], q: f64| {
-        v.get(((v.len().max(1) - 1) as f64 * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let p = crate::bench::percentile;
     println!();
     println!(
         "freshness bench: {} probes of {PROBE_COMPLAINTS} complaints under {achieved:.0} complaints/s background load (target {}), scoring every {} s, loader batches of at most {} ms, {} cores",

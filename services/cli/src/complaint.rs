@@ -96,8 +96,7 @@ pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
         tokens
     };
     let now = unix_now();
-    let reported_at = time::OffsetDateTime::from_unix_timestamp(now)?
-        .format(&time::format_description::well_known::Rfc3339)?;
+    let reported_at = crate::clock::rfc3339_ms(now * 1000).context("the clock is out of range")?;
     let items: Vec<Value> = tokens
         .iter()
         .map(|t| {
@@ -154,8 +153,8 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
     let now = unix_now();
     let hour = match hour {
         Some(h) => h,
-        None => time::OffsetDateTime::from_unix_timestamp(now / 3600 * 3600)?
-            .format(&time::format_description::well_known::Rfc3339)?,
+        None => crate::clock::rfc3339_ms(now / 3600 * 3600 * 1000)
+            .context("the clock is out of range")?,
     };
     let mut item = json!({"esp": esp, "sender": sender, "hour": hour, "delivered": delivered});
     if let Some(c) = &campaign {

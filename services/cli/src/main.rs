@@ -7,6 +7,7 @@ mod bench_freshness;
 mod bench_loader;
 mod bench_provider_list;
 mod bench_scoring;
+mod clock;
 mod complaint;
 mod dashboards;
 mod db;

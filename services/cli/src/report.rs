@@ -248,10 +248,8 @@ async fn complaints(
     let outcome = suppress(&items, &log);
     let mut csv = String::from("recipient,sender,campaign,code,reported_at\n");
     for s in &outcome.suppressed {
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(
-            i128::from(s.reported_at_ms) * 1_000_000,
-        )?
-        .format(&time::format_description::well_known::Rfc3339)?;
+        let at = crate::clock::rfc3339_ms(s.reported_at_ms)
+            .with_context(|| format!("reported_at {} is out of range", s.reported_at_ms))?;
         let fields = [&s.recipient, &s.sender, &s.campaign, &s.code, &at];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         csv.push_str(&line.join(","));

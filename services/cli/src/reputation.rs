@@ -138,13 +138,7 @@ fn when(ms: &Value) -> String {
     let Some(ms) = ms.as_i64() else {
         return "-".into();
     };
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    crate::clock::rfc3339_ms(ms).unwrap_or_else(|| ms.to_string())
 }
 
 fn print_standing(b: &Value) {

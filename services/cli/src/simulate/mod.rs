@@ -132,10 +132,7 @@ fn register(registry: &Path, keys_dir: &Path) -> Result<Participants> {
 }
 
 fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .expect("valid time")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("RFC 3339 formatting")
+    crate::clock::rfc3339_ms(unix * 1000).expect("a simulated time in range")
 }
 
 /// Tallies of what was submitted and what ingest answered.
