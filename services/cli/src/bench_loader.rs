@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
@@ -37,34 +37,31 @@ pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode
 
     // The loader: its own group, the bench database; timed until every token is counted.
     eprintln!("loader ...");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let started = Instant::now();
-    let mut loader = Command::new(&loader_bin)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
+    let group = format!("bench-loader-{run_id}");
+    let (unused, dlq) = (format!("{topic}-unused"), format!("{topic}-dlq"));
+    let mut loader = crate::service_process::ServiceProcess::spawn(
+        &loader_bin,
+        "--listen",
+        &[
             "--group",
-            &format!("bench-loader-{run_id}"),
+            &group,
             "--complaints-topic",
             &topic,
             "--deliveries-topic",
-            &format!("{topic}-unused"),
+            &unused,
             "--dead-letter-topic",
-            &format!("{topic}-dlq"),
-        ])
-        .env("RICOCHET_KAFKA_BROKERS", &kafka.brokers)
-        .env("RICOCHET_CLICKHOUSE_URL", &ch.url)
-        .env("RICOCHET_CLICKHOUSE_DATABASE", &ch.database)
-        .env("RICOCHET_LOG", "warn")
-        .spawn()
-        .context("starting the loader")?;
+            &dlq,
+        ],
+        &[
+            ("RICOCHET_KAFKA_BROKERS", &kafka.brokers),
+            ("RICOCHET_CLICKHOUSE_URL", &ch.url),
+            ("RICOCHET_CLICKHOUSE_DATABASE", &ch.database),
+        ],
+    )?;
     let loaded = wait_count(&ch, "SELECT uniqExact(jti) FROM complaints", records).await;
     let loader_secs = started.elapsed().as_secs_f64();
-    // SAFETY: a signal to our own child.
-    unsafe { libc::kill(loader.id() as i32, libc::SIGTERM) };
-    let _ = loader.wait();
+    loader.stop();
     loaded?;
 
     // The broker's own ceiling: the console consumer alone, into /dev/null.
