@@ -32,8 +32,9 @@ struct ReputationRow {
     computed_at: i64,
 }
 
+/// A key's tier in force and since when it is below it (read from a standing table).
 #[derive(Row, Deserialize)]
-struct StandingRow {
+struct TierInForce {
     tier: String,
     below_since: Option<i64>,
 }
@@ -75,7 +76,7 @@ async fn standing(
     level: Level,
     esp: &str,
     key: &str,
-) -> crate::error::Result<Option<StandingRow>> {
+) -> crate::error::Result<Option<TierInForce>> {
     let query = match level {
         Level::Sender => client
             .query("SELECT toString(tier) AS tier, below_since FROM sender_standing FINAL WHERE esp = ? AND sender = ?")
