@@ -463,17 +463,7 @@ async fn score(
     now_ms: i64,
 ) -> crate::error::Result<RunReport> {
     let mut watch = Stopwatch::new();
-    // Senders in scope without rows in any window still step (a cool-down
-    // may end); those whose data all left the windows keep their standing.
-    let without_rows: HashSet<SenderKey> = match scope {
-        Scope::All => memory.standing.keys().cloned().collect(),
-        Scope::Listed => client
-            .query("SELECT esp, sender FROM scoring_scope")
-            .fetch_all::<(String, String)>()
-            .await?
-            .into_iter()
-            .collect(),
-    };
+    let without_rows = scope_without_rows(client, memory, scope).await?;
     watch.lap("read scope");
     // The burst query is small: it runs while ClickHouse starts on the counts.
     let (bursts, reader) = tokio::try_join!(
@@ -484,18 +474,11 @@ async fn score(
     let mut verdicts = Verdicts {
         policy: &sender_policy,
         now_ms,
-        bursts: HashMap::new(),
+        bursts: bursts_by_sender(&bursts),
         changes: vec![],
         standing_rows: vec![],
         next: vec![],
     };
-    for b in &bursts {
-        verdicts
-            .bursts
-            .entry((b.esp.clone(), b.sender.clone()))
-            .or_default()
-            .push(b.clone());
-    }
     let mut reputation = SnapshotWriter::new(client, now_ms);
     let pass = SenderPass {
         client,
@@ -517,6 +500,70 @@ async fn score(
     reputation.end().await?;
     let full = scope == Scope::All;
     let changed = remember_senders(memory, std::mem::take(&mut verdicts.next), full);
+    let groups = score_groups(client, policy, memory, changed, full, now_ms, &mut watch).await?;
+    let changes = seal_changes(memory, verdicts.changes, groups.changes);
+    write_run(
+        client,
+        &changes,
+        &verdicts.standing_rows,
+        &groups.standing_rows,
+    )
+    .await?;
+    watch.lap("write");
+    Ok(RunReport {
+        senders,
+        changes,
+        bursts,
+        per_tier: per_tier(memory),
+        group_tiers: crate::groups::per_tier(&memory.groups),
+        groups: groups.assessed,
+        full: false,
+        phases: watch.1,
+    })
+}
+
+/// The senders in scope, all to be stepped even without rows in any window
+/// (a cool-down may end); those whose data all left the windows keep their
+/// standing.
+async fn scope_without_rows(
+    client: &Client,
+    memory: &Memory,
+    scope: Scope,
+) -> crate::error::Result<HashSet<SenderKey>> {
+    Ok(match scope {
+        Scope::All => memory.standing.keys().cloned().collect(),
+        Scope::Listed => client
+            .query("SELECT esp, sender FROM scoring_scope")
+            .fetch_all::<(String, String)>()
+            .await?
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// The run's campaign bursts, by sender.
+fn bursts_by_sender(bursts: &[Burst]) -> HashMap<SenderKey, Vec<Burst>> {
+    let mut by_sender: HashMap<SenderKey, Vec<Burst>> = HashMap::new();
+    for b in bursts {
+        by_sender
+            .entry((b.esp.clone(), b.sender.clone()))
+            .or_default()
+            .push(b.clone());
+    }
+    by_sender
+}
+
+/// Scores the ESP, campaign and domain levels from the books, with their
+/// snapshots, and times them.
+async fn score_groups(
+    client: &Client,
+    policy: &Policy,
+    memory: &mut Memory,
+    changed: HashSet<crate::books::GroupKey>,
+    full: bool,
+    now_ms: i64,
+    watch: &mut Stopwatch,
+) -> crate::error::Result<crate::groups::GroupVerdicts> {
     let mut reputation = SnapshotWriter::new(client, now_ms);
     let group_run = GroupRun {
         client,
@@ -532,24 +579,21 @@ async fn score(
         .1
         .push(("of which their reporter lookups", groups.lookup_secs));
     reputation.end().await?;
-    let changes = seal_changes(memory, verdicts.changes, groups.changes);
-    // Penalties first: a crash after them re-derives the same standing next run
-    // from the counts, while a standing written without its penalty row would
-    // hide a change from the audit log.
-    insert(client, "penalties", &changes).await?;
-    insert(client, "sender_standing", &verdicts.standing_rows).await?;
-    insert(client, "group_standing", &groups.standing_rows).await?;
-    watch.lap("write");
-    Ok(RunReport {
-        senders,
-        changes,
-        bursts,
-        per_tier: per_tier(memory),
-        group_tiers: crate::groups::per_tier(&memory.groups),
-        groups: groups.assessed,
-        full: false,
-        phases: watch.1,
-    })
+    Ok(groups)
+}
+
+/// Writes a run's outcome. Penalties first: a crash after them re-derives
+/// the same standing next run from the counts, while a standing written
+/// without its penalty row would hide a change from the audit log.
+async fn write_run(
+    client: &Client,
+    changes: &[PenaltyEntry],
+    senders: &[StandingRow],
+    groups: &[crate::groups::GroupStandingRow],
+) -> crate::error::Result<()> {
+    insert(client, "penalties", changes).await?;
+    insert(client, "sender_standing", senders).await?;
+    insert(client, "group_standing", groups).await
 }
 
 /// Seals the run's tier changes into the chains in (esp, level, key)
