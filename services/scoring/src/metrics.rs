@@ -1,6 +1,6 @@
 //! Scoring's Prometheus metrics.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, IntCounterVec, IntGaugeVec, Registry};
 
 use crate::dispatch::Outbox;
 
@@ -88,120 +88,81 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers the metrics.
+    /// Creates and registers the metrics. Every label value a series can
+    /// take is registered here at zero, so dashboards and alerts see zeros,
+    /// not gaps.
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let run_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "ricochet_scoring_run_seconds",
-                "Duration of one scoring run",
-            )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
-        )
-        .unwrap();
-        let senders = IntGaugeVec::new(
-            Opts::new("ricochet_scoring_senders", "Senders per tier in force"),
-            &["tier"],
-        )
-        .unwrap();
-        let groups = IntGaugeVec::new(
-            Opts::new(
+        Self::build(Registry::new())
+            .expect("scoring's metric names are unique and valid")
+            .with_zeros()
+    }
+
+    /// Creates the metrics in `r`.
+    fn build(r: Registry) -> prometheus::Result<Metrics> {
+        use prometheus::{
+            register_gauge_with_registry as gauge, register_histogram_with_registry as histogram,
+            register_int_counter_vec_with_registry as counter_vec,
+            register_int_gauge_vec_with_registry as gauge_vec,
+            register_int_gauge_with_registry as int_gauge,
+        };
+        let buckets = vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+        Ok(Metrics {
+            run_seconds: histogram!("ricochet_scoring_run_seconds", "Duration of one scoring run", buckets, r)?,
+            senders: gauge_vec!("ricochet_scoring_senders", "Senders per tier in force", &["tier"], r)?,
+            groups: gauge_vec!(
                 "ricochet_scoring_groups",
                 "ESPs, campaigns and From domains (level esp, campaign, domain) per tier in force",
-            ),
-            &["level", "tier"],
-        )
-        .unwrap();
-        let changes = IntCounterVec::new(
-            Opts::new(
-                "ricochet_scoring_tier_changes_total",
-                "Tier changes written, by new tier",
-            ),
-            &["to_tier"],
-        )
-        .unwrap();
-        // Series exist from the start, so dashboards and alerts see zeros, not gaps.
-        for t in crate::Tier::ALL {
-            changes.with_label_values(&[t.as_str()]);
-        }
-        let dispatched = IntCounterVec::new(
-            Opts::new(
+                &["level", "tier"],
+                r
+            )?,
+            changes: counter_vec!("ricochet_scoring_tier_changes_total", "Tier changes written, by new tier", &["to_tier"], r)?,
+            dispatched: counter_vec!(
                 "ricochet_scoring_dispatched_total",
                 "Penalty log and complaint feed rows sent to Kafka and webhooks, by outcome",
-            ),
-            &["outcome"],
-        )
-        .unwrap();
-        for outbox in [Outbox::Penalties, Outbox::Complaints] {
-            for d in Dispatched::ALL {
-                dispatched.with_label_values(&[d.label(outbox)]);
-            }
-        }
-        let last_success = prometheus::IntGauge::new(
-            "ricochet_scoring_last_success_timestamp_seconds",
-            "Unix time of the last successful scoring run",
-        )
-        .unwrap();
-        registry.register(Box::new(run_seconds.clone())).unwrap();
-        registry.register(Box::new(senders.clone())).unwrap();
-        registry.register(Box::new(groups.clone())).unwrap();
-        registry.register(Box::new(changes.clone())).unwrap();
-        registry.register(Box::new(dispatched.clone())).unwrap();
-        registry.register(Box::new(last_success.clone())).unwrap();
-        let bursts = prometheus::IntGauge::new(
-            "ricochet_scoring_campaign_bursts",
-            "Campaigns with a complaint burst in the last hour",
-        )
-        .unwrap();
-        registry.register(Box::new(bursts.clone())).unwrap();
-        let listed = prometheus::IntGauge::new(
-            "ricochet_provider_listed_keys",
-            "Keys on the list providers poll: ESPs, senders, campaigns and domains at throttle or above",
-        )
-        .unwrap();
-        registry.register(Box::new(listed.clone())).unwrap();
-        let feed = IntCounterVec::new(
-            Opts::new(
+                &["outcome"],
+                r
+            )?,
+            last_success: int_gauge!("ricochet_scoring_last_success_timestamp_seconds", "Unix time of the last successful scoring run", r)?,
+            bursts: int_gauge!("ricochet_scoring_campaign_bursts", "Campaigns with a complaint burst in the last hour", r)?,
+            listed: int_gauge!(
+                "ricochet_provider_listed_keys",
+                "Keys on the list providers poll: ESPs, senders, campaigns and domains at throttle or above",
+                r
+            )?,
+            feed: counter_vec!(
                 "ricochet_feed_complaints_total",
                 "Complaint feed: entries appended (fed) and copies of fed tokens skipped (duplicate)",
-            ),
-            &["outcome"],
-        )
-        .unwrap();
+                &["outcome"],
+                r
+            )?,
+            feed_lag_seconds: gauge!(
+                "ricochet_feed_lag_seconds",
+                "Seconds from load to feed entry of the newest complaint the last busy pass read",
+                r
+            )?,
+            feed_last_success: int_gauge!(
+                "ricochet_feed_last_success_timestamp_seconds",
+                "Unix time of the last successful complaint feed pass",
+                r
+            )?,
+            registry: r,
+        })
+    }
+
+    /// Registers every label value the counters can take, at zero.
+    fn with_zeros(self) -> Self {
+        for t in crate::Tier::ALL {
+            self.changes.with_label_values(&[t.as_str()]);
+        }
+        for outbox in [Outbox::Penalties, Outbox::Complaints] {
+            for d in Dispatched::ALL {
+                self.dispatched.with_label_values(&[d.label(outbox)]);
+            }
+        }
         for outcome in [FeedOutcome::Fed, FeedOutcome::Duplicate] {
-            feed.with_label_values(&[outcome.as_str()]);
+            self.feed.with_label_values(&[outcome.as_str()]);
         }
-        let feed_lag_seconds = prometheus::Gauge::new(
-            "ricochet_feed_lag_seconds",
-            "Seconds from load to feed entry of the newest complaint the last busy pass read",
-        )
-        .unwrap();
-        let feed_last_success = prometheus::IntGauge::new(
-            "ricochet_feed_last_success_timestamp_seconds",
-            "Unix time of the last successful complaint feed pass",
-        )
-        .unwrap();
-        registry.register(Box::new(feed.clone())).unwrap();
-        registry
-            .register(Box::new(feed_lag_seconds.clone()))
-            .unwrap();
-        registry
-            .register(Box::new(feed_last_success.clone()))
-            .unwrap();
-        Metrics {
-            registry,
-            run_seconds,
-            senders,
-            groups,
-            changes,
-            dispatched,
-            last_success,
-            bursts,
-            listed,
-            feed,
-            feed_lag_seconds,
-            feed_last_success,
-        }
+        self
     }
 
     /// The text exposition format.
