@@ -1,8 +1,6 @@
 //! The loader's Prometheus metrics.
 
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
 
 /// Every metric the loader exports at `/metrics`.
 #[derive(Clone)]
@@ -29,97 +27,87 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers the metrics.
+    /// Creates and registers the metrics; every dead-letter reason's series
+    /// exists from the start, so dashboards and alerts see zeros, not gaps.
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap();
-            registry.register(Box::new(c.clone())).unwrap();
-            c
-        };
-        let consumed = counter_vec(
-            "ricochet_loader_records_consumed_total",
-            "Records read from Kafka",
-            &["topic"],
-        );
-        let inserted = counter_vec(
-            "ricochet_loader_rows_inserted_total",
-            "Rows acknowledged by ClickHouse",
-            &["table"],
-        );
-        let dead_letters = counter_vec(
-            "ricochet_loader_dead_letters_total",
-            "Records sent to the dead-letter topic",
-            &["reason"],
-        );
-        // Series exist from the start, so dashboards and alerts see zeros, not gaps.
+        let m =
+            Self::build(Registry::new()).expect("the loader's metric names are unique and valid");
         for reason in crate::decode::POISON_REASONS {
-            dead_letters.with_label_values(&[reason]);
+            m.dead_letters.with_label_values(&[reason]);
         }
-        let batch_rows = Histogram::with_opts(
-            HistogramOpts::new("ricochet_loader_batch_rows", "Rows per flushed batch").buckets(
-                vec![
-                    1.0, 10.0, 100.0, 1_000.0, 10_000.0, 50_000.0, 100_000.0, 500_000.0,
-                ],
-            ),
-        )
-        .unwrap();
-        let insert_seconds = HistogramVec::new(
-            HistogramOpts::new(
+        m
+    }
+
+    /// Creates the metrics in `r`.
+    fn build(r: Registry) -> prometheus::Result<Metrics> {
+        use prometheus::{
+            register_histogram_vec_with_registry as histogram_vec,
+            register_histogram_with_registry as histogram,
+            register_int_counter_vec_with_registry as counter_vec,
+            register_int_counter_with_registry as counter,
+            register_int_gauge_vec_with_registry as gauge_vec,
+        };
+        let rows = vec![
+            1.0, 10.0, 100.0, 1_000.0, 10_000.0, 50_000.0, 100_000.0, 500_000.0,
+        ];
+        let seconds = vec![
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        Ok(Metrics {
+            consumed: counter_vec!(
+                "ricochet_loader_records_consumed_total",
+                "Records read from Kafka",
+                &["topic"],
+                r
+            )?,
+            inserted: counter_vec!(
+                "ricochet_loader_rows_inserted_total",
+                "Rows acknowledged by ClickHouse",
+                &["table"],
+                r
+            )?,
+            batch_rows: histogram!(
+                "ricochet_loader_batch_rows",
+                "Rows per flushed batch",
+                rows,
+                r
+            )?,
+            insert_seconds: histogram_vec!(
                 "ricochet_loader_insert_seconds",
                 "Time of one acknowledged insert",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["table"],
-        )
-        .unwrap();
-        let clickhouse_errors = IntCounter::new(
-            "ricochet_loader_clickhouse_errors_total",
-            "Failed ClickHouse inserts (retried)",
-        )
-        .unwrap();
-        let commit_errors = IntCounter::new(
-            "ricochet_loader_commit_errors_total",
-            "Failed offset commits",
-        )
-        .unwrap();
-        let consumer_restarts = IntCounter::new(
-            "ricochet_loader_consumer_restarts_total",
-            "Kafka consumers replaced after being stuck joining the group",
-        )
-        .unwrap();
-        let lag = IntGaugeVec::new(
-            Opts::new(
+                &["table"],
+                seconds,
+                r
+            )?,
+            dead_letters: counter_vec!(
+                "ricochet_loader_dead_letters_total",
+                "Records sent to the dead-letter topic",
+                &["reason"],
+                r
+            )?,
+            clickhouse_errors: counter!(
+                "ricochet_loader_clickhouse_errors_total",
+                "Failed ClickHouse inserts (retried)",
+                r
+            )?,
+            lag: gauge_vec!(
                 "ricochet_loader_consumer_lag",
                 "Records behind the end of the partition",
-            ),
-            &["topic", "partition"],
-        )
-        .unwrap();
-        registry.register(Box::new(batch_rows.clone())).unwrap();
-        registry.register(Box::new(insert_seconds.clone())).unwrap();
-        registry
-            .register(Box::new(clickhouse_errors.clone()))
-            .unwrap();
-        registry.register(Box::new(commit_errors.clone())).unwrap();
-        registry.register(Box::new(lag.clone())).unwrap();
-        registry
-            .register(Box::new(consumer_restarts.clone()))
-            .unwrap();
-        Metrics {
-            registry,
-            consumed,
-            inserted,
-            batch_rows,
-            insert_seconds,
-            dead_letters,
-            clickhouse_errors,
-            lag,
-            commit_errors,
-            consumer_restarts,
-        }
+                &["topic", "partition"],
+                r
+            )?,
+            commit_errors: counter!(
+                "ricochet_loader_commit_errors_total",
+                "Failed offset commits",
+                r
+            )?,
+            consumer_restarts: counter!(
+                "ricochet_loader_consumer_restarts_total",
+                "Kafka consumers replaced after being stuck joining the group",
+                r
+            )?,
+            registry: r,
+        })
     }
 
     /// The text exposition format.
