@@ -55,8 +55,9 @@ impl Recent {
             || row.token_iat - COPY_MARGIN_MS < self.covered_from
     }
 
-    /// Remembers `fed`, forgetting what was loaded [`RECENT_MS`] before `mark_ms`.
-    fn add(&mut self, fed: &[FeedEntry], mark_ms: i64) {
+    /// Remembers tokens now in the feed, forgetting what was loaded
+    /// [`RECENT_MS`] before `mark_ms`.
+    fn add<'a>(&mut self, fed: impl IntoIterator<Item = &'a FeedEntry>, mark_ms: i64) {
         for e in fed {
             let at = self.fed.entry(Self::hash(&e.jti)).or_insert(e.loaded_at);
             *at = (*at).max(e.loaded_at);
@@ -216,7 +217,10 @@ impl FeedWriter {
         }
         // Only an insert that went through moves the numbering on.
         self.next_seq = next_seq;
-        self.recent.add(&out, self.mark.0);
+        // The copies found in the feed are remembered too: else each step's
+        // look behind the mark would read them again and count them again.
+        let copies = rows.iter().filter(|r| fed.contains(&r.jti));
+        self.recent.add(out.iter().chain(copies), self.mark.0);
         report.fed = out.len();
         Ok(report)
     }
