@@ -1,4 +1,5 @@
 //! The real ClickHouse: migrations and the complaints/deliveries schema.
+#![cfg(feature = "integration")]
 
 use clickhouse::Row;
 use ricochet_integration_tests::clickhouse;

@@ -8,6 +8,7 @@
 //! touched) with the release binaries in RICOCHET_BIN_DIR. Ignored by the
 //! plain test run; `deploy/local/stack faults` (part of `stack test`) runs it
 //! and prints the table recorded in RELIABILITY.md.
+#![cfg(feature = "integration")]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
 //! The real broker: idempotent produce with acks=all, consumer groups, commits, resume.
+#![cfg(feature = "integration")]
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

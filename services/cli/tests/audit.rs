@@ -1,4 +1,5 @@
 //! `ricochet audit verify` against penalties written by a real scoring run.
+#![cfg(feature = "integration")]
 
 use std::process::Command;
 

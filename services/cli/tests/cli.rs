@@ -1,4 +1,5 @@
-//! The `ricochet` binary as a user runs it, against the real local stack.
+//! The `ricochet` binary as a user runs it; `db migrate` and `kafka init`
+//! against the real local stack (feature `integration`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -165,6 +166,7 @@ fn keys_registry_mint_and_verify() {
 }
 
 #[test]
+#[cfg(feature = "integration")]
 fn db_migrate_is_idempotent_against_clickhouse() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("it_cli_{}", std::process::id());
@@ -200,6 +202,7 @@ fn db_migrate_is_idempotent_against_clickhouse() {
 }
 
 #[test]
+#[cfg(feature = "integration")]
 fn kafka_init_creates_every_topic_idempotently() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {

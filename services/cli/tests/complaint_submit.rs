@@ -1,4 +1,5 @@
 //! `ricochet complaint submit` against a real ingest (in-process) and the real broker.
+#![cfg(feature = "integration")]
 
 use std::process::Command;
 

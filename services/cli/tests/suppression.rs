@@ -3,6 +3,7 @@
 //! by the scoring library and served by the ESP API over HTTP, and
 //! `ricochet report complaints` turning it into the list of exactly the
 //! complained recipients.
+#![cfg(feature = "integration")]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -27,7 +27,7 @@ use crate::complaints::{
 use crate::config::{IngestConfig, VerifyMode};
 use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
 use crate::metrics::Metrics;
-use crate::publish::Publisher;
+use crate::publish::{KafkaPublisher, Publish};
 use crate::timefmt::now_ms;
 use ricochet_http::ops::Check;
 use ricochet_http::{authenticate, JsonLocation, Problem};
@@ -52,7 +52,7 @@ pub struct AppState {
 struct Inner {
     config: IngestConfig,
     registry: RegistryHandle,
-    publisher: Publisher,
+    publisher: Arc<dyn Publish>,
     pool: rayon::ThreadPool,
     limiter: DefaultKeyedRateLimiter<String>,
     /// Bounds concurrent requests: beyond it, answer 503 at once instead of queueing.
@@ -67,12 +67,12 @@ struct Inner {
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 impl AppState {
-    /// Opens the registry, creates the producer and the verification pool.
     /// The HTTP connection limits of the configuration.
     pub fn server_limits(&self) -> ricochet_http::ServerLimits {
         self.inner.config.server.limits()
     }
 
+    /// Opens the registry, creates the Kafka producer and the verification pool.
     pub fn new(config: IngestConfig, kafka: &KafkaConfig) -> anyhow::Result<Self> {
         Self::with_clock(config, kafka, Arc::new(now_ms))
     }
@@ -83,10 +83,19 @@ impl AppState {
         kafka: &KafkaConfig,
         clock: Clock,
     ) -> anyhow::Result<Self> {
+        let publisher = Arc::new(KafkaPublisher::new(kafka, config.kafka_timeout())?);
+        Self::with_publisher(config, publisher, clock)
+    }
+
+    /// Opens the registry and the verification pool; accepted items go to `publisher`.
+    pub fn with_publisher(
+        config: IngestConfig,
+        publisher: Arc<dyn Publish>,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context;
         let registry = RegistryHandle::open(&config.registry)
             .with_context(|| format!("loading registry {}", config.registry.display()))?;
-        let publisher = Publisher::new(kafka, config.kafka_timeout())?;
         let threads = match config.verify_threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -119,26 +128,17 @@ impl AppState {
         &self.inner.registry
     }
 
-    /// The producer (to flush on shutdown).
-    pub fn publisher(&self) -> &Publisher {
-        &self.inner.publisher
+    /// Where accepted items go (to flush on shutdown).
+    pub fn publisher(&self) -> Arc<dyn Publish> {
+        self.inner.publisher.clone()
     }
 
-    /// Asks the broker for metadata and records whether it answered.
+    /// Asks the broker whether it answers and records the outcome.
     pub async fn probe_kafka(&self) -> bool {
-        let state = self.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            use rdkafka::producer::Producer;
-            state
-                .inner
-                .publisher
-                .producer()
-                .client()
-                .fetch_metadata(None, Duration::from_secs(2))
-                .is_ok()
-        })
-        .await
-        .unwrap_or(false);
+        let publisher = self.publisher();
+        let ok = tokio::task::spawn_blocking(move || publisher.reachable(Duration::from_secs(2)))
+            .await
+            .unwrap_or(false);
         self.inner.kafka_reachable.store(ok, Ordering::Relaxed);
         self.inner.metrics.kafka_up.set(i64::from(ok));
         ok

@@ -3,7 +3,7 @@
 //! `POST /v1/complaints` and `POST /v1/deliveries` take batches from mailbox
 //! providers, authenticate the caller (`ricochet_http::auth`), check every item
 //! ([`complaints`], [`deliveries`]) and answer `200` only once every accepted
-//! item is acknowledged by Kafka ([`publish`]). Errors are RFC 9457 problem
+//! item is acknowledged by Kafka (through the [`publish::Publish`] seam). Errors are RFC 9457 problem
 //! documents (`ricochet_http::problem`). The API is specified in `schemas/openapi/ingest.json`.
 
 pub mod app;
@@ -49,7 +49,7 @@ pub async fn serve(
     .await?;
     probe.abort();
     info!("draining done; flushing the Kafka producer");
-    let publisher = state.publisher().clone();
+    let publisher = state.publisher();
     if let Err(e) =
         tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(10))).await?
     {

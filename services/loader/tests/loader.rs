@@ -1,4 +1,5 @@
 //! The loader as a real process, against the real broker and real ClickHouse.
+#![cfg(feature = "integration")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

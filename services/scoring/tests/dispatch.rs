@@ -1,5 +1,6 @@
 //! Penalties reach ESPs by Kafka and by signed webhook, in order, through
 //! webhook failures and a dispatcher restart.
+#![cfg(feature = "integration")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Scoring runs against the real ClickHouse with the migrated schema.
+#![cfg(feature = "integration")]
 
 use ricochet_integration_tests::{clickhouse, complaint_row, drop_database, insert_rows};
 use ricochet_scoring::chain::PenaltyEntry;

@@ -1,4 +1,5 @@
 //! The ESP API over real HTTP, on penalties a real scoring run wrote to the real ClickHouse.
+#![cfg(feature = "integration")]
 
 mod common;
 

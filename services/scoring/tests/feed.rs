@@ -2,6 +2,7 @@
 //! (some twice, some by two providers) reach their ESP once each, in order,
 //! over the signed ESP API, across a restart of the writer; late rows are
 //! swept in; the feed reaches Kafka and the ESP's webhook.
+#![cfg(feature = "integration")]
 
 mod common;
 

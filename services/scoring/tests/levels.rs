@@ -2,6 +2,7 @@
 //! HTTP: a spammer that spreads its mail over fresh sender ids, each under
 //! the minimum volume, is caught at the ESP and campaign levels, and a clean
 //! ESP with one bad sender is not penalized as a whole.
+#![cfg(feature = "integration")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! the real ClickHouse: the list an MTA polls (versions, changes, ETag), a
 //! standing with only the caller's own complaints, and every other tenant
 //! refused.
+#![cfg(feature = "integration")]
 
 mod common;
 
