@@ -3,79 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What the user said about a message: the `code` a provider sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ComplaintCode {
-    /// The user did not want it (the usual "report spam").
-    Unwanted,
-    /// It pretended to be something it is not.
-    Misrepresented,
-    /// It broke the provider's policy.
-    PolicyViolation,
-    /// It tried to steal credentials or money.
-    Phishing,
-    /// The user had unsubscribed and still got it.
-    UnsubscribeIgnored,
-    /// The user said it was wanted after all: the positive signal.
-    NotSpam,
-}
-
-impl ComplaintCode {
-    /// Every code, in the order the specs list them.
-    pub const ALL: [ComplaintCode; 6] = [
-        ComplaintCode::Unwanted,
-        ComplaintCode::Misrepresented,
-        ComplaintCode::PolicyViolation,
-        ComplaintCode::Phishing,
-        ComplaintCode::UnsubscribeIgnored,
-        ComplaintCode::NotSpam,
-    ];
-
-    /// The code as it travels in JSON and is stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ComplaintCode::Unwanted => "unwanted",
-            ComplaintCode::Misrepresented => "misrepresented",
-            ComplaintCode::PolicyViolation => "policy-violation",
-            ComplaintCode::Phishing => "phishing",
-            ComplaintCode::UnsubscribeIgnored => "unsubscribe-ignored",
-            ComplaintCode::NotSpam => "not-spam",
-        }
-    }
-
-    /// Whether the user said the mail was wanted.
-    pub fn is_positive(self) -> bool {
-        self == ComplaintCode::NotSpam
-    }
-
-    /// Every code, comma-separated (for error messages).
-    pub fn list() -> String {
-        Self::ALL.map(Self::as_str).join(", ")
-    }
-}
-
-impl std::fmt::Display for ComplaintCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A `code` that is not one of [`ComplaintCode::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("code {0:?} is not one of {list}", list = ComplaintCode::list())]
-pub struct UnknownCode(pub String);
-
-impl std::str::FromStr for ComplaintCode {
-    type Err = UnknownCode;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownCode(s.to_string()))
-    }
-}
-
 /// A complaint that passed every check at ingest (`complaints.v1`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplaintRecord {
@@ -146,21 +73,4 @@ pub struct DeliveryRecord {
 /// The message key: `esp/sender`, so one sender's events share a partition and stay ordered.
 pub fn sender_key(esp: &str, sender: &str) -> String {
     format!("{esp}/{sender}")
-}
-
-#[cfg(test)]
-mod code_tests {
-    use super::*;
-
-    #[test]
-    fn codes_round_trip_and_unknown_ones_are_named() {
-        for c in ComplaintCode::ALL {
-            assert_eq!(c.as_str().parse::<ComplaintCode>(), Ok(c));
-        }
-        let err = "spam".parse::<ComplaintCode>().unwrap_err();
-        assert!(err
-            .to_string()
-            .contains("\"spam\" is not one of unwanted, misrepresented"));
-        assert!(ComplaintCode::NotSpam.is_positive() && !ComplaintCode::Phishing.is_positive());
-    }
 }

@@ -22,12 +22,12 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::dispatch::penalty_json;
-use crate::level::Level;
 use crate::listed::Board;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::provider_api::Listed;
 use crate::standing_report;
+use ricochet_kafka::Level;
 
 /// The header carrying the detached signature of the body.
 pub const SIGNATURE_HEADER: &str = "ricochet-signature";

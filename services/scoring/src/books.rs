@@ -11,24 +11,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use foldhash::{HashMap, HashMapExt, HashSet};
 
 use crate::counts::{SenderCounts, Slice};
-use crate::level::Level;
 use crate::policy::{ComplaintCount, Name, WindowCounts};
 use crate::windows::COUNT;
+use ricochet_kafka::ComplaintCode;
+use ricochet_kafka::Level;
 
 /// The most providers the books tell apart (one bit each).
 pub const MAX_PROVIDERS: usize = 64;
 
-/// Code and provider names with ids that stay the same across runs.
+/// Provider names with ids that stay the same across runs (a code's id is
+/// its [`ComplaintCode::index`]).
 #[derive(Debug, Default)]
 pub struct Names {
-    codes: Vec<Name>,
     providers: Vec<Name>,
 }
 
 /// A run's code and provider names mapped to [`Names`] ids. Lookups compare
 /// the run's shared names by pointer first (a handful each).
 pub struct RunNames {
-    codes: Vec<(Name, u16)>,
     providers: Vec<(Name, u8)>,
 }
 
@@ -48,16 +48,8 @@ impl Names {
         }
     }
 
-    /// Maps a run's lists of code and provider names to ids.
-    pub fn for_run(
-        &mut self,
-        codes: &[Name],
-        providers: &[Name],
-    ) -> Result<RunNames, TooManyProviders> {
-        let codes = codes
-            .iter()
-            .map(|c| (c.clone(), Names::id(&mut self.codes, c) as u16))
-            .collect();
+    /// Maps a run's list of provider names to ids.
+    pub fn for_run(&mut self, providers: &[Name]) -> Result<RunNames, TooManyProviders> {
         let mut ids = Vec::with_capacity(providers.len());
         for p in providers {
             let id = Names::id(&mut self.providers, p);
@@ -67,10 +59,7 @@ impl Names {
             }
             ids.push((p.clone(), id as u8));
         }
-        Ok(RunNames {
-            codes,
-            providers: ids,
-        })
+        Ok(RunNames { providers: ids })
     }
 }
 
@@ -266,10 +255,8 @@ impl Contribution {
             out.delivered[i] = w.delivered;
             out.providers[i] = names.provider_bits(counts.provider_masks[i]);
             for c in &w.complaints {
-                let (Some(code), Some(provider)) = (
-                    RunNames::find(&names.codes, &c.code),
-                    RunNames::find(&names.providers, &c.provider),
-                ) else {
+                let code = c.code.index() as u16;
+                let Some(provider) = RunNames::find(&names.providers, &c.provider) else {
                     continue;
                 };
                 match complaints
@@ -359,7 +346,7 @@ impl Book {
                 .iter()
                 .filter(|(_, n)| n[i] > 0)
                 .map(|((code, provider), n)| ComplaintCount {
-                    code: names.codes[usize::from(*code)].clone(),
+                    code: ComplaintCode::ALL[usize::from(*code)],
                     provider: names.providers[usize::from(*provider)].clone(),
                     complaints: n[i],
                 })
@@ -394,7 +381,11 @@ fn for_bits(mut mask: u64, mut f: impl FnMut(usize)) {
 mod tests {
     use super::*;
 
-    fn sender(delivered: u64, mask: u64, complaints: &[(&Name, &Name, u64)]) -> SenderCounts {
+    fn sender(
+        delivered: u64,
+        mask: u64,
+        complaints: &[(ComplaintCode, &Name, u64)],
+    ) -> SenderCounts {
         let mut c = SenderCounts::default();
         c.windows[3] = Some(WindowCounts {
             delivered,
@@ -402,7 +393,7 @@ mod tests {
             complaints: complaints
                 .iter()
                 .map(|(code, provider, n)| ComplaintCount {
-                    code: (*code).clone(),
+                    code: *code,
                     provider: (*provider).clone(),
                     complaints: *n,
                 })
@@ -415,18 +406,13 @@ mod tests {
 
     #[test]
     fn a_book_is_the_sum_of_its_senders_and_forgets_a_replaced_one() {
-        let (unwanted, phishing): (Name, Name) = ("unwanted".into(), "phishing".into());
+        let (unwanted, phishing) = (ComplaintCode::Unwanted, ComplaintCode::Phishing);
         let (p1, p2): (Name, Name) = ("p1".into(), "p2".into());
         let mut names = Names::default();
-        let run = names
-            .for_run(
-                &[phishing.clone(), unwanted.clone()],
-                &[p1.clone(), p2.clone()],
-            )
-            .unwrap();
-        let a = Contribution::new(&sender(900, 0b01, &[(&unwanted, &p1, 9)]), &run);
+        let run = names.for_run(&[p1.clone(), p2.clone()]).unwrap();
+        let a = Contribution::new(&sender(900, 0b01, &[(unwanted, &p1, 9)]), &run);
         let b = Contribution::new(
-            &sender(900, 0b11, &[(&unwanted, &p1, 4), (&phishing, &p2, 1)]),
+            &sender(900, 0b11, &[(unwanted, &p1, 4), (phishing, &p2, 1)]),
             &run,
         );
         let mut book = Book::default();
@@ -460,16 +446,14 @@ mod tests {
 
     #[test]
     fn slices_add_to_their_esp_campaign_and_domain_and_are_replaced() {
-        let (unwanted, p1): (Name, Name) = ("unwanted".into(), "p1".into());
+        let (unwanted, p1): (ComplaintCode, Name) = (ComplaintCode::Unwanted, "p1".into());
         let mut names = Names::default();
-        let run = names
-            .for_run(std::slice::from_ref(&unwanted), std::slice::from_ref(&p1))
-            .unwrap();
+        let run = names.for_run(std::slice::from_ref(&p1)).unwrap();
         let slice = |campaign: &str, domain: &str| Slice {
             campaign: campaign.into(),
             domain: domain.into(),
         };
-        let c = |n| Contribution::new(&sender(100, 0b1, &[(&unwanted, &p1, n)]), &run);
+        let c = |n| Contribution::new(&sender(100, 0b1, &[(unwanted, &p1, n)]), &run);
         let mut books = Books::default();
         let a: Contributions = vec![(slice("c1", "d.example"), c(3)), (slice("", ""), c(1))].into();
         let mut changed = HashSet::default();
@@ -527,12 +511,12 @@ mod tests {
     #[test]
     fn ids_survive_a_run_whose_lists_differ() {
         let mut names = Names::default();
-        let first = names.for_run(&[], &["b".into(), "c".into()]).unwrap();
-        let second = names.for_run(&[], &["a".into(), "c".into()]).unwrap();
+        let first = names.for_run(&["b".into(), "c".into()]).unwrap();
+        let second = names.for_run(&["a".into(), "c".into()]).unwrap();
         assert_eq!(first.provider_bits(0b10), 0b10, "c is id 1");
         assert_eq!(second.provider_bits(0b10), 0b10, "still id 1");
         assert_eq!(second.provider_bits(0b01), 0b100, "a is new: id 2");
         let many: Vec<Name> = (0..70).map(|i| Name::from(format!("p{i}"))).collect();
-        assert!(names.for_run(&[], &many).is_err());
+        assert!(names.for_run(&many).is_err());
     }
 }

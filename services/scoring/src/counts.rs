@@ -18,7 +18,7 @@ use clickhouse::query::RowCursor;
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 
-use crate::policy::{ComplaintCount, HeavyReporter, Name, Policy, WindowCounts};
+use crate::policy::{ComplaintCode, ComplaintCount, HeavyReporter, Name, Policy, WindowCounts};
 use crate::windows::{Windows, COUNT};
 
 /// (esp, sender).
@@ -138,7 +138,7 @@ pub(crate) fn window_counts(windows: &Windows, now_ms: i64) -> String {
 }
 
 /// A code and its count in each window.
-pub(crate) type CodeCounts = (Name, [u64; 4]);
+pub(crate) type CodeCounts = (ComplaintCode, [u64; 4]);
 
 /// A heavy reporter's complaints per code, per window.
 #[derive(Row, Deserialize)]
@@ -421,15 +421,15 @@ impl Reader {
             pending: None,
             delivery_names: Interner::default(),
             tally: Tally::new(
-                codes.into_iter().map(Name::from).collect(),
+                parse_codes(&codes)?,
                 providers.into_iter().map(Name::from).collect(),
             ),
         })
     }
 
-    /// The run's complaint codes and providers (delivering masks index the latter).
-    pub fn names(&self) -> (&[Name], &[Name]) {
-        (&self.tally.codes, &self.tally.providers)
+    /// The run's providers (delivering masks index them).
+    pub fn providers(&self) -> &[Name] {
+        &self.tally.providers
     }
 
     /// The next sender with rows in some window, with its slices, or `None`
@@ -535,7 +535,7 @@ fn delivered(
 
 /// Turns complaint rows into per-window counts by code and provider.
 struct Tally {
-    codes: Vec<Name>,
+    codes: Vec<ComplaintCode>,
     providers: Vec<Name>,
     /// Tokens per bucket, indexed by (code, provider) pair; zero between rows.
     per_pair: Vec<[u64; 4]>,
@@ -546,7 +546,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn new(codes: Vec<Name>, providers: Vec<Name>) -> Self {
+    fn new(codes: Vec<ComplaintCode>, providers: Vec<Name>) -> Self {
         let pairs = (codes.len() + 1) * (providers.len() + 1);
         Tally {
             codes,
@@ -586,7 +586,7 @@ impl Tally {
                 n += k;
                 if n > 0 {
                     counts.window(i).complaints.push(ComplaintCount {
-                        code: code.clone(),
+                        code: *code,
                         provider: provider.clone(),
                         complaints: n,
                     });
@@ -682,14 +682,22 @@ pub async fn heavy_reporters(
     let mut per_reporter = PerReporter::new();
     for r in rows {
         let key = ((r.esp, r.sender), Name::from(r.provider), r.reporter);
-        add_code(
-            &mut per_reporter,
-            key,
-            Name::from(r.code),
-            [r.n0, r.n1, r.n2, r.n3],
-        );
+        let code = parse_code(&r.code)?;
+        add_code(&mut per_reporter, key, code, [r.n0, r.n1, r.n2, r.n3]);
     }
     Ok(over_cap(per_reporter, policy.max_per_reporter))
+}
+
+/// A complaint code read from the `complaints` table; an unknown one is an
+/// error, not a guess (the table was written by another version).
+pub(crate) fn parse_code(code: &str) -> crate::error::Result<ComplaintCode> {
+    (code.parse()).map_err(crate::ScoringError::stored::<ricochet_kafka::UnknownCode>(
+        "complaints",
+    ))
+}
+
+fn parse_codes(codes: &[String]) -> crate::error::Result<Vec<ComplaintCode>> {
+    codes.iter().map(|c| parse_code(c)).collect()
 }
 
 /// Per (subject, provider, reporter): the counts per code in each window.
@@ -700,7 +708,7 @@ pub(crate) type PerReporter<K> = HashMap<(K, Name, String), Vec<CodeCounts>>;
 pub(crate) fn add_code<K: std::hash::Hash + Eq>(
     per_reporter: &mut PerReporter<K>,
     key: (K, Name, String),
-    code: Name,
+    code: ComplaintCode,
     n: [u64; 4],
 ) {
     let codes = per_reporter.entry(key).or_default();
@@ -724,7 +732,7 @@ pub(crate) fn over_cap<K: std::hash::Hash + Eq + Clone>(
                 let by_code = codes
                     .iter()
                     .filter(|(_, n)| n[i] > 0)
-                    .map(|(code, n)| (code.clone(), n[i]))
+                    .map(|(code, n)| (*code, n[i]))
                     .collect();
                 out.entry(key.clone()).or_default().push((
                     i,
@@ -744,13 +752,19 @@ pub(crate) fn over_cap<K: std::hash::Hash + Eq + Clone>(
 mod tests {
     use super::*;
 
-    fn slice_counts(window: usize, delivered: u64, mask: u64, code: &Name, n: u64) -> SenderCounts {
+    fn slice_counts(
+        window: usize,
+        delivered: u64,
+        mask: u64,
+        code: ComplaintCode,
+        n: u64,
+    ) -> SenderCounts {
         let mut c = SenderCounts::default();
         let w = c.window(window);
         w.delivered = delivered;
         w.delivering_providers = mask.count_ones();
         w.complaints.push(ComplaintCount {
-            code: code.clone(),
+            code,
             provider: "p1".into(),
             complaints: n,
         });
@@ -760,21 +774,21 @@ mod tests {
 
     #[test]
     fn a_senders_total_sums_its_slices() {
-        let (unwanted, phishing): (Name, Name) = ("unwanted".into(), "phishing".into());
+        let (unwanted, phishing) = (ComplaintCode::Unwanted, ComplaintCode::Phishing);
         let slice = |campaign: &str| Slice {
             campaign: campaign.into(),
             domain: "".into(),
         };
-        let mut a = slice_counts(3, 500, 0b01, &unwanted, 2);
+        let mut a = slice_counts(3, 500, 0b01, unwanted, 2);
         a.next_expiry_ms = Some(9_000);
-        let mut b = slice_counts(3, 700, 0b10, &unwanted, 3);
+        let mut b = slice_counts(3, 700, 0b10, unwanted, 3);
         b.window(3).complaints.push(ComplaintCount {
-            code: phishing.clone(),
+            code: phishing,
             provider: "p1".into(),
             complaints: 1,
         });
         b.next_expiry_ms = Some(4_000);
-        let c = slice_counts(1, 10, 0b01, &unwanted, 1);
+        let c = slice_counts(1, 10, 0b01, unwanted, 1);
         let total = SenderCounts::total(vec![(slice("a"), a), (slice("b"), b), (slice("c"), c)]);
         let w = total.windows[3].as_ref().unwrap();
         assert_eq!((w.delivered, w.delivering_providers), (1200, 2));
@@ -790,12 +804,12 @@ mod tests {
     fn a_reporters_counts_are_summed_per_code_before_the_cap() {
         let mut per_reporter = PerReporter::default();
         let key = |who: &str| ("campaign-1", Name::from("p1"), who.to_string());
-        let unwanted = Name::from("unwanted");
+        let unwanted = ComplaintCode::Unwanted;
         // Two slices of one campaign, two complaints each in the 30-day
         // window only: 4 > 3 there, under the cap in every shorter one.
-        add_code(&mut per_reporter, key("r1"), unwanted.clone(), [0, 0, 0, 2]);
-        add_code(&mut per_reporter, key("r1"), unwanted.clone(), [0, 0, 1, 2]);
-        add_code(&mut per_reporter, key("r2"), unwanted.clone(), [0, 0, 0, 3]);
+        add_code(&mut per_reporter, key("r1"), unwanted, [0, 0, 0, 2]);
+        add_code(&mut per_reporter, key("r1"), unwanted, [0, 0, 1, 2]);
+        add_code(&mut per_reporter, key("r2"), unwanted, [0, 0, 0, 3]);
         let heavy = over_cap(per_reporter, 3);
         let found = &heavy["campaign-1"];
         assert_eq!(found.len(), 1, "only r1 passes the cap, in one window");

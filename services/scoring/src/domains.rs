@@ -12,9 +12,9 @@ use foldhash::HashMap;
 use serde::Deserialize;
 
 use crate::chain::PenaltyEntry;
-use crate::level::Level;
 use crate::policy::{Policy, Tier};
 use crate::verdict::{evidence, Decision, Window};
+use ricochet_kafka::Level;
 
 /// The rule of a row that tells an ESP a domain's tier it did not know.
 pub const TIER_IN_FORCE: &str = "tier-in-force";
@@ -39,10 +39,7 @@ impl Told {
             .await?;
         let mut told = Told::default();
         for r in rows {
-            let tier = r.tier.parse().map_err(|e| crate::ScoringError::Stored {
-                table: "penalties",
-                detail: format!("{e}"),
-            })?;
+            let tier = (r.tier.parse()).map_err(crate::ScoringError::stored("penalties"))?;
             told.0.entry(r.domain).or_default().insert(r.esp, tier);
         }
         Ok(told)

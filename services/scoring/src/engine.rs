@@ -18,13 +18,13 @@ use crate::chain::{seal, PenaltyEntry, PENALTY_COLUMNS};
 use crate::counts::{self, Scope, SenderCounts, SenderKey};
 use crate::groups::{GroupMemory, GroupRun};
 use crate::hysteresis::Standing;
-use crate::level::Level;
 use crate::policy::{HeavyReporter, Policy, Tier};
 use crate::snapshots::SnapshotWriter;
 pub use crate::verdict::Burst;
 use crate::verdict::{
     assess_windows, blank, decide, evidence_tier, write_snapshots, Subject, Window,
 };
+use ricochet_kafka::Level;
 
 /// A row of `sender_standing`.
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -265,10 +265,7 @@ async fn load_memory(client: &Client, mark: i64) -> crate::error::Result<Memory>
     // Memory keeps only standings that differ from the default, as `score` does.
     let mut standing = HashMap::new();
     for r in standings {
-        let tier = r.tier.parse().map_err(|e| crate::ScoringError::Stored {
-            table: "sender_standing",
-            detail: format!("{e}"),
-        })?;
+        let tier = (r.tier.parse()).map_err(crate::ScoringError::stored("sender_standing"))?;
         let s = Standing {
             tier,
             below_since: r.below_since,
@@ -602,15 +599,12 @@ async fn write_run(
 fn seal_changes(
     memory: &mut Memory,
     senders: Vec<PenaltyEntry>,
-    groups: Vec<PenaltyEntry>,
+    groups: Vec<(Level, PenaltyEntry)>,
 ) -> Vec<PenaltyEntry> {
     let mut unsealed: Vec<(Level, PenaltyEntry)> = senders
         .into_iter()
         .map(|e| (Level::Sender, e))
-        .chain(groups.into_iter().map(|e| {
-            let level = e.level.parse().unwrap_or(Level::Sender);
-            (level, e)
-        }))
+        .chain(groups)
         .collect();
     unsealed
         .sort_unstable_by(|(la, a), (lb, b)| (&a.esp, la, &a.sender).cmp(&(&b.esp, lb, &b.sender)));
@@ -644,11 +638,10 @@ impl SenderPass<'_> {
         watch: &mut Stopwatch,
     ) -> crate::error::Result<usize> {
         let policy = self.policy;
-        let (codes, providers) = reader.names();
         let names = memory
             .groups
             .names
-            .for_run(codes, providers)
+            .for_run(reader.providers())
             .map_err(|e| crate::ScoringError::TooMany(e.to_string()))?;
         let mut reading = watch.0.elapsed();
         let mut senders = 0;

@@ -26,5 +26,15 @@ pub enum ScoringError {
     Moved(String),
 }
 
+impl ScoringError {
+    /// For `map_err`: an unknown value read from `table`.
+    pub fn stored<E: std::fmt::Display>(table: &'static str) -> impl Fn(E) -> ScoringError {
+        move |e| ScoringError::Stored {
+            table,
+            detail: e.to_string(),
+        }
+    }
+}
+
 /// A result of scoring's work.
 pub type Result<T> = std::result::Result<T, ScoringError>;

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::books::GroupKey;
 use crate::counts::{add_code, over_cap, window_counts, PerReporter, FINAL_SETTINGS};
-use crate::level::Level;
 use crate::policy::{HeavyReporter, Name, Policy};
+use ricochet_kafka::Level;
 
 /// Table listing the groups whose reporters a run counts.
 pub const GROUP_SUSPECTS: &str = "scoring_group_suspects";
@@ -125,13 +125,13 @@ pub async fn heavy_reporters(
     for row in rows {
         let (provider, code) = (
             Name::from(row.provider.as_str()),
-            Name::from(row.code.as_str()),
+            crate::counts::parse_code(&row.code)?,
         );
         let n = [row.n0, row.n1, row.n2, row.n3];
         for key in levels.iter().filter_map(|l| l.key_of(&row)) {
             if suspects.contains(&key) {
                 let reporter = (key, provider.clone(), row.reporter.clone());
-                add_code(&mut per_reporter, reporter, code.clone(), n);
+                add_code(&mut per_reporter, reporter, code, n);
             }
         }
     }

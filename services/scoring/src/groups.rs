@@ -19,10 +19,10 @@ use crate::counts::SenderCounts;
 use crate::domains::Told;
 use crate::group_reporters;
 use crate::hysteresis::Standing;
-use crate::level::Level;
 use crate::policy::{HeavyReporter, Policy, Tier};
 use crate::snapshots::SnapshotWriter;
 use crate::verdict::{assess_windows, decide, evidence_tier, write_snapshots, Subject};
+use ricochet_kafka::{Level, UnknownLevel, UnknownTier};
 
 /// A row of `group_standing`.
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -56,8 +56,8 @@ pub struct GroupMemory {
 /// What the group levels of one run decided.
 #[derive(Default)]
 pub struct GroupVerdicts {
-    /// Tier changes, unsealed.
-    pub changes: Vec<PenaltyEntry>,
+    /// Tier changes, unsealed, with their level.
+    pub changes: Vec<(Level, PenaltyEntry)>,
     /// Standings that changed.
     pub standing_rows: Vec<GroupStandingRow>,
     /// Groups assessed, per level.
@@ -75,8 +75,9 @@ impl GroupMemory {
             .await?;
         let mut standing = HashMap::new();
         for r in rows {
-            let level = r.level.parse().map_err(stored)?;
-            let tier = r.tier.parse().map_err(stored)?;
+            use crate::ScoringError as E;
+            let level = (r.level.parse()).map_err(E::stored::<UnknownLevel>("group_standing"))?;
+            let tier = (r.tier.parse()).map_err(E::stored::<UnknownTier>("group_standing"))?;
             let s = Standing {
                 tier,
                 below_since: r.below_since,
@@ -98,13 +99,6 @@ impl GroupMemory {
             .iter()
             .filter(move |(_, at)| **at <= now_ms)
             .map(|(k, _)| k)
-    }
-}
-
-fn stored(e: impl std::fmt::Display) -> crate::ScoringError {
-    crate::ScoringError::Stored {
-        table: "group_standing",
-        detail: e.to_string(),
     }
 }
 
@@ -247,9 +241,9 @@ impl GroupRun<'_> {
             let rows = memory
                 .told
                 .fan_out(group, carriers, &d, &assessed, (&policy, self.now_ms));
-            out.changes.extend(rows);
+            out.changes.extend(rows.into_iter().map(|e| (*level, e)));
         } else {
-            out.changes.extend(d.change.clone());
+            out.changes.extend(d.change.clone().map(|e| (*level, e)));
         }
         if d.after != before {
             out.standing_rows.push(GroupStandingRow {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Policy, Tier};
+pub use ricochet_kafka::Rule;
 
 /// A sender's standing between two scoring runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,26 +22,6 @@ impl Default for Standing {
         Standing {
             tier: Tier::Ok,
             below_since: None,
-        }
-    }
-}
-
-/// Why a tier changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Rule {
-    /// The lower bound reached a higher tier's threshold.
-    RiseOnLowerBound,
-    /// The evidence stayed below the tier for the whole cool-down.
-    FallAfterCoolDown,
-}
-
-impl Rule {
-    /// The wire name (as serialized).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::RiseOnLowerBound => "rise-on-lower-bound",
-            Rule::FallAfterCoolDown => "fall-after-cool-down",
         }
     }
 }

@@ -21,7 +21,6 @@ pub mod feed;
 pub mod group_reporters;
 pub mod groups;
 pub mod hysteresis;
-pub mod level;
 pub mod listed;
 pub mod metrics;
 pub mod policy;
@@ -36,5 +35,5 @@ pub mod wilson;
 pub mod windows;
 
 pub use error::ScoringError;
-pub use level::Level;
 pub use policy::{Assessment, Policy, Tier, WindowCounts};
+pub use ricochet_kafka::Level;

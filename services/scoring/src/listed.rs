@@ -17,8 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::level::Level;
 use crate::policy::Tier;
+use crate::ScoringError;
+use ricochet_kafka::Level;
 
 /// How many versions' changes a board keeps for pollers behind.
 pub const HISTORY: usize = 256;
@@ -197,13 +198,12 @@ pub async fn known_since(client: &Client) -> crate::error::Result<BTreeMap<Liste
         )
         .fetch_all()
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            let level = r.level.parse::<Level>().ok()?;
-            Some(((level, r.esp, r.key), r.since_ms))
+    rows.into_iter()
+        .map(|r| {
+            let level = (r.level.parse::<Level>()).map_err(ScoringError::stored("penalties"))?;
+            Ok(((level, r.esp, r.key), r.since_ms))
         })
-        .collect())
+        .collect()
 }
 
 /// Builds each run's board and hands it to the API.

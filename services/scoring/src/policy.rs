@@ -6,63 +6,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::level::Level;
 use crate::wilson::{wilson_bounds, Z_95};
 use crate::windows::Windows;
-
-/// Penalty tiers, in increasing severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// Nothing to report.
-    Ok,
-    /// Complaints approach the limits mailbox providers enforce.
-    Warning,
-    /// The ESP should slow this sender down.
-    Throttle,
-    /// The ESP should stop this sender until reviewed.
-    Suspend,
-    /// The sender should not send through any participating ESP.
-    Exclude,
-}
-
-impl Tier {
-    /// Every tier, least severe first.
-    pub const ALL: [Tier; 5] = [
-        Tier::Ok,
-        Tier::Warning,
-        Tier::Throttle,
-        Tier::Suspend,
-        Tier::Exclude,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Ok => "ok",
-            Tier::Warning => "warning",
-            Tier::Throttle => "throttle",
-            Tier::Suspend => "suspend",
-            Tier::Exclude => "exclude",
-        }
-    }
-}
-
-/// A tier name that is not one of [`Tier::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown tier {0:?} (expected ok, warning, throttle, suspend or exclude)")]
-pub struct UnknownTier(pub String);
-
-impl std::str::FromStr for Tier {
-    type Err = UnknownTier;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Tier::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownTier(s.to_string()))
-    }
-}
+pub use ricochet_kafka::{ComplaintCode, Level, Tier, UnknownTier};
 
 /// The lower Wilson bound at or above which a key is at least each tier.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -101,7 +47,7 @@ pub struct Policy {
     /// Below this many delivered messages a window is "insufficient data", never 0 %.
     pub min_delivered: u64,
     /// Weight of each complaint code; `not-spam` is negative (it offsets).
-    pub weights: BTreeMap<String, f64>,
+    pub weights: BTreeMap<ComplaintCode, f64>,
     /// Most complaints one reporter pseudonym adds to one key's window.
     pub max_per_reporter: u64,
     /// Largest share of a key's weighted complaints one provider may supply
@@ -119,17 +65,14 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        let weights = [
-            ("unwanted", 1.0),
-            ("policy-violation", 1.0),
-            ("unsubscribe-ignored", 1.5),
-            ("misrepresented", 3.0),
-            ("phishing", 5.0),
-            ("not-spam", -1.0),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let weights = BTreeMap::from([
+            (ComplaintCode::Unwanted, 1.0),
+            (ComplaintCode::PolicyViolation, 1.0),
+            (ComplaintCode::UnsubscribeIgnored, 1.5),
+            (ComplaintCode::Misrepresented, 3.0),
+            (ComplaintCode::Phishing, 5.0),
+            (ComplaintCode::NotSpam, -1.0),
+        ]);
         Policy {
             windows: Windows::default(),
             thresholds: Thresholds::default(),
@@ -175,9 +118,9 @@ impl Policy {
             .unwrap_or(Tier::Ok)
     }
 
-    /// The weight of a code (unknown codes weigh like `unwanted`).
-    pub fn weight(&self, code: &str) -> f64 {
-        self.weights.get(code).copied().unwrap_or(1.0)
+    /// The weight of a code (a code the policy leaves out weighs 1).
+    pub fn weight(&self, code: ComplaintCode) -> f64 {
+        self.weights.get(&code).copied().unwrap_or(1.0)
     }
 
     /// One sentence on how a tier is decided under this policy at `level`,
@@ -226,7 +169,11 @@ impl WindowCounts {
 
     /// Complaints per code, in code order.
     pub fn by_code(&self) -> Vec<(&str, u64)> {
-        tally(self.complaints.iter().map(|c| (&*c.code, c.complaints)))
+        tally(
+            self.complaints
+                .iter()
+                .map(|c| (c.code.as_str(), c.complaints)),
+        )
     }
 
     /// Complaints per provider, in provider order.
@@ -252,7 +199,7 @@ fn tally<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Vec<(&'a str, u64)
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComplaintCount {
     /// Complaint code.
-    pub code: Name,
+    pub code: ComplaintCode,
     /// Provider that submitted them.
     pub provider: Name,
     /// Distinct tokens.
@@ -267,7 +214,7 @@ pub struct HeavyReporter {
     /// The pseudonym.
     pub reporter: String,
     /// Distinct tokens per code.
-    pub by_code: Vec<(Name, u64)>,
+    pub by_code: Vec<(ComplaintCode, u64)>,
 }
 
 /// What one window says, with the evidence behind it.
@@ -307,7 +254,7 @@ pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
         add(
             &mut by_provider,
             &c.provider,
-            policy.weight(&c.code) * c.complaints as f64,
+            policy.weight(c.code) * c.complaints as f64,
         );
     }
     // One reporter adds at most max_per_reporter complaints: the excess is
@@ -322,7 +269,7 @@ pub fn assess(counts: &WindowCounts, policy: &Policy) -> Assessment {
         let weight: f64 = r
             .by_code
             .iter()
-            .map(|(code, k)| policy.weight(code) * *k as f64)
+            .map(|(code, k)| policy.weight(*code) * *k as f64)
             .sum();
         let excess = (weight * (n - policy.max_per_reporter) as f64 / n as f64).max(0.0);
         add(&mut by_provider, &r.provider, -excess);
@@ -382,7 +329,7 @@ mod tests {
             complaints: complaints
                 .iter()
                 .map(|(c, p, n)| ComplaintCount {
-                    code: (*c).into(),
+                    code: c.parse().unwrap(),
                     provider: (*p).into(),
                     complaints: *n,
                 })
@@ -395,7 +342,10 @@ mod tests {
         HeavyReporter {
             provider: "p1".into(),
             reporter: "bomber".into(),
-            by_code: by_code.iter().map(|(c, n)| ((*c).into(), *n)).collect(),
+            by_code: by_code
+                .iter()
+                .map(|(c, n)| (c.parse().unwrap(), *n))
+                .collect(),
         }
     }
 
@@ -528,7 +478,7 @@ mod tests {
                 c.heavy_reporters.push(HeavyReporter {
                     provider: if second { "p2".into() } else { "p1".into() },
                     reporter: format!("r{i}"),
-                    by_code: vec![(code.into(), n)],
+                    by_code: vec![(code.parse().unwrap(), n)],
                 });
             }
             let capped = assess(&c, &p);

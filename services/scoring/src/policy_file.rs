@@ -14,9 +14,9 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use crate::level::Level;
 use crate::policy::{Policy, Thresholds};
 use crate::windows::Windows;
+use ricochet_kafka::Level;
 
 /// Why a policy file could not be used.
 #[derive(Debug, Error)]
@@ -230,7 +230,7 @@ impl Checker<'_> {
                 };
                 return Err(self.invalid(w.span(), &field, format!("{v}: {rule}")));
             }
-            policy.weights.insert(code.clone(), v);
+            policy.weights.insert(known, v);
         }
         Ok(())
     }
@@ -411,7 +411,7 @@ mod tests {
         assert_eq!(p.thresholds.warning, 0.002);
         assert_eq!(p.for_level(Level::Esp).thresholds.warning, 0.0015);
         assert_eq!(p.for_level(Level::Campaign).thresholds.warning, 0.002);
-        assert_eq!(p.weight("phishing"), 8.0);
+        assert_eq!(p.weight(ComplaintCode::Phishing), 8.0);
         assert_eq!(p.cool_down_days, 3);
     }
 

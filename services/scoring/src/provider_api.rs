@@ -25,9 +25,9 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::api::{db_error, signed, signed_bytes, ApiState};
-use crate::level::Level;
 use crate::listed::Board;
 use crate::standing_report;
+use ricochet_kafka::Level;
 
 /// The `aud` provider bearer tokens must carry.
 pub const PROVIDER_AUDIENCE: &str = "ricochet-provider-api";

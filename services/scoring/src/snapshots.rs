@@ -17,7 +17,7 @@ use bytes::{BufMut, BytesMut};
 use clickhouse::insert_formatted::InsertFormatted;
 use clickhouse::Client;
 
-use crate::level::Level;
+use ricochet_kafka::Level;
 
 /// Rows per block: per-block costs vanish, and a block stays a few MB.
 const BLOCK_ROWS: usize = 32_768;

@@ -10,9 +10,9 @@ use clickhouse::{Client, Row};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::level::Level;
 use crate::policy::Policy;
 use crate::verdict::named;
+use ricochet_kafka::Level;
 
 /// Most (campaign, From domain) pairs a sender's report looks at.
 const MAX_CAMPAIGNS: u64 = 20;

@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::chain::PenaltyEntry;
 use crate::counts::SenderCounts;
 use crate::hysteresis::{step, Rule, Standing};
-use crate::level::Level;
 use crate::policy::{assess, Assessment, Policy, Tier, WindowCounts};
 use crate::snapshots::{Snapshot, SnapshotWriter};
+use ricochet_kafka::Level;
 
 /// A campaign that drew a burst of complaints in the last hour.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use ricochet_kafka::ComplaintCode;
 use ricochet_scoring::Policy;
 use serde_json::Value;
 
@@ -34,7 +35,7 @@ impl Truth {
     }
 
     /// Adds a complaint of `code` about a sender of `esp`.
-    pub fn complaint(&mut self, esp: usize, code: &str, policy: &Policy) {
+    pub fn complaint(&mut self, esp: usize, code: ComplaintCode, policy: &Policy) {
         self.book(esp).1 += policy.weight(code);
     }
 

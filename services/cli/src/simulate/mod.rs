@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use ricochet_kafka::ComplaintCode;
 use ricochet_registry::{add_participant, NewParticipant, ParticipantKind};
+use ricochet_scoring::Policy;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Algorithm, JwkSet, Nature, SigningKey, TokenRequest, VerifyingKey};
@@ -355,7 +357,7 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
                 tally.deliveries += chunk.len() as u64;
             }
         }
-        let policy = ricochet_scoring::Policy::default();
+        let policy = Policy::default();
         for (s, _, d) in &traffic.delivered {
             tally.truth.delivered(world.senders[*s].esp, *d);
         }
@@ -645,12 +647,12 @@ fn summarize(world: &World, tally: &Tally, reports: &Reports, target_rep: &Value
             w["weighted_complaints"].as_f64().unwrap_or(f64::NAN)
         });
     println!(
-        "  complaint bombing of {} ({} phishing complaints accepted from {ATTACKER_ACCOUNTS} accounts at {} over {ATTACK_HOURS} h, {ATTACK_PER_HOUR}/h): {} (tier {tier}; weighted complaints counted in 24 h: {weighted_24h:.0}, the attack alone would weigh {} uncapped)",
+        "  complaint bombing of {} ({} phishing complaints accepted from {ATTACKER_ACCOUNTS} accounts at {} over {ATTACK_HOURS} h, {ATTACK_PER_HOUR}/h): {} (tier {tier}; weighted complaints counted in 24 h: {weighted_24h:.0}, the attack alone would weigh {:.0} uncapped)",
         target.id,
         tally.attack_accepted,
         PROVIDERS[world::ATTACKER_PROVIDER].id,
         if tier == "ok" { "did not work" } else { "WORKED" },
-        tally.attack_accepted * 5
+        tally.attack_accepted as f64 * Policy::default().weight(ComplaintCode::Phishing)
     );
     let mut ok = true;
     if !tally.rejected_legit.is_empty() {

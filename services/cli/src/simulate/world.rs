@@ -5,6 +5,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Poisson};
+use ricochet_kafka::ComplaintCode;
 
 /// A mailbox provider: id, recipient domain, share of every sender's mail.
 pub struct Provider {
@@ -196,18 +197,18 @@ impl Sender {
     }
 
     /// The complaint code a user picks in hour `h`.
-    pub fn code(&self, h: u32, rng: &mut impl Rng) -> &'static str {
+    pub fn code(&self, h: u32, rng: &mut impl Rng) -> ComplaintCode {
         let roll: f64 = rng.random();
         let misbehaving = self.behaviour.is_bad() && h >= self.onset;
         match (self.behaviour, misbehaving) {
-            (Behaviour::Misrepresenting, true) if roll < 0.7 => "misrepresented",
-            (Behaviour::Phishing, true) if roll < 0.8 => "phishing",
-            (Behaviour::Spammy, true) if roll < 0.2 => "unsubscribe-ignored",
+            (Behaviour::Misrepresenting, true) if roll < 0.7 => ComplaintCode::Misrepresented,
+            (Behaviour::Phishing, true) if roll < 0.8 => ComplaintCode::Phishing,
+            (Behaviour::Spammy, true) if roll < 0.2 => ComplaintCode::UnsubscribeIgnored,
             (Behaviour::Launderer | Behaviour::Rotator | Behaviour::Mover, _) if roll < 0.1 => {
-                "unsubscribe-ignored"
+                ComplaintCode::UnsubscribeIgnored
             }
-            (_, false) if roll < 0.1 => "not-spam",
-            _ => "unwanted",
+            (_, false) if roll < 0.1 => ComplaintCode::NotSpam,
+            _ => ComplaintCode::Unwanted,
         }
     }
 }
@@ -350,7 +351,7 @@ pub struct ComplaintEvent {
     /// Seconds after sending the user complained.
     pub delay: u32,
     /// Complaint code.
-    pub code: &'static str,
+    pub code: ComplaintCode,
     /// Reporter pseudonym.
     pub reporter: String,
     /// Whether the attacker filed it.
@@ -408,7 +409,7 @@ pub fn hour(world: &World, h: u32, seed: u64) -> HourTraffic {
                 provider: ATTACKER_PROVIDER,
                 sent_offset: rng.random_range(0..3_000),
                 delay: rng.random_range(0..120),
-                code: "phishing",
+                code: ComplaintCode::Phishing,
                 reporter: format!("attacker-{}", k as usize % ATTACKER_ACCOUNTS),
                 attack: true,
             });
