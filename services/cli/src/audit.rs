@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use ricochet_scoring::chain::verify_chain;
-use ricochet_scoring::engine::penalty_chain;
+use ricochet_scoring::store::penalties::penalty_chain;
 use ricochet_storage::ClickHouseConfig;
 
 #[derive(Subcommand, Debug)]

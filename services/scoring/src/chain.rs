@@ -9,10 +9,7 @@ use thiserror::Error;
 /// The level name whose rows hash without a level field.
 const SENDER_LEVEL: &str = "sender";
 
-/// The columns of `penalties` as [`PenaltyEntry`] reads them.
-pub const PENALTY_COLUMNS: &str = "esp, seq, toString(level) AS level, sender, at_ms, \
-     toString(from_tier) AS from_tier, toString(to_tier) AS to_tier, toString(rule) AS rule, \
-     evidence, prev_hash, hash";
+pub use crate::store::penalties::{read_after, PENALTY_COLUMNS};
 
 /// The hash before an ESP's first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -72,26 +69,6 @@ pub fn entry_hash(e: &PenaltyEntry) -> String {
         h.update(field);
     }
     hex::encode(h.finalize())
-}
-
-/// Reads one ESP's penalty log after `since`, at most `limit` rows, in
-/// order (the offenders API and the dispatcher page through it alike).
-pub async fn read_after(
-    client: &clickhouse::Client,
-    esp: &str,
-    since: u64,
-    limit: u64,
-) -> crate::error::Result<Vec<PenaltyEntry>> {
-    client
-        .query(&format!(
-            "SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"
-        ))
-        .bind(esp)
-        .bind(since)
-        .bind(limit)
-        .fetch_all()
-        .await
-        .map_err(Into::into)
 }
 
 /// Fills `prev_hash` and `hash` of a new row that follows `previous`.

@@ -7,9 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use clickhouse::{Client, Row};
+use clickhouse::Client;
 use foldhash::HashMap;
-use serde::Deserialize;
 
 use crate::chain::PenaltyEntry;
 use crate::policy::{Policy, Tier};
@@ -23,24 +22,12 @@ pub const TIER_IN_FORCE: &str = "tier-in-force";
 #[derive(Debug, Default)]
 pub struct Told(HashMap<String, BTreeMap<String, Tier>>);
 
-#[derive(Row, Deserialize)]
-struct ToldRow {
-    esp: String,
-    domain: String,
-    tier: String,
-}
-
 impl Told {
     /// Reads what the penalty chains told (a full run's start).
     pub async fn load(client: &Client) -> crate::error::Result<Told> {
-        let rows: Vec<ToldRow> = client
-            .query("SELECT toString(esp) AS esp, sender AS domain, argMax(toString(to_tier), seq) AS tier FROM penalties WHERE level = 'domain' GROUP BY esp, domain")
-            .fetch_all()
-            .await?;
         let mut told = Told::default();
-        for r in rows {
-            let tier = (r.tier.parse()).map_err(crate::ScoringError::stored("penalties"))?;
-            told.0.entry(r.domain).or_default().insert(r.esp, tier);
+        for (esp, domain, tier) in crate::store::penalties::domain_tiers_told(client).await? {
+            told.0.entry(domain).or_default().insert(esp, tier);
         }
         Ok(told)
     }

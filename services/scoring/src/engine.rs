@@ -10,38 +10,26 @@ use std::collections::BTreeMap;
 // foldhash still seeds each map at random.
 use foldhash::{HashMap, HashMapExt, HashSet};
 
-use clickhouse::{Client, Row};
-use serde::{Deserialize, Serialize};
+use clickhouse::Client;
 
 use crate::books::{Contribution, Contributions, GroupKey};
-use crate::chain::{seal, PenaltyEntry, PENALTY_COLUMNS};
-use crate::counts::{self, Scope, SenderCounts, SenderKey};
+use crate::chain::{seal, PenaltyEntry};
+use crate::counts::{SenderCounts, SenderKey};
 use crate::groups::{GroupMemory, GroupRun};
 use crate::hysteresis::Standing;
-use crate::policy::{HeavyReporter, Policy, Tier};
-use crate::snapshots::SnapshotWriter;
+use crate::policy::{Policy, Tier};
+use crate::store::bursts::bursts;
+use crate::store::reader::Scope;
+use crate::store::reporters::suspects_heavy_reporters;
+use crate::store::scope::fill_scope;
+use crate::store::snapshots::SnapshotWriter;
+use crate::store::standing::StandingRow;
+use crate::store::{self, insert};
 pub use crate::verdict::Burst;
 use crate::verdict::{
     assess_windows, blank, decide, evidence_tier, write_snapshots, Subject, Window,
 };
 use ricochet_kafka::Level;
-
-/// A row of `sender_standing`.
-#[derive(Debug, Row, Serialize, Deserialize)]
-struct StandingRow {
-    esp: String,
-    sender: String,
-    tier: String,
-    below_since: Option<i64>,
-    updated_at: i64,
-}
-
-#[derive(Row, Deserialize)]
-struct ChainHead {
-    esp: String,
-    seq: u64,
-    hash: String,
-}
 
 /// What one run did.
 #[derive(Debug, Default)]
@@ -76,44 +64,6 @@ impl Stopwatch {
         self.1.push((phase, self.0.elapsed().as_secs_f64()));
         self.0 = std::time::Instant::now();
     }
-}
-
-#[derive(Row, Deserialize)]
-struct BurstAgg {
-    esp: String,
-    sender: String,
-    campaign: String,
-    complaints: u64,
-}
-
-/// Campaigns over the burst thresholds in the hour before `now_ms`.
-async fn bursts(client: &Client, policy: &Policy, now_ms: i64) -> crate::error::Result<Vec<Burst>> {
-    let rows: Vec<BurstAgg> = client
-        .query(
-            "SELECT esp, sender, campaign, complaints FROM (
-                 SELECT esp, sender, campaign, uniqExact(jti) AS complaints,
-                        sum(uniqExact(jti)) OVER (PARTITION BY esp, sender) AS sender_total
-                 FROM complaints
-                 WHERE reported_at >= fromUnixTimestamp64Milli(?) AND reported_at <= fromUnixTimestamp64Milli(?)
-                 GROUP BY esp, sender, campaign)
-             WHERE campaign != '' AND complaints >= ? AND complaints >= ? * sender_total
-             ORDER BY esp, sender, campaign",
-        )
-        .bind(now_ms - 3_600_000)
-        .bind(now_ms)
-        .bind(policy.burst_min_complaints)
-        .bind(policy.burst_share)
-        .fetch_all()
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Burst {
-            esp: r.esp,
-            sender: r.sender,
-            campaign: r.campaign,
-            complaints: r.complaints,
-        })
-        .collect())
 }
 
 /// Default of [`Scorer::load_margin_ms`].
@@ -221,7 +171,9 @@ impl Scorer {
             self.since_full += 1;
             let memory = self.memory.as_ref().expect("checked above");
             let started = std::time::Instant::now();
-            fill_scope(&self.client, memory, now_ms, self.load_margin_ms).await?;
+            let due = memory.senders.iter().filter(|(_, k)| k.due_ms <= now_ms);
+            let since = memory.loaded_mark_ms - self.load_margin_ms;
+            fill_scope(&self.client, since, due.map(|(k, _)| k)).await?;
             scope_secs = started.elapsed().as_secs_f64();
             Scope::Listed
         };
@@ -258,27 +210,8 @@ pub async fn score_once(
 }
 
 async fn load_memory(client: &Client, mark: i64) -> crate::error::Result<Memory> {
-    let standings: Vec<StandingRow> = client
-        .query("SELECT esp, sender, toString(tier) AS tier, below_since, updated_at FROM sender_standing FINAL")
-        .fetch_all()
-        .await?;
-    // Memory keeps only standings that differ from the default, as `score` does.
-    let mut standing = HashMap::new();
-    for r in standings {
-        let tier = (r.tier.parse()).map_err(crate::ScoringError::stored("sender_standing"))?;
-        let s = Standing {
-            tier,
-            below_since: r.below_since,
-        };
-        if s != Standing::default() {
-            standing.insert((r.esp, r.sender), s);
-        }
-    }
-    let heads: Vec<ChainHead> = client
-        .query("SELECT toString(esp) AS esp, max(p.seq) AS seq, argMax(p.hash, p.seq) AS hash FROM penalties AS p GROUP BY esp")
-        .fetch_all()
-        .await?;
-    let head = heads
+    let head = store::penalties::chain_heads(client)
+        .await?
         .into_iter()
         .map(|h| {
             let e = PenaltyEntry {
@@ -292,66 +225,11 @@ async fn load_memory(client: &Client, mark: i64) -> crate::error::Result<Memory>
         .collect();
     Ok(Memory {
         loaded_mark_ms: mark,
-        standing,
+        standing: store::standing::sender_standings(client).await?,
         head,
         senders: HashMap::new(),
         groups: GroupMemory::load(client).await?,
     })
-}
-
-#[derive(Row, Serialize)]
-struct ScopeRow<'a> {
-    esp: &'a str,
-    sender: &'a str,
-}
-
-/// Lists this run's dirty senders in `scoring_scope`.
-async fn fill_scope(
-    client: &Client,
-    memory: &Memory,
-    now_ms: i64,
-    margin_ms: i64,
-) -> crate::error::Result<()> {
-    client
-        .query("TRUNCATE TABLE scoring_scope")
-        .execute()
-        .await?;
-    let since = memory.loaded_mark_ms - margin_ms;
-    client
-        .query(
-            "INSERT INTO scoring_scope
-             SELECT DISTINCT esp, sender FROM complaints WHERE loaded_at >= fromUnixTimestamp64Milli(?)
-             UNION DISTINCT
-             SELECT DISTINCT esp, sender FROM deliveries WHERE loaded_at >= fromUnixTimestamp64Milli(?)",
-        )
-        .bind(since)
-        .bind(since)
-        .execute()
-        .await?;
-    let due: Vec<&SenderKey> = memory
-        .senders
-        .iter()
-        .filter(|(_, k)| k.due_ms <= now_ms)
-        .map(|(k, _)| k)
-        .collect();
-    insert_keys(client, "scoring_scope", due).await
-}
-
-/// Appends senders to a list table (`scoring_scope`, `scoring_suspects`).
-async fn insert_keys<'k>(
-    client: &Client,
-    table: &str,
-    keys: impl IntoIterator<Item = &'k SenderKey>,
-) -> crate::error::Result<()> {
-    let mut keys = keys.into_iter().peekable();
-    if keys.peek().is_none() {
-        return Ok(());
-    }
-    let mut insert = client.insert::<ScopeRow>(table).await?;
-    for (esp, sender) in keys {
-        insert.write(&ScopeRow { esp, sender }).await?;
-    }
-    insert.end().await.map_err(Into::into)
 }
 
 /// What a run collects while it streams through the senders.
@@ -465,7 +343,7 @@ async fn score(
     // The burst query is small: it runs while ClickHouse starts on the counts.
     let (bursts, reader) = tokio::try_join!(
         bursts(client, policy, now_ms),
-        counts::Reader::open(client, scope, &policy.windows, now_ms)
+        crate::store::reader::Reader::open(client, scope, &policy.windows, now_ms)
     )?;
     let sender_policy = policy.for_level(Level::Sender);
     let mut verdicts = Verdicts {
@@ -586,7 +464,7 @@ async fn write_run(
     client: &Client,
     changes: &[PenaltyEntry],
     senders: &[StandingRow],
-    groups: &[crate::groups::GroupStandingRow],
+    groups: &[store::standing::GroupStandingRow],
 ) -> crate::error::Result<()> {
     insert(client, "penalties", changes).await?;
     insert(client, "sender_standing", senders).await?;
@@ -631,7 +509,7 @@ impl SenderPass<'_> {
     async fn run(
         &self,
         memory: &mut Memory,
-        mut reader: counts::Reader,
+        mut reader: crate::store::reader::Reader,
         mut without_rows: HashSet<SenderKey>,
         verdicts: &mut Verdicts<'_>,
         snapshots: &mut SnapshotWriter,
@@ -704,42 +582,6 @@ impl SenderPass<'_> {
     }
 }
 
-/// Lists `senders` in `scoring_suspects`, in place of what it held.
-async fn list_suspects<'k>(
-    client: &Client,
-    senders: impl IntoIterator<Item = &'k SenderKey>,
-) -> crate::error::Result<()> {
-    client
-        .query("TRUNCATE TABLE scoring_suspects")
-        .execute()
-        .await?;
-    insert_keys(client, "scoring_suspects", senders).await
-}
-
-/// The heavy reporters of this run's suspects. Their senders are listed
-/// twice in `scoring_suspects`: all suspects for a cheap pass over their
-/// complaints, then only those with a reporter that may pass the cap, for
-/// the exact count. Lists go through that table, not the query text, which
-/// ClickHouse bounds in size.
-async fn suspects_heavy_reporters(
-    client: &Client,
-    policy: &Policy,
-    suspects: &[(SenderKey, SenderCounts, Contributions)],
-    now_ms: i64,
-) -> crate::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
-    if suspects.is_empty() {
-        return Ok(HashMap::new());
-    }
-    list_suspects(client, suspects.iter().map(|(key, _, _)| key)).await?;
-    let candidates = counts::reporter_cap_candidates(client, policy, now_ms).await?;
-    if candidates.is_empty() {
-        // The usual case: nobody reported a suspect more than the cap allows.
-        return Ok(HashMap::new());
-    }
-    list_suspects(client, &candidates).await?;
-    counts::heavy_reporters(client, policy, now_ms).await
-}
-
 /// Senders per tier in force: standings hold every sender not `ok`; the
 /// senders with data in some window (all of which have a due time) and no
 /// standing are `ok`.
@@ -755,30 +597,4 @@ fn per_tier(memory: &Memory) -> BTreeMap<Tier, usize> {
         .count();
     *out.entry(Tier::Ok).or_default() += ok;
     out
-}
-
-async fn insert<T>(client: &Client, table: &str, rows: &[T]) -> crate::error::Result<()>
-where
-    T: for<'a> Row<Value<'a> = T> + clickhouse::RowWrite,
-{
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut insert = client.insert::<T>(table).await?;
-    for r in rows {
-        insert.write(r).await?;
-    }
-    insert.end().await.map_err(Into::into)
-}
-
-/// Reads one ESP's penalty chain in order.
-pub async fn penalty_chain(client: &Client, esp: &str) -> crate::error::Result<Vec<PenaltyEntry>> {
-    client
-        .query(&format!(
-            "SELECT {PENALTY_COLUMNS} FROM penalties WHERE esp = ? ORDER BY seq"
-        ))
-        .bind(esp)
-        .fetch_all()
-        .await
-        .map_err(Into::into)
 }

@@ -8,32 +8,22 @@
 
 use std::collections::BTreeMap;
 
-use clickhouse::{Client, Row};
-use foldhash::{HashMap, HashMapExt, HashSet};
-use serde::{Deserialize, Serialize};
+use clickhouse::Client;
+use foldhash::{HashMap, HashSet};
 
 pub use crate::books::GroupKey;
 use crate::books::{Books, Names};
 use crate::chain::PenaltyEntry;
 use crate::counts::SenderCounts;
 use crate::domains::Told;
-use crate::group_reporters;
 use crate::hysteresis::Standing;
 use crate::policy::{HeavyReporter, Policy, Tier};
-use crate::snapshots::SnapshotWriter;
+use crate::store;
+use crate::store::group_reporters;
+use crate::store::snapshots::SnapshotWriter;
+use crate::store::standing::GroupStandingRow;
 use crate::verdict::{assess_windows, decide, evidence_tier, write_snapshots, Subject};
-use ricochet_kafka::{Level, UnknownLevel, UnknownTier};
-
-/// A row of `group_standing`.
-#[derive(Debug, Row, Serialize, Deserialize)]
-pub struct GroupStandingRow {
-    level: String,
-    esp: String,
-    key: String,
-    tier: String,
-    below_since: Option<i64>,
-    updated_at: i64,
-}
+use ricochet_kafka::Level;
 
 /// What the scorer remembers of the groups between runs.
 #[derive(Default)]
@@ -69,25 +59,8 @@ pub struct GroupVerdicts {
 impl GroupMemory {
     /// Reads the group standings in force (a full run's start).
     pub async fn load(client: &Client) -> crate::error::Result<GroupMemory> {
-        let rows: Vec<GroupStandingRow> = client
-            .query("SELECT toString(level) AS level, toString(esp) AS esp, key, toString(tier) AS tier, below_since, updated_at FROM group_standing FINAL")
-            .fetch_all()
-            .await?;
-        let mut standing = HashMap::new();
-        for r in rows {
-            use crate::ScoringError as E;
-            let level = (r.level.parse()).map_err(E::stored::<UnknownLevel>("group_standing"))?;
-            let tier = (r.tier.parse()).map_err(E::stored::<UnknownTier>("group_standing"))?;
-            let s = Standing {
-                tier,
-                below_since: r.below_since,
-            };
-            if s != Standing::default() {
-                standing.insert((level, r.esp, r.key), s);
-            }
-        }
         Ok(GroupMemory {
-            standing,
+            standing: store::standing::group_standings(client).await?,
             told: Told::load(client).await?,
             ..Default::default()
         })

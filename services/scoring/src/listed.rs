@@ -12,13 +12,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use clickhouse::{Client, Row};
-use serde::Deserialize;
+use clickhouse::Client;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::policy::Tier;
-use crate::ScoringError;
 use ricochet_kafka::Level;
 
 /// How many versions' changes a board keeps for pollers behind.
@@ -176,35 +174,7 @@ fn row((level, esp, key): &ListedKey, l: &Listing) -> Value {
     json!([level, esp, key, l.tier.as_str(), l.since_ms])
 }
 
-#[derive(Row, Deserialize)]
-struct SinceRow {
-    level: String,
-    esp: String,
-    key: String,
-    since_ms: i64,
-}
-
-/// When each key last changed tier, from the penalty log: what a board
-/// built after a restart dates its listings from. A domain's changes are
-/// in the chains of the ESPs that carry it; the newest counts.
-pub async fn known_since(client: &Client) -> crate::error::Result<BTreeMap<ListedKey, i64>> {
-    let rows: Vec<SinceRow> = client
-        .query(
-            "SELECT level, esp, key, max(at_ms) AS since_ms FROM (
-                 SELECT toString(level) AS level, if(level = 'domain', '', toString(esp)) AS esp,
-                        sender AS key, at_ms
-                 FROM penalties)
-             GROUP BY level, esp, key",
-        )
-        .fetch_all()
-        .await?;
-    rows.into_iter()
-        .map(|r| {
-            let level = (r.level.parse::<Level>()).map_err(ScoringError::stored("penalties"))?;
-            Ok(((level, r.esp, r.key), r.since_ms))
-        })
-        .collect()
-}
+pub use crate::store::penalties::known_since;
 
 /// Builds each run's board and hands it to the API.
 pub struct Publisher {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::policy::Policy;
+use crate::store;
 use crate::verdict::named;
 use ricochet_kafka::Level;
 
@@ -30,13 +31,6 @@ struct ReputationRow {
     upper: f64,
     tier: String,
     computed_at: i64,
-}
-
-/// A key's tier in force and since when it is below it (read from a standing table).
-#[derive(Row, Deserialize)]
-struct TierInForce {
-    tier: String,
-    below_since: Option<i64>,
 }
 
 /// The newest snapshot per window of `key` at `level` of `esp`.
@@ -70,49 +64,6 @@ async fn windows(
         .collect())
 }
 
-/// The standing in force of `key` at `level` of `esp`, if not the default.
-async fn standing(
-    client: &Client,
-    level: Level,
-    esp: &str,
-    key: &str,
-) -> crate::error::Result<Option<TierInForce>> {
-    let query = match level {
-        Level::Sender => client
-            .query("SELECT toString(tier) AS tier, below_since FROM sender_standing FINAL WHERE esp = ? AND sender = ?")
-            .bind(esp)
-            .bind(key),
-        _ => client
-            .query("SELECT toString(tier) AS tier, below_since FROM group_standing FINAL WHERE level = ? AND esp = ? AND key = ?")
-            .bind(level.as_str())
-            .bind(esp)
-            .bind(key),
-    };
-    query.fetch_optional().await.map_err(Into::into)
-}
-
-/// When `key` at `level` of `esp` last changed tier (Unix ms), from the
-/// penalty log; `None` if it never left `ok`. A domain's changes are in the
-/// chains of every ESP that carries it.
-async fn tier_since(
-    client: &Client,
-    level: Level,
-    esp: &str,
-    key: &str,
-) -> crate::error::Result<Option<i64>> {
-    let newest: Vec<i64> = client
-        .query(
-            "SELECT max(at_ms) FROM penalties WHERE level = ? AND sender = ? AND (esp = ? OR level = 'domain')
-             HAVING count() > 0",
-        )
-        .bind(level.as_str())
-        .bind(key)
-        .bind(esp)
-        .fetch_all()
-        .await?;
-    Ok(newest.first().copied())
-}
-
 /// The report of `key` at `level` of `esp`, or `None` when Ricochet has no
 /// data for it.
 pub async fn report(
@@ -124,8 +75,8 @@ pub async fn report(
 ) -> crate::error::Result<Option<Value>> {
     let (windows, standing, since) = tokio::try_join!(
         windows(client, level, esp, key),
-        standing(client, level, esp, key),
-        tier_since(client, level, esp, key)
+        store::standing::tier_in_force(client, level, esp, key),
+        store::penalties::tier_since(client, level, esp, key)
     )?;
     if windows.is_empty() && standing.is_none() {
         return Ok(None);

@@ -10,7 +10,7 @@ use crate::chain::PenaltyEntry;
 use crate::counts::SenderCounts;
 use crate::hysteresis::{step, Rule, Standing};
 use crate::policy::{assess, Assessment, Policy, Tier, WindowCounts};
-use crate::snapshots::{Snapshot, SnapshotWriter};
+use crate::store::snapshots::{Snapshot, SnapshotWriter};
 use ricochet_kafka::Level;
 
 /// A campaign that drew a burst of complaints in the last hour.

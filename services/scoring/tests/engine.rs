@@ -4,7 +4,8 @@
 use ricochet_integration_tests::{clickhouse, complaint_row, drop_database, insert_rows};
 use ricochet_scoring::chain::PenaltyEntry;
 use ricochet_scoring::chain::{verify_chain, ChainError};
-use ricochet_scoring::engine::{penalty_chain, score_once, RunReport, Scorer};
+use ricochet_scoring::engine::{score_once, RunReport, Scorer};
+use ricochet_scoring::store::penalties::penalty_chain;
 use ricochet_scoring::{Policy, Tier};
 use ricochet_storage::{ClickHouseConfig, ComplaintRow, DeliveryRow, Migrator};
 

@@ -21,8 +21,9 @@ use foldhash::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::books::GroupKey;
-use crate::counts::{add_code, over_cap, window_counts, PerReporter, FINAL_SETTINGS};
+use crate::counts::{add_code, over_cap, PerReporter};
 use crate::policy::{HeavyReporter, Name, Policy};
+use crate::store::reader::{window_counts, FINAL_SETTINGS};
 use ricochet_kafka::Level;
 
 /// Table listing the groups whose reporters a run counts.
@@ -125,7 +126,7 @@ pub async fn heavy_reporters(
     for row in rows {
         let (provider, code) = (
             Name::from(row.provider.as_str()),
-            crate::counts::parse_code(&row.code)?,
+            super::parse_code(&row.code)?,
         );
         let n = [row.n0, row.n1, row.n2, row.n3];
         for key in levels.iter().filter_map(|l| l.key_of(&row)) {

@@ -1,0 +1,52 @@
+//! Every table scoring reads or writes, with its row types and SQL text:
+//! a newcomer changing a table's shape finds all of scoring's uses here.
+//!
+//! - [`reader`]: the window counts of many senders from `complaints` and
+//!   `deliveries` (one streaming pass each), the per-reporter cap's lookups
+//!   for senders ([`reporters`]), and the campaign bursts ([`bursts`]).
+//! - [`group_reporters`]: the same cap's lookups for the campaign, ESP and
+//!   domain levels.
+//! - [`snapshots`]: `reputation` (one row per key, window and run).
+//! - [`standing`]: `sender_standing` and `group_standing`.
+//! - [`penalties`]: the `penalties` chain (heads, one ESP's chain, what
+//!   each domain's carriers were told, when a key last changed tier).
+//! - [`scope`]: the work lists `scoring_scope` and `scoring_suspects`.
+//!
+//! The ESP API, the provider API, the dispatcher and the complaint feed read
+//! through the modules named for them (`api`, `provider_api`, `dispatch`,
+//! `feed`), each over its own tables.
+
+pub mod bursts;
+pub mod group_reporters;
+pub mod penalties;
+pub mod reader;
+pub mod reporters;
+pub mod scope;
+pub mod snapshots;
+pub mod standing;
+
+use clickhouse::{Client, Row};
+use ricochet_kafka::ComplaintCode;
+
+/// Inserts `rows` into `table` in one insert (none if empty).
+pub async fn insert<T>(client: &Client, table: &str, rows: &[T]) -> crate::error::Result<()>
+where
+    T: for<'a> Row<Value<'a> = T> + clickhouse::RowWrite,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = client.insert::<T>(table).await?;
+    for r in rows {
+        insert.write(r).await?;
+    }
+    insert.end().await.map_err(Into::into)
+}
+
+/// A complaint code read from the `complaints` table; an unknown one is an
+/// error, not a guess (the table was written by another version).
+pub(crate) fn parse_code(code: &str) -> crate::error::Result<ComplaintCode> {
+    (code.parse()).map_err(crate::ScoringError::stored::<ricochet_kafka::UnknownCode>(
+        "complaints",
+    ))
+}

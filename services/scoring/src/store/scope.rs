@@ -1,0 +1,69 @@
+//! The work lists of a run: `scoring_scope` (the senders an incremental run
+//! rescores) and `scoring_suspects` (the senders whose reporters are looked
+//! up). Lists go through these tables, not the query text, which ClickHouse
+//! bounds in size.
+
+use clickhouse::{Client, Row};
+use serde::Serialize;
+
+use crate::counts::SenderKey;
+
+#[derive(Row, Serialize)]
+struct ScopeRow<'a> {
+    esp: &'a str,
+    sender: &'a str,
+}
+
+/// Lists a run's dirty senders in `scoring_scope`: those with rows loaded
+/// since `since_ms`, and `due` (a row leaves a window, a cool-down ends).
+pub async fn fill_scope<'k>(
+    client: &Client,
+    since_ms: i64,
+    due: impl IntoIterator<Item = &'k SenderKey>,
+) -> crate::error::Result<()> {
+    client
+        .query("TRUNCATE TABLE scoring_scope")
+        .execute()
+        .await?;
+    client
+        .query(
+            "INSERT INTO scoring_scope
+             SELECT DISTINCT esp, sender FROM complaints WHERE loaded_at >= fromUnixTimestamp64Milli(?)
+             UNION DISTINCT
+             SELECT DISTINCT esp, sender FROM deliveries WHERE loaded_at >= fromUnixTimestamp64Milli(?)",
+        )
+        .bind(since_ms)
+        .bind(since_ms)
+        .execute()
+        .await?;
+    insert_keys(client, "scoring_scope", due).await
+}
+
+/// Appends senders to a list table (`scoring_scope`, `scoring_suspects`).
+pub async fn insert_keys<'k>(
+    client: &Client,
+    table: &str,
+    keys: impl IntoIterator<Item = &'k SenderKey>,
+) -> crate::error::Result<()> {
+    let mut keys = keys.into_iter().peekable();
+    if keys.peek().is_none() {
+        return Ok(());
+    }
+    let mut insert = client.insert::<ScopeRow>(table).await?;
+    for (esp, sender) in keys {
+        insert.write(&ScopeRow { esp, sender }).await?;
+    }
+    insert.end().await.map_err(Into::into)
+}
+
+/// Lists `senders` in `scoring_suspects`, in place of what it held.
+pub async fn list_suspects<'k>(
+    client: &Client,
+    senders: impl IntoIterator<Item = &'k SenderKey>,
+) -> crate::error::Result<()> {
+    client
+        .query("TRUNCATE TABLE scoring_suspects")
+        .execute()
+        .await?;
+    insert_keys(client, "scoring_suspects", senders).await
+}

@@ -1,0 +1,120 @@
+//! `sender_standing` and `group_standing`: the tier in force of every key
+//! not at the default standing, written by the scorer after each run.
+
+use clickhouse::{Client, Row};
+use foldhash::{HashMap, HashMapExt};
+use ricochet_kafka::{Level, UnknownLevel, UnknownTier};
+use serde::{Deserialize, Serialize};
+
+use crate::books::GroupKey;
+use crate::counts::SenderKey;
+use crate::hysteresis::Standing;
+use crate::ScoringError;
+
+/// A row of `sender_standing`.
+#[derive(Debug, Row, Serialize, Deserialize)]
+pub struct StandingRow {
+    /// ESP id.
+    pub esp: String,
+    /// Sender id.
+    pub sender: String,
+    /// Tier name.
+    pub tier: String,
+    /// Since when the evidence is below the tier (Unix seconds), if it is.
+    pub below_since: Option<i64>,
+    /// When the row was written (Unix ms).
+    pub updated_at: i64,
+}
+
+/// A row of `group_standing`.
+#[derive(Debug, Row, Serialize, Deserialize)]
+pub struct GroupStandingRow {
+    /// Level name.
+    pub level: String,
+    /// ESP id (empty for a domain).
+    pub esp: String,
+    /// The key at that level.
+    pub key: String,
+    /// Tier name.
+    pub tier: String,
+    /// Since when the evidence is below the tier (Unix seconds), if it is.
+    pub below_since: Option<i64>,
+    /// When the row was written (Unix ms).
+    pub updated_at: i64,
+}
+
+/// A key's tier in force and since when it is below it (read from a standing table).
+#[derive(Row, Deserialize)]
+pub struct TierInForce {
+    /// Tier name.
+    pub tier: String,
+    /// Since when the evidence is below the tier (Unix seconds), if it is.
+    pub below_since: Option<i64>,
+}
+
+/// The senders' standings in force that differ from the default.
+pub async fn sender_standings(
+    client: &Client,
+) -> crate::error::Result<HashMap<SenderKey, Standing>> {
+    let rows: Vec<StandingRow> = client
+        .query("SELECT esp, sender, toString(tier) AS tier, below_since, updated_at FROM sender_standing FINAL")
+        .fetch_all()
+        .await?;
+    let mut standing = HashMap::new();
+    for r in rows {
+        let tier =
+            (r.tier.parse()).map_err(ScoringError::stored::<UnknownTier>("sender_standing"))?;
+        let s = Standing {
+            tier,
+            below_since: r.below_since,
+        };
+        if s != Standing::default() {
+            standing.insert((r.esp, r.sender), s);
+        }
+    }
+    Ok(standing)
+}
+
+/// The groups' standings in force that differ from the default.
+pub async fn group_standings(client: &Client) -> crate::error::Result<HashMap<GroupKey, Standing>> {
+    let rows: Vec<GroupStandingRow> = client
+        .query("SELECT toString(level) AS level, toString(esp) AS esp, key, toString(tier) AS tier, below_since, updated_at FROM group_standing FINAL")
+        .fetch_all()
+        .await?;
+    let mut standing = HashMap::new();
+    for r in rows {
+        let level =
+            (r.level.parse()).map_err(ScoringError::stored::<UnknownLevel>("group_standing"))?;
+        let tier =
+            (r.tier.parse()).map_err(ScoringError::stored::<UnknownTier>("group_standing"))?;
+        let s = Standing {
+            tier,
+            below_since: r.below_since,
+        };
+        if s != Standing::default() {
+            standing.insert((level, r.esp, r.key), s);
+        }
+    }
+    Ok(standing)
+}
+
+/// The standing in force of `key` at `level` of `esp`, if not the default.
+pub async fn tier_in_force(
+    client: &Client,
+    level: Level,
+    esp: &str,
+    key: &str,
+) -> crate::error::Result<Option<TierInForce>> {
+    let query = match level {
+        Level::Sender => client
+            .query("SELECT toString(tier) AS tier, below_since FROM sender_standing FINAL WHERE esp = ? AND sender = ?")
+            .bind(esp)
+            .bind(key),
+        _ => client
+            .query("SELECT toString(tier) AS tier, below_since FROM group_standing FINAL WHERE level = ? AND esp = ? AND key = ?")
+            .bind(level.as_str())
+            .bind(esp)
+            .bind(key),
+    };
+    query.fetch_optional().await.map_err(Into::into)
+}
