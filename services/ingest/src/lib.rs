@@ -8,9 +8,11 @@
 
 pub mod app;
 pub mod arf;
+mod batch;
 pub mod complaints;
 pub mod config;
 pub mod deliveries;
+mod flow;
 pub mod metrics;
 pub mod publish;
 pub mod timefmt;

@@ -1,0 +1,167 @@
+//! The three batch routes as [`BatchKind`]s: how each parses its body,
+//! checks its items and keys its records. The flow they share is in
+//! [`crate::flow`].
+
+use axum::http::StatusCode;
+use ricochet_kafka::records::sender_key;
+use ricochet_kafka::{ComplaintRecord, DeliveryRecord};
+use ricochet_registry::Registry;
+use ricochet_token::VerifyOptions;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::arf;
+use crate::complaints::{check_batch, ComplaintBatch, ComplaintItem, Rejection};
+use crate::config::IngestConfig;
+use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
+use ricochet_http::{JsonLocation, Problem};
+
+/// What differs between the batch routes; the flow in [`crate::flow`] is shared.
+pub(crate) trait BatchKind {
+    const ROUTE: &'static str;
+    fn topic(config: &IngestConfig) -> &str;
+    type Item: Send + Sync + 'static;
+    type Record: Serialize + Send + 'static;
+    /// The items of a request body (a 400 problem if it is not one).
+    fn parse(bytes: &[u8], now_ms: i64) -> Result<Vec<Self::Item>, Problem>;
+    fn check(
+        state: &AppState,
+        items: &[Self::Item],
+        provider: &str,
+        registry: &Registry,
+        now_ms: i64,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Vec<Result<Self::Record, Rejection>>;
+    fn key(record: &Self::Record) -> String;
+    fn id(record: &Self::Record) -> Option<String>;
+}
+
+/// `POST /v1/complaints`: a JSON batch of complaint tokens.
+pub(crate) struct Complaints;
+impl BatchKind for Complaints {
+    const ROUTE: &'static str = "/v1/complaints";
+    fn topic(config: &IngestConfig) -> &str {
+        &config.complaints_topic
+    }
+    type Item = ComplaintItem;
+    type Record = ComplaintRecord;
+    fn parse(bytes: &[u8], _: i64) -> Result<Vec<ComplaintItem>, Problem> {
+        parse_json::<ComplaintBatch>(bytes).map(|b| b.complaints)
+    }
+    fn check(
+        state: &AppState,
+        items: &[ComplaintItem],
+        provider: &str,
+        registry: &Registry,
+        now_ms: i64,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Vec<Result<ComplaintRecord, Rejection>> {
+        let opts = VerifyOptions {
+            now: now_ms / 1000,
+            clock_skew_secs: state.inner.config.clock_skew_secs,
+        };
+        check_batch(items, provider, registry, &opts, now_ms, pool)
+    }
+    fn key(r: &ComplaintRecord) -> String {
+        sender_key(&r.esp, &r.sender)
+    }
+    fn id(r: &ComplaintRecord) -> Option<String> {
+        Some(r.jti.clone())
+    }
+}
+
+/// `POST /v1/deliveries`: a JSON batch of delivered counts.
+pub(crate) struct Deliveries;
+impl BatchKind for Deliveries {
+    const ROUTE: &'static str = "/v1/deliveries";
+    fn topic(config: &IngestConfig) -> &str {
+        &config.deliveries_topic
+    }
+    type Item = DeliveryItem;
+    type Record = DeliveryRecord;
+    fn parse(bytes: &[u8], _: i64) -> Result<Vec<DeliveryItem>, Problem> {
+        parse_json::<DeliveryBatch>(bytes).map(|b| b.deliveries)
+    }
+    fn check(
+        _: &AppState,
+        items: &[DeliveryItem],
+        provider: &str,
+        registry: &Registry,
+        now_ms: i64,
+        _: Option<&rayon::ThreadPool>,
+    ) -> Vec<Result<DeliveryRecord, Rejection>> {
+        items
+            .iter()
+            .map(|i| check_delivery(i, provider, registry, now_ms))
+            .collect()
+    }
+    fn key(r: &DeliveryRecord) -> String {
+        sender_key(&r.esp, &r.sender)
+    }
+    fn id(_: &DeliveryRecord) -> Option<String> {
+        None
+    }
+}
+
+/// One RFC 5965 report per request: the complaint it makes, or why none.
+pub(crate) struct ArfReports;
+impl BatchKind for ArfReports {
+    const ROUTE: &'static str = "/v1/arf";
+    fn topic(config: &IngestConfig) -> &str {
+        &config.complaints_topic
+    }
+    type Item = Result<ComplaintItem, Rejection>;
+    type Record = ComplaintRecord;
+    fn parse(bytes: &[u8], now_ms: i64) -> Result<Vec<Self::Item>, Problem> {
+        let report = arf::parse(bytes)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))?;
+        Ok(vec![arf::to_complaint(&report, now_ms)])
+    }
+    fn check(
+        state: &AppState,
+        items: &[Self::Item],
+        provider: &str,
+        registry: &Registry,
+        now_ms: i64,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Vec<Result<ComplaintRecord, Rejection>> {
+        let valid: Vec<ComplaintItem> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok().cloned())
+            .collect();
+        let mut checked =
+            Complaints::check(state, &valid, provider, registry, now_ms, pool).into_iter();
+        items
+            .iter()
+            .map(|i| match i {
+                Ok(_) => checked.next().expect("one verdict per valid item"),
+                Err(r) => Err(r.clone()),
+            })
+            .collect()
+    }
+    fn key(r: &ComplaintRecord) -> String {
+        Complaints::key(r)
+    }
+    fn id(r: &ComplaintRecord) -> Option<String> {
+        Complaints::id(r)
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            format!("invalid JSON at {path}: {inner}"),
+        )
+        .at(JsonLocation {
+            path,
+            line: inner.line(),
+            column: inner.column(),
+        })
+    })
+}

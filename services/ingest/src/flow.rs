@@ -1,0 +1,238 @@
+//! The flow every batch route shares: admission, authentication, rate
+//! limit, body, items checked off the reactor, the accepted ones published,
+//! and `200` only once all of them are durable.
+
+use std::time::Instant;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ricochet_registry::ParticipantKind;
+use ricochet_token::VerifyOptions;
+use tracing::{info, warn};
+
+use crate::app::AppState;
+use crate::batch::BatchKind;
+use crate::complaints::{BatchResponse, ItemResult};
+use crate::config::VerifyMode;
+use ricochet_http::{authenticate, Problem};
+
+pub(crate) async fn respond<K: BatchKind>(state: &AppState, request: Request) -> Response
+where
+    K::Item: Send,
+{
+    let m = &state.inner.metrics;
+    let response = match state.inner.admission.try_acquire() {
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in progress",
+        )
+        .retry_after(1)
+        .into_response(),
+        Ok(_permit) => {
+            m.in_flight.inc();
+            let deadline = state.inner.config.request_timeout();
+            let r = match tokio::time::timeout(deadline, ingest::<K>(state, request)).await {
+                Ok(Ok(ok)) => ok,
+                Ok(Err(problem)) => problem.into_response(),
+                Err(_) => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    format!("request not completed within {deadline:?}; retry the whole batch"),
+                )
+                .retry_after(5)
+                .into_response(),
+            };
+            m.in_flight.dec();
+            r
+        }
+    };
+    m.requests
+        .with_label_values(&[K::ROUTE, response.status().as_str()])
+        .inc();
+    response
+}
+
+/// The shared flow: authenticate, rate-limit, read and parse the body, check
+/// each item off the reactor, publish the accepted ones, and answer 200 only
+/// once Kafka has acknowledged all of them.
+async fn ingest<K: BatchKind>(state: &AppState, request: Request) -> Result<Response, Problem>
+where
+    K::Item: Send,
+{
+    let inner = &state.inner;
+    let registry = inner.registry.current();
+    let now = (inner.clock)();
+    let (parts, body) = request.into_parts();
+    let provider = admit(state, &parts.headers, &registry, now)?;
+    let config = &inner.config;
+    let length = parts.headers.get(header::CONTENT_LENGTH);
+    let bytes = read_body(body, length, config.max_body_bytes).await?;
+    let items = K::parse(&bytes, now)?;
+    if items.len() > config.max_items {
+        let detail = format!(
+            "{} items; at most {} per request",
+            items.len(),
+            config.max_items
+        );
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-items",
+            detail,
+        ));
+    }
+    let started = Instant::now();
+    let checked = check_off_reactor::<K>(state, items, &provider, registry, now).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    inner
+        .metrics
+        .verify_seconds
+        .with_label_values(&[K::ROUTE])
+        .observe(seconds);
+    let mut results = Vec::with_capacity(checked.len());
+    let mut records = vec![];
+    for (index, outcome) in checked.into_iter().enumerate() {
+        match outcome {
+            Ok(rec) => {
+                let payload = serde_json::to_vec(&rec).expect("records serialize");
+                results.push(ItemResult::accepted(index, K::id(&rec)));
+                records.push((K::key(&rec), payload));
+            }
+            Err(rej) => results.push(ItemResult::rejected(index, rej)),
+        }
+    }
+    publish::<K>(state, &provider, &records).await?;
+    for r in &results {
+        let labels = [K::ROUTE, r.verdict, r.reason.unwrap_or("none")];
+        inner.metrics.items.with_label_values(&labels).inc();
+    }
+    let response = BatchResponse::new(results);
+    info!(provider = %provider, route = K::ROUTE, accepted = response.accepted, rejected = response.rejected, "batch");
+    Ok(Json(response).into_response())
+}
+
+/// The authenticated provider, if it is within its request rate.
+fn admit(
+    state: &AppState,
+    headers: &header::HeaderMap,
+    registry: &ricochet_registry::Registry,
+    now_ms: i64,
+) -> Result<String, Problem> {
+    let config = &state.inner.config;
+    let opts = VerifyOptions {
+        now: now_ms / 1000,
+        clock_skew_secs: config.clock_skew_secs,
+    };
+    let kind = ParticipantKind::Provider;
+    let provider = authenticate(headers, registry, kind, &config.audience, &opts)?;
+    if let Err(not_until) = state.inner.limiter.check_key(&provider) {
+        let clock = governor::clock::DefaultClock::default();
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
+        let detail = format!("{provider} exceeds {} requests/s", config.rate_per_sec);
+        return Err(
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", detail)
+                .retry_after(wait.as_secs_f64().ceil() as u64),
+        );
+    }
+    Ok(provider)
+}
+
+/// Checks the items where the configuration says: signature checks are
+/// CPU-bound, and off the reactor (pool or blocking threads) it keeps
+/// serving other connections meanwhile.
+async fn check_off_reactor<K: BatchKind>(
+    state: &AppState,
+    items: Vec<K::Item>,
+    provider: &str,
+    registry: std::sync::Arc<ricochet_registry::Registry>,
+    now: i64,
+) -> Result<Vec<Result<K::Record, crate::complaints::Rejection>>, Problem>
+where
+    K::Item: Send,
+{
+    let worker_gone = |_| {
+        let detail = "verification worker stopped";
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    };
+    let (s, p, r) = (state.clone(), provider.to_string(), registry);
+    match state.inner.config.verify_mode {
+        VerifyMode::Pool => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            state.inner.pool.spawn(move || {
+                let _ = tx.send(K::check(&s, &items, &p, &r, now, Some(&s.inner.pool)));
+            });
+            rx.await.map_err(|_| worker_gone(()))
+        }
+        VerifyMode::Blocking => {
+            tokio::task::spawn_blocking(move || K::check(&s, &items, &p, &r, now, None))
+                .await
+                .map_err(|_| worker_gone(()))
+        }
+        VerifyMode::Inline => Ok(K::check(&s, &items, &p, &r, now, None)),
+    }
+}
+
+/// Publishes the accepted records; a `503` if any is not durable.
+async fn publish<K: BatchKind>(
+    state: &AppState,
+    provider: &str,
+    records: &[(String, Vec<u8>)],
+) -> Result<(), Problem> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let inner = &state.inner;
+    let topic = K::topic(&inner.config);
+    match inner.publisher.publish_all(topic, records).await {
+        Ok(took) => {
+            let metric = inner.metrics.produce_seconds.with_label_values(&[topic]);
+            metric.observe(took.as_secs_f64());
+            Ok(())
+        }
+        Err(e) => {
+            warn!(provider = %provider, error = %e, "batch not durable; answering 503");
+            let detail = format!("{e}; no item of this request is reported accepted; retry the whole batch (duplicates are counted once)");
+            Err(
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "kafka-unavailable", detail)
+                    .retry_after(5),
+            )
+        }
+    }
+}
+
+async fn read_body(
+    body: Body,
+    content_length: Option<&header::HeaderValue>,
+    limit: usize,
+) -> Result<bytes::Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("request body over {limit} bytes"),
+        )
+    };
+    if let Some(len) = content_length
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            too_large()
+        } else {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "body-unreadable",
+                format!("reading the body: {e}"),
+            )
+        }
+    })
+}
