@@ -18,6 +18,17 @@ use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
 use ricochet_http::{JsonLocation, Problem};
 
 /// What differs between the batch routes; the flow in [`crate::flow`] is shared.
+/// Where and when a batch is checked.
+pub(crate) struct CheckAt<'a> {
+    pub state: &'a AppState,
+    /// The authenticated provider.
+    pub provider: &'a str,
+    pub registry: &'a Registry,
+    pub now_ms: i64,
+    /// The verification pool, when checks run on it.
+    pub pool: Option<&'a rayon::ThreadPool>,
+}
+
 pub(crate) trait BatchKind {
     const ROUTE: &'static str;
     fn topic(config: &IngestConfig) -> &str;
@@ -25,14 +36,8 @@ pub(crate) trait BatchKind {
     type Record: Serialize + Send + 'static;
     /// The items of a request body (a 400 problem if it is not one).
     fn parse(bytes: &[u8], now_ms: i64) -> Result<Vec<Self::Item>, Problem>;
-    fn check(
-        state: &AppState,
-        items: &[Self::Item],
-        provider: &str,
-        registry: &Registry,
-        now_ms: i64,
-        pool: Option<&rayon::ThreadPool>,
-    ) -> Vec<Result<Self::Record, Rejection>>;
+    /// One verdict per item, in order.
+    fn check(at: &CheckAt<'_>, items: &[Self::Item]) -> Vec<Result<Self::Record, Rejection>>;
     fn key(record: &Self::Record) -> String;
     fn id(record: &Self::Record) -> Option<String>;
 }
@@ -49,19 +54,12 @@ impl BatchKind for Complaints {
     fn parse(bytes: &[u8], _: i64) -> Result<Vec<ComplaintItem>, Problem> {
         parse_json::<ComplaintBatch>(bytes).map(|b| b.complaints)
     }
-    fn check(
-        state: &AppState,
-        items: &[ComplaintItem],
-        provider: &str,
-        registry: &Registry,
-        now_ms: i64,
-        pool: Option<&rayon::ThreadPool>,
-    ) -> Vec<Result<ComplaintRecord, Rejection>> {
+    fn check(at: &CheckAt<'_>, items: &[ComplaintItem]) -> Vec<Result<ComplaintRecord, Rejection>> {
         let opts = VerifyOptions {
-            now: now_ms / 1000,
-            clock_skew_secs: state.inner.config.clock_skew_secs,
+            now: at.now_ms / 1000,
+            clock_skew_secs: at.state.inner.config.clock_skew_secs,
         };
-        check_batch(items, provider, registry, &opts, now_ms, pool)
+        check_batch(items, at.provider, at.registry, &opts, at.now_ms, at.pool)
     }
     fn key(r: &ComplaintRecord) -> String {
         sender_key(&r.esp, &r.sender)
@@ -83,17 +81,10 @@ impl BatchKind for Deliveries {
     fn parse(bytes: &[u8], _: i64) -> Result<Vec<DeliveryItem>, Problem> {
         parse_json::<DeliveryBatch>(bytes).map(|b| b.deliveries)
     }
-    fn check(
-        _: &AppState,
-        items: &[DeliveryItem],
-        provider: &str,
-        registry: &Registry,
-        now_ms: i64,
-        _: Option<&rayon::ThreadPool>,
-    ) -> Vec<Result<DeliveryRecord, Rejection>> {
+    fn check(at: &CheckAt<'_>, items: &[DeliveryItem]) -> Vec<Result<DeliveryRecord, Rejection>> {
         items
             .iter()
-            .map(|i| check_delivery(i, provider, registry, now_ms))
+            .map(|i| check_delivery(i, at.provider, at.registry, at.now_ms))
             .collect()
     }
     fn key(r: &DeliveryRecord) -> String {
@@ -118,20 +109,12 @@ impl BatchKind for ArfReports {
             .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))?;
         Ok(vec![arf::to_complaint(&report, now_ms)])
     }
-    fn check(
-        state: &AppState,
-        items: &[Self::Item],
-        provider: &str,
-        registry: &Registry,
-        now_ms: i64,
-        pool: Option<&rayon::ThreadPool>,
-    ) -> Vec<Result<ComplaintRecord, Rejection>> {
+    fn check(at: &CheckAt<'_>, items: &[Self::Item]) -> Vec<Result<ComplaintRecord, Rejection>> {
         let valid: Vec<ComplaintItem> = items
             .iter()
             .filter_map(|i| i.as_ref().ok().cloned())
             .collect();
-        let mut checked =
-            Complaints::check(state, &valid, provider, registry, now_ms, pool).into_iter();
+        let mut checked = Complaints::check(at, &valid).into_iter();
         items
             .iter()
             .map(|i| match i {

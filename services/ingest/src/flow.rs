@@ -14,7 +14,7 @@ use ricochet_token::VerifyOptions;
 use tracing::{info, warn};
 
 use crate::app::AppState;
-use crate::batch::BatchKind;
+use crate::batch::{BatchKind, CheckAt};
 use crate::complaints::{BatchResponse, ItemResult};
 use crate::config::VerifyMode;
 use ricochet_http::{authenticate, Problem};
@@ -158,20 +158,29 @@ where
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     };
     let (s, p, r) = (state.clone(), provider.to_string(), registry);
+    let check = move |items: Vec<K::Item>, on_pool: bool| {
+        let pool = on_pool.then_some(&s.inner.pool);
+        let at = CheckAt {
+            state: &s,
+            provider: &p,
+            registry: &r,
+            now_ms: now,
+            pool,
+        };
+        K::check(&at, &items)
+    };
     match state.inner.config.verify_mode {
         VerifyMode::Pool => {
             let (tx, rx) = tokio::sync::oneshot::channel();
             state.inner.pool.spawn(move || {
-                let _ = tx.send(K::check(&s, &items, &p, &r, now, Some(&s.inner.pool)));
+                let _ = tx.send(check(items, true));
             });
             rx.await.map_err(|_| worker_gone(()))
         }
-        VerifyMode::Blocking => {
-            tokio::task::spawn_blocking(move || K::check(&s, &items, &p, &r, now, None))
-                .await
-                .map_err(|_| worker_gone(()))
-        }
-        VerifyMode::Inline => Ok(K::check(&s, &items, &p, &r, now, None)),
+        VerifyMode::Blocking => tokio::task::spawn_blocking(move || check(items, false))
+            .await
+            .map_err(|_| worker_gone(())),
+        VerifyMode::Inline => Ok(check(items, false)),
     }
 }
 
