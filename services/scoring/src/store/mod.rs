@@ -24,6 +24,7 @@ pub mod reporters;
 pub mod scope;
 pub mod snapshots;
 pub mod standing;
+mod tally;
 
 use clickhouse::{Client, Row};
 use ricochet_kafka::ComplaintCode;

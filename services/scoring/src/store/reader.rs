@@ -17,12 +17,13 @@ use clickhouse::{Client, Row};
 use serde::Deserialize;
 
 use super::parse_code;
+use super::tally::{Interner, Tally};
 use crate::counts::{SenderCounts, SenderKey, Slice, SliceCounts};
-use crate::policy::{ComplaintCode, ComplaintCount, Name};
+use crate::policy::{ComplaintCode, Name};
 use crate::windows::{Windows, COUNT};
 
 /// The order both reads return rows in.
-type RowKey = (SenderKey, Slice);
+pub(super) type RowKey = (SenderKey, Slice);
 
 /// Which senders a read covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +88,13 @@ struct DeliveryRow<'a> {
 /// bucket`, with 1-based indices into the run's lists (0: not listed) and
 /// the bucket the shortest window holding the token.
 #[derive(Row, Deserialize)]
-struct ComplaintRow<'a> {
-    esp: &'a str,
-    sender: &'a str,
-    campaign: &'a str,
-    from_domain: &'a str,
-    cells: Vec<u16>,
-    expires: i64,
+pub(super) struct ComplaintRow<'a> {
+    pub(super) esp: &'a str,
+    pub(super) sender: &'a str,
+    pub(super) campaign: &'a str,
+    pub(super) from_domain: &'a str,
+    pub(super) cells: Vec<u16>,
+    pub(super) expires: i64,
 }
 
 /// What a sender's delivery row says, kept until its complaints come.
@@ -135,7 +136,7 @@ fn positions(names: &[String]) -> Vec<u16> {
     (1..=names.len()).map(|i| i as u16).collect()
 }
 
-fn unlisted(what: &str) -> crate::ScoringError {
+pub(super) fn unlisted(what: &str) -> crate::ScoringError {
     crate::ScoringError::Moved(format!(
         "a {what} appeared while scoring read its list; the next run counts it"
     ))
@@ -159,31 +160,6 @@ pub struct Reader {
     tally: Tally,
     /// Campaign and domain names of the delivery rows.
     delivery_names: Interner,
-}
-
-/// One shared [`Name`] per distinct string: a campaign or domain repeats
-/// over many senders.
-#[derive(Default)]
-struct Interner(foldhash::HashSet<Name>);
-
-impl Interner {
-    fn name(&mut self, s: &str) -> Name {
-        if let Some(n) = self.0.get(s) {
-            return n.clone();
-        }
-        let n = Name::from(s);
-        self.0.insert(n.clone());
-        n
-    }
-
-    /// A row's order key.
-    fn key(&mut self, esp: &str, sender: &str, campaign: &str, domain: &str) -> RowKey {
-        let slice = Slice {
-            campaign: self.name(campaign),
-            domain: self.name(domain),
-        };
-        ((esp.to_string(), sender.to_string()), slice)
-    }
 }
 
 /// A cursor over rows that must come in increasing [`RowKey`] order.
@@ -230,48 +206,67 @@ impl<T: clickhouse::RowRead> Stream<T> {
     }
 }
 
-impl Reader {
-    /// Starts reading the counts of the senders in `scope`.
-    pub async fn open(
-        client: &Client,
-        scope: Scope,
-        windows: &Windows,
-        now_ms: i64,
-    ) -> crate::error::Result<Reader> {
-        let from_ms = now_ms - windows.longest_ms();
-        let filter = scope.filter();
-        // The names in the rows this run reads. Unfiltered, a DISTINCT over a
-        // LowCardinality column reads little more than its dictionaries.
-        let distinct = |column: &str| {
-            format!(
-                "SELECT DISTINCT toString({column}) FROM (
-                     SELECT {column} FROM complaints WHERE 1 {filter}
-                     UNION ALL SELECT {column} FROM deliveries WHERE 1 {filter}
-                 ) ORDER BY 1"
-            )
-        };
-        let providers: Vec<String> = client.query(&distinct("provider")).fetch_all().await?;
-        if providers.len() > MAX_PROVIDERS {
-            return Err(crate::ScoringError::TooMany(format!(
-                "{} providers; scoring tells at most {MAX_PROVIDERS} apart",
-                providers.len()
-            )));
-        }
-        let codes: Vec<String> = client
-            .query(&format!(
-                "SELECT DISTINCT toString(code) FROM complaints WHERE 1 {filter} ORDER BY 1"
-            ))
-            .fetch_all()
-            .await?;
-        let np = providers.len() + 1;
-        if (codes.len() + 1) * np * 4 > usize::from(u16::MAX) {
-            return Err(crate::ScoringError::TooMany(format!(
-                "{} codes and {} providers are too many to count in one cell",
-                codes.len(),
-                providers.len()
-            )));
-        }
-        let (bucket, length) = bucket_sql(windows, now_ms);
+/// The providers and complaint codes in the rows a run reads (in this
+/// order, they number the cells of the complaint read).
+async fn run_names(
+    client: &Client,
+    filter: &str,
+) -> crate::error::Result<(Vec<String>, Vec<String>)> {
+    // Unfiltered, a DISTINCT over a LowCardinality column reads little more
+    // than its dictionaries.
+    let providers: Vec<String> = client
+        .query(&format!(
+            "SELECT DISTINCT toString(provider) FROM (
+                 SELECT provider FROM complaints WHERE 1 {filter}
+                 UNION ALL SELECT provider FROM deliveries WHERE 1 {filter}
+             ) ORDER BY 1"
+        ))
+        .fetch_all()
+        .await?;
+    if providers.len() > MAX_PROVIDERS {
+        return Err(crate::ScoringError::TooMany(format!(
+            "{} providers; scoring tells at most {MAX_PROVIDERS} apart",
+            providers.len()
+        )));
+    }
+    let codes: Vec<String> = client
+        .query(&format!(
+            "SELECT DISTINCT toString(code) FROM complaints WHERE 1 {filter} ORDER BY 1"
+        ))
+        .fetch_all()
+        .await?;
+    if (codes.len() + 1) * (providers.len() + 1) * 4 > usize::from(u16::MAX) {
+        return Err(crate::ScoringError::TooMany(format!(
+            "{} codes and {} providers are too many to count in one cell",
+            codes.len(),
+            providers.len()
+        )));
+    }
+    Ok((providers, codes))
+}
+
+/// The two large reads of a run, over the same time range and senders.
+struct ReadSql {
+    from_ms: i64,
+    now_ms: i64,
+    /// The scope's condition on (esp, sender).
+    filter: String,
+    /// SQL of a row's bucket (its shortest window) and that window's length.
+    bucket: String,
+    length: String,
+}
+
+impl ReadSql {
+    /// Delivered per slice and window; a newer report for an hour replaces
+    /// the older (FINAL).
+    fn deliveries(&self) -> String {
+        let ReadSql {
+            from_ms,
+            now_ms,
+            filter,
+            bucket,
+            length,
+        } = self;
         let windows: Vec<String> = (0..4)
             .map(|i| format!("toUInt64(sumIf(delivered, b <= {i})) AS d{i}"))
             .chain((0..4).map(|i| {
@@ -281,38 +276,71 @@ impl Reader {
                 )
             }))
             .collect();
+        format!(
+            "SELECT esp, sender, campaign, from_domain, {}, toInt64(min(t + {length})) AS expires,
+                    toUInt64(countIf(p = 0)) AS unlisted FROM (
+                 SELECT esp, sender, campaign, from_domain, delivered,
+                        toInt64(toUnixTimestamp(hour)) * 1000 AS t, {bucket} AS b, {} AS p
+                 FROM deliveries FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
+             GROUP BY {SLICE_ORDER} ORDER BY {SLICE_ORDER} {SORTED_SETTINGS}",
+            windows.join(", "),
+            position_in_list("provider"),
+        )
+    }
+
+    /// Complaints per slice as cells of (code, provider, bucket), one per
+    /// token (FINAL); `np` is the number of providers plus one.
+    fn complaints(&self, np: usize) -> String {
+        let ReadSql {
+            from_ms,
+            now_ms,
+            filter,
+            bucket,
+            length,
+        } = self;
+        format!(
+            "SELECT esp, sender, campaign, from_domain,
+                    groupArray(toUInt16(((c * {np}) + p) * 4 + b)) AS cells,
+                    toInt64(min(t + {length})) AS expires FROM (
+                 SELECT esp, sender, campaign, from_domain, toUnixTimestamp64Milli(reported_at) AS t,
+                        {bucket} AS b, {} AS c, {} AS p
+                 FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
+             GROUP BY {SLICE_ORDER} ORDER BY {SLICE_ORDER} {SORTED_SETTINGS}",
+            position_in_list("code"),
+            position_in_list("provider"),
+        )
+    }
+}
+
+impl Reader {
+    /// Starts reading the counts of the senders in `scope`.
+    pub async fn open(
+        client: &Client,
+        scope: Scope,
+        windows: &Windows,
+        now_ms: i64,
+    ) -> crate::error::Result<Reader> {
+        let filter = scope.filter();
+        let (providers, codes) = run_names(client, &filter).await?;
+        let (bucket, length) = bucket_sql(windows, now_ms);
+        let sql = ReadSql {
+            from_ms: now_ms - windows.longest_ms(),
+            now_ms,
+            filter,
+            bucket,
+            length,
+        };
         // The two large reads skip the client's type check of every row
         // (about 4 % of the scorer's own time in a profile); their columns
         // are cast to the rows' types, and the integration tests read both.
         let unchecked = client.clone().with_validation(false);
-        // Delivered: a newer report for an hour replaces the older (FINAL).
         let deliveries = unchecked
-            .query(&format!(
-                "SELECT esp, sender, campaign, from_domain, {}, toInt64(min(t + {length})) AS expires,
-                        toUInt64(countIf(p = 0)) AS unlisted FROM (
-                     SELECT esp, sender, campaign, from_domain, delivered,
-                            toInt64(toUnixTimestamp(hour)) * 1000 AS t, {bucket} AS b, {} AS p
-                     FROM deliveries FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
-                 GROUP BY {SLICE_ORDER} ORDER BY {SLICE_ORDER} {SORTED_SETTINGS}",
-                windows.join(", "),
-                position_in_list("provider"),
-            ))
+            .query(&sql.deliveries())
             .bind(&providers)
             .bind(positions(&providers))
             .fetch::<DeliveryRow<'static>>()?;
-        // Complaints: one per token (FINAL).
         let complaints = unchecked
-            .query(&format!(
-                "SELECT esp, sender, campaign, from_domain,
-                        groupArray(toUInt16(((c * {np}) + p) * 4 + b)) AS cells,
-                        toInt64(min(t + {length})) AS expires FROM (
-                     SELECT esp, sender, campaign, from_domain, toUnixTimestamp64Milli(reported_at) AS t,
-                            {bucket} AS b, {} AS c, {} AS p
-                     FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
-                 GROUP BY {SLICE_ORDER} ORDER BY {SLICE_ORDER} {SORTED_SETTINGS}",
-                position_in_list("code"),
-                position_in_list("provider"),
-            ))
+            .query(&sql.complaints(providers.len() + 1))
             .bind(&codes)
             .bind(positions(&codes))
             .bind(&providers)
@@ -436,74 +464,6 @@ fn delivered(
             expires: row.expires,
         },
     ))
-}
-
-/// Turns complaint rows into per-window counts by code and provider.
-struct Tally {
-    codes: Vec<ComplaintCode>,
-    providers: Vec<Name>,
-    /// Tokens per bucket, indexed by (code, provider) pair; zero between rows.
-    per_pair: Vec<[u64; 4]>,
-    /// The pairs of the current row, in order of first appearance.
-    seen: Vec<usize>,
-    /// Campaign and domain names of the complaint rows.
-    names: Interner,
-}
-
-impl Tally {
-    fn new(codes: Vec<ComplaintCode>, providers: Vec<Name>) -> Self {
-        let pairs = (codes.len() + 1) * (providers.len() + 1);
-        Tally {
-            codes,
-            providers,
-            per_pair: vec![[0; 4]; pairs],
-            seen: vec![],
-            names: Interner::default(),
-        }
-    }
-
-    /// A slice's counts from its complaint row.
-    fn slice(&mut self, row: &ComplaintRow<'_>) -> crate::error::Result<(RowKey, SenderCounts)> {
-        let mut counts = SenderCounts::default();
-        let np = self.providers.len() + 1;
-        for &cell in &row.cells {
-            let (pair, bucket) = (usize::from(cell / 4), usize::from(cell % 4));
-            let Some(n) = self.per_pair.get_mut(pair) else {
-                return Err(unlisted("complaint code or provider"));
-            };
-            if *n == [0; 4] {
-                self.seen.push(pair);
-            }
-            n[bucket] += 1;
-        }
-        // A window holds its own bucket and every shorter one's.
-        for pair in self.seen.drain(..) {
-            let buckets = std::mem::take(&mut self.per_pair[pair]);
-            let (c, p) = (pair / np, pair % np);
-            let (Some(code), Some(provider)) = (
-                c.checked_sub(1).and_then(|c| self.codes.get(c)),
-                p.checked_sub(1).and_then(|p| self.providers.get(p)),
-            ) else {
-                return Err(unlisted("complaint code or provider"));
-            };
-            let mut n = 0;
-            for (i, k) in buckets.into_iter().enumerate() {
-                n += k;
-                if n > 0 {
-                    counts.window(i).complaints.push(ComplaintCount {
-                        code: *code,
-                        provider: provider.clone(),
-                        complaints: n,
-                    });
-                }
-            }
-        }
-        counts.expire_at(row.expires);
-        let key = self
-            .names
-            .key(row.esp, row.sender, row.campaign, row.from_domain);
-        Ok((key, counts))
-    }
 }
 
 /// Adds a sender's deliveries to its counts.
