@@ -257,16 +257,21 @@ struct ReadSql {
 }
 
 impl ReadSql {
-    /// Delivered per slice and window; a newer report for an hour replaces
-    /// the older (FINAL).
-    fn deliveries(&self) -> String {
+    /// The rows of the read: in the longest window, of the senders in scope.
+    fn range(&self) -> String {
         let ReadSql {
             from_ms,
             now_ms,
             filter,
-            bucket,
-            length,
+            ..
         } = self;
+        format!("t >= {from_ms} AND t <= {now_ms} {filter}")
+    }
+
+    /// Delivered per slice and window; a newer report for an hour replaces
+    /// the older (FINAL).
+    fn deliveries(&self) -> String {
+        let (range, bucket, length) = (self.range(), &self.bucket, &self.length);
         let windows: Vec<String> = (0..4)
             .map(|i| format!("toUInt64(sumIf(delivered, b <= {i})) AS d{i}"))
             .chain((0..4).map(|i| {
@@ -281,7 +286,7 @@ impl ReadSql {
                     toUInt64(countIf(p = 0)) AS unlisted FROM (
                  SELECT esp, sender, campaign, from_domain, delivered,
                         toInt64(toUnixTimestamp(hour)) * 1000 AS t, {bucket} AS b, {} AS p
-                 FROM deliveries FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
+                 FROM deliveries FINAL WHERE {range})
              GROUP BY {SLICE_ORDER} ORDER BY {SLICE_ORDER} {SORTED_SETTINGS}",
             windows.join(", "),
             position_in_list("provider"),
@@ -291,20 +296,14 @@ impl ReadSql {
     /// Complaints per slice as cells of (code, provider, bucket), one per
     /// token (FINAL); `np` is the number of providers plus one.
     fn complaints(&self, np: usize) -> String {
-        let ReadSql {
-            from_ms,
-            now_ms,
-            filter,
-            bucket,
-            length,
-        } = self;
+        let (range, bucket, length) = (self.range(), &self.bucket, &self.length);
         format!(
             "SELECT esp, sender, campaign, from_domain,
                     groupArray(toUInt16(((c * {np}) + p) * 4 + b)) AS cells,
                     toInt64(min(t + {length})) AS expires FROM (
                  SELECT esp, sender, campaign, from_domain, toUnixTimestamp64Milli(reported_at) AS t,
                         {bucket} AS b, {} AS c, {} AS p
-                 FROM complaints FINAL WHERE t >= {from_ms} AND t <= {now_ms} {filter})
+                 FROM complaints FINAL WHERE {range})
              GROUP BY {SLICE_ORDER} ORDER BY {SLICE_ORDER} {SORTED_SETTINGS}",
             position_in_list("code"),
             position_in_list("provider"),
