@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -330,14 +331,7 @@ pub fn run(
     });
     let pending = Arc::new(Mutex::new(Pending::default()));
     let join = Arc::new(Mutex::new(JoinWatch::default()));
-    let mut cc = kafka.consumer_config(&config.group);
-    // A batch retried through a ClickHouse outage longer than this costs the
-    // loader its partitions; it rejoins after, and re-read records count once.
-    cc.set("statistics.interval.ms", "5000")
-        .set("max.poll.interval.ms", "300000");
-    if let Some(id) = &config.instance_id {
-        cc.set("group.instance.id", id);
-    }
+    let cc = consumer_config(kafka, &config);
     let subscribed = || -> anyhow::Result<BaseConsumer<LoaderContext>> {
         *join.lock().expect("join watch lock") = JoinWatch::default();
         let consumer: BaseConsumer<LoaderContext> = cc.create_with_context(LoaderContext {
@@ -353,13 +347,7 @@ pub fn run(
     info!(group = %config.group, "loader consuming");
 
     while !stop.load(Ordering::Relaxed) {
-        let stuck = config.rejoin_after().and_then(|limit| {
-            let watch = join.lock().expect("join watch lock");
-            watch
-                .stuck(Instant::now(), limit)
-                .map(|joining| (joining, watch.state.clone()))
-        });
-        if let Some((joining, state)) = stuck {
+        if let Some((joining, state)) = stuck_joining(&join, &config) {
             warn!(
                 join_state = %state,
                 joining_secs = joining.as_secs(),
@@ -374,34 +362,7 @@ pub fn run(
         let polled = consumer.poll(Duration::from_millis(100));
         let mut p = pending.lock().expect("pending lock");
         match polled {
-            Some(Ok(m)) => {
-                let topic = m.topic().to_string();
-                metrics.consumed.with_label_values(&[&topic]).inc();
-                let payload = m.payload();
-                p.bytes += payload.map_or(0, <[u8]>::len);
-                p.since.get_or_insert_with(Instant::now);
-                let outcome = if topic == config.complaints_topic {
-                    decode::complaint(payload, m.partition(), m.offset())
-                        .map(|r| p.complaints.push(r))
-                } else {
-                    decode::delivery(payload).map(|r| p.deliveries.push(r))
-                };
-                if let Err(Poison { reason, detail }) = outcome {
-                    warn!(%topic, partition = m.partition(), offset = m.offset(), reason, "poison record to the dead-letter topic");
-                    p.dead.push(DeadLetter {
-                        source_topic: topic.clone(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                        payload_base64: base64::engine::general_purpose::STANDARD
-                            .encode(payload.unwrap_or_default()),
-                        reason,
-                        detail,
-                        failed_at_ms: now_ms(),
-                    });
-                }
-                p.offsets.insert((topic, m.partition()), m.offset() + 1);
-            }
+            Some(Ok(m)) => take(&mut p, &m, &config, &metrics),
             Some(Err(e)) => warn!(error = %e, "consumer error"),
             None => {}
         }
@@ -420,6 +381,59 @@ pub fn run(
     let _ = consumer.poll(Duration::ZERO);
     health.running.store(false, Ordering::Relaxed);
     Ok(())
+}
+
+/// The consumer's settings: the group's, plus statistics (the join watch
+/// reads them) and the static membership id if set.
+fn consumer_config(kafka: &KafkaConfig, config: &LoaderConfig) -> rdkafka::ClientConfig {
+    let mut cc = kafka.consumer_config(&config.group);
+    // A batch retried through a ClickHouse outage longer than this costs the
+    // loader its partitions; it rejoins after, and re-read records count once.
+    cc.set("statistics.interval.ms", "5000")
+        .set("max.poll.interval.ms", "300000");
+    if let Some(id) = &config.instance_id {
+        cc.set("group.instance.id", id);
+    }
+    cc
+}
+
+/// How long the consumer has been joining its group and in which state, if
+/// longer than the configured limit.
+fn stuck_joining(join: &Mutex<JoinWatch>, config: &LoaderConfig) -> Option<(Duration, String)> {
+    let limit = config.rejoin_after()?;
+    let watch = join.lock().expect("join watch lock");
+    let joining = watch.stuck(Instant::now(), limit)?;
+    Some((joining, watch.state.clone()))
+}
+
+/// Adds a consumed record to the pending batch: its row, or a dead letter
+/// when it does not decode; either way its offset is done.
+fn take(p: &mut Pending, m: &BorrowedMessage<'_>, config: &LoaderConfig, metrics: &Metrics) {
+    let topic = m.topic().to_string();
+    metrics.consumed.with_label_values(&[&topic]).inc();
+    let payload = m.payload();
+    p.bytes += payload.map_or(0, <[u8]>::len);
+    p.since.get_or_insert_with(Instant::now);
+    let outcome = if topic == config.complaints_topic {
+        decode::complaint(payload, m.partition(), m.offset()).map(|r| p.complaints.push(r))
+    } else {
+        decode::delivery(payload).map(|r| p.deliveries.push(r))
+    };
+    if let Err(Poison { reason, detail }) = outcome {
+        warn!(%topic, partition = m.partition(), offset = m.offset(), reason, "poison record to the dead-letter topic");
+        p.dead.push(DeadLetter {
+            source_topic: topic.clone(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload_base64: base64::engine::general_purpose::STANDARD
+                .encode(payload.unwrap_or_default()),
+            reason,
+            detail,
+            failed_at_ms: now_ms(),
+        });
+    }
+    p.offsets.insert((topic, m.partition()), m.offset() + 1);
 }
 
 fn now_ms() -> i64 {
