@@ -12,15 +12,16 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ricochet_integration_tests::{wait_for, wait_for_http_ok, Broker, ClickHouseServer};
+use ricochet_harness::ingest::{Answer, IngestClient};
+use ricochet_harness::participants::{own_key, register};
+use ricochet_harness::process::{free_port, ServiceProcess};
+use ricochet_integration_tests::{wait_for, Broker, ClickHouseServer};
 use ricochet_kafka::{ensure_topics, TOPICS};
-use ricochet_registry::{add_participant, NewParticipant, ParticipantKind};
+use ricochet_registry::ParticipantKind;
 use ricochet_storage::Migrator;
-use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
 use serde_json::{json, Value};
@@ -35,77 +36,17 @@ const REQUESTS_PER_SEC: u64 = 10;
 /// Requests of the whole run.
 const REQUESTS: usize = 1_300;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A service binary the suite can kill -9 and start again on the same port.
-struct Service {
-    name: &'static str,
-    bin: PathBuf,
-    args: Vec<String>,
-    envs: Vec<(String, String)>,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Service {
-    fn new(bin_dir: &Path, name: &'static str, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        Service {
-            name,
-            bin: bin_dir.join(format!("ricochet-{name}")),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            envs: envs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            port: free_port(),
-            child: None,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the process and waits until `/readyz` answers 200.
-    async fn start(&mut self) {
-        let child = Command::new(&self.bin)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(&self.args)
-            .envs(self.envs.iter().cloned())
-            .env("RICOCHET_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
-        self.child = Some(child);
-        let url = format!("{}/readyz", self.url());
-        wait_for_http_ok(
-            &format!("{} to be ready", self.name),
-            &url,
-            Duration::from_secs(90),
-        )
-        .await;
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// Starts `ricochet-<name>` from `bin_dir` and waits until it is ready.
+async fn service(
+    bin_dir: &Path,
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> ServiceProcess {
+    let bin = bin_dir.join(format!("ricochet-{name}"));
+    let mut process = ServiceProcess::spawn(&bin, "--listen", args, envs).unwrap();
+    process.wait_ready().await.unwrap();
+    process
 }
 
 /// What the providers were told.
@@ -163,35 +104,24 @@ fn batches(esp: &SigningKey) -> (Vec<Batch>, Vec<String>) {
 
 /// Sends every batch at REQUESTS_PER_SEC, resending a batch until it gets a
 /// 200 (what a provider does), and records the verdicts.
-async fn drive(url: String, provider: SigningKey, batches: Vec<Batch>, ledger: Arc<Mutex<Ledger>>) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+async fn drive(ingest: IngestClient, batches: Vec<Batch>, ledger: Arc<Mutex<Ledger>>) {
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / REQUESTS_PER_SEC));
     for batch in batches {
         loop {
             tick.tick().await;
-            let bearer =
-                mint_bearer(&provider, PROVIDER, "ricochet-ingest", unix_now(), 120).unwrap();
-            let resp = http
-                .post(format!("{url}/v1/complaints"))
-                .bearer_auth(bearer)
-                .json(&batch.body)
-                .send()
-                .await;
-            let Ok(resp) = resp else {
+            let answer = tokio::time::timeout(
+                Duration::from_secs(10),
+                ingest.post_json("/v1/complaints", &batch.body),
+            )
+            .await;
+            let Ok(Ok(Answer { status, body: v })) = answer else {
                 ledger.lock().unwrap().requests_failed += 1;
                 continue;
             };
-            if !resp.status().is_success() {
+            if !status.is_success() {
                 ledger.lock().unwrap().requests_failed += 1;
                 continue;
             }
-            let Ok(v) = resp.json::<Value>().await else {
-                ledger.lock().unwrap().requests_failed += 1;
-                continue;
-            };
             let mut l = ledger.lock().unwrap();
             l.requests_ok += 1;
             for r in v["results"].as_array().unwrap() {
@@ -229,30 +159,13 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
 
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.toml");
-    let esp = SigningKey::generate(Algorithm::EdDSA, "faults-esp").unwrap();
-    let provider = SigningKey::generate(Algorithm::EdDSA, "faults-mail").unwrap();
-    add_participant(
-        &registry,
-        &NewParticipant::with_key(ParticipantKind::Esp, ESP, esp.public_jwk(), vec![]),
-    )
-    .unwrap();
-    add_participant(
-        &registry,
-        &NewParticipant::with_key(
-            ParticipantKind::Provider,
-            PROVIDER,
-            provider.public_jwk(),
-            vec![DOMAIN.into()],
-        ),
-    )
-    .unwrap();
+    let esp_id = (Algorithm::EdDSA, "faults-esp");
+    let esp = register(&registry, ParticipantKind::Esp, ESP, esp_id, &[]).unwrap();
+    let provider_id = (Algorithm::EdDSA, "faults-mail");
+    let kind = ParticipantKind::Provider;
+    let provider = register(&registry, kind, PROVIDER, provider_id, &[DOMAIN]).unwrap();
     let key_file = dir.path().join("ricochet.jwk");
-    let ricochet_key = SigningKey::generate(Algorithm::EdDSA, "faults-ricochet").unwrap();
-    std::fs::write(
-        &key_file,
-        serde_json::to_string(&ricochet_key.private_jwk()).unwrap(),
-    )
-    .unwrap();
+    own_key(&key_file, "faults-ricochet").unwrap();
 
     let (reg, key) = (
         registry.display().to_string(),
@@ -264,7 +177,7 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
         ("RICOCHET_CLICKHOUSE_URL", chc.url.as_str()),
         ("RICOCHET_CLICKHOUSE_DATABASE", chc.database.as_str()),
     ];
-    let mut ingest = Service::new(
+    let mut ingest = service(
         &bin_dir,
         "ingest",
         &[
@@ -278,8 +191,9 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
             "3000",
         ],
         &envs,
-    );
-    let mut loader = Service::new(
+    )
+    .await;
+    let mut loader = service(
         &bin_dir,
         "loader",
         &[
@@ -293,8 +207,9 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
             "20",
         ],
         &envs,
-    );
-    let mut scoring = Service::new(
+    )
+    .await;
+    let mut scoring = service(
         &bin_dir,
         "scoring",
         &[
@@ -306,15 +221,14 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
             "1",
         ],
         &envs,
-    );
-    for s in [&mut ingest, &mut loader, &mut scoring] {
-        s.start().await;
-    }
+    )
+    .await;
 
     let (all, forged) = batches(&esp);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let started = Instant::now();
-    let load = tokio::spawn(drive(ingest.url(), provider, all, ledger.clone()));
+    let client = IngestClient::new(&ingest.url, PROVIDER, provider);
+    let load = tokio::spawn(drive(client, all, ledger.clone()));
     let progressed = |by: usize| {
         let ledger = ledger.clone();
         let from = ledger.lock().unwrap().done;
@@ -368,7 +282,8 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
         let t = Instant::now();
         service.kill9();
         down().await;
-        service.start().await;
+        service.start().unwrap();
+        service.wait_ready().await.unwrap();
         progressed(20).await;
         let name = format!("kill -9 {name}, down 3 s, restart");
         loading_resumed(name.clone()).await;
@@ -389,7 +304,7 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
     let t = Instant::now();
     ch.stop();
     tokio::time::sleep(Duration::from_secs(30)).await;
-    ch.restart(free_port()).await;
+    ch.restart(free_port().unwrap()).await;
     progressed(20).await;
     let name = "ClickHouse stopped 30 s, restarted";
     loading_resumed(name.into()).await;

@@ -1,5 +1,5 @@
-//! Reading a private JWK from a file, as every signing party does (the
-//! `ricochet` command, the scoring service).
+//! Private JWK files: read as every signing party does (the `ricochet`
+//! command, the scoring service), written readable by their owner only.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,21 @@ pub enum KeyFileError {
         /// Why the key was refused.
         source: KeyError,
     },
+}
+
+/// Writes a private JWK readable by its owner only (mode 0600); never
+/// overwrites an existing file.
+pub fn write_private(path: &Path, jwk: &Jwk) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    let text = serde_json::to_string_pretty(jwk).map_err(std::io::Error::other)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")
 }
 
 impl SigningKey {

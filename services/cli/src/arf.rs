@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use ricochet_token::bearer::mint_bearer;
-use ricochet_token::verify::unix_now;
+use ricochet_harness::ingest::IngestClient;
 use serde_json::Value;
 
 use crate::complaint::Provider;
@@ -67,7 +66,7 @@ pub async fn run(cmd: ArfCommand) -> Result<ExitCode> {
     let ArfCommand::Submit { caller, path } = cmd;
     let key = crate::keys::load_private(&caller.key)?;
     let files = reports(&path)?;
-    let http = reqwest::Client::new();
+    let client = IngestClient::new(&caller.url, &caller.provider, key);
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} reports {msg}")
@@ -84,17 +83,8 @@ pub async fn run(cmd: ArfCommand) -> Result<ExitCode> {
         } else {
             let body =
                 std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            let bearer = mint_bearer(&key, &caller.provider, "ricochet-ingest", unix_now(), 120)?;
-            let resp = http
-                .post(format!("{}/v1/arf", caller.url.trim_end_matches('/')))
-                .bearer_auth(bearer)
-                .header("content-type", "message/rfc822")
-                .body(body)
-                .send()
-                .await
-                .with_context(|| format!("POST {}/v1/arf", caller.url))?;
-            let status = resp.status();
-            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            let answer = client.post_raw("/v1/arf", "message/rfc822", body).await?;
+            let (status, v) = (answer.status, answer.body);
             let reason = |v: &Value| v["reason"].as_str().unwrap_or("").to_string();
             match status.as_u16() {
                 200 => match v["results"][0]["verdict"].as_str() {

@@ -10,8 +10,11 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 
-use crate::service_process::{service_binary, ServiceProcess};
-use ricochet_registry::{add_participant, NewParticipant, ParticipantKind, Registry};
+use ricochet_harness::ingest::post_body;
+use ricochet_harness::participants::register;
+use ricochet_harness::process::{service_binary, ServiceProcess};
+use ricochet_harness::stats::percentile;
+use ricochet_registry::{ParticipantKind, Registry};
 use ricochet_storage::{ClickHouseConfig, Migrator};
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
@@ -218,22 +221,20 @@ struct BenchWorld {
 fn bench_world(n: usize) -> Result<BenchWorld> {
     let dir = tempfile::tempdir()?;
     let registry_path = dir.path().join("registry.toml");
-    let esp = SigningKey::generate(Algorithm::EdDSA, "bench-esp-1")?;
-    let provider = SigningKey::generate(Algorithm::EdDSA, "bench-mail-1")?;
-    for (kind, id, key, domains) in [
-        (ParticipantKind::Esp, "bench-esp.example", &esp, vec![]),
-        (
-            ParticipantKind::Provider,
-            "bench-mail.example",
-            &provider,
-            vec!["bench.example".to_string()],
-        ),
-    ] {
-        add_participant(
-            &registry_path,
-            &NewParticipant::with_key(kind, id, key.public_jwk(), domains),
-        )?;
-    }
+    let esp = register(
+        &registry_path,
+        ParticipantKind::Esp,
+        "bench-esp.example",
+        (Algorithm::EdDSA, "bench-esp-1"),
+        &[],
+    )?;
+    let provider = register(
+        &registry_path,
+        ParticipantKind::Provider,
+        "bench-mail.example",
+        (Algorithm::EdDSA, "bench-mail-1"),
+        &["bench.example"],
+    )?;
 
     eprintln!("minting {n} tokens ...");
     let now = unix_now();
@@ -266,7 +267,7 @@ fn batch_bodies(tokens: &[String], batch: usize) -> Vec<Vec<u8>> {
         .map(|chunk| {
             let items: Vec<_> = chunk
                 .iter()
-                .map(|t| json!({"token": t, "code": "unwanted", "reported_at": crate::clock::now_rfc3339()}))
+                .map(|t| json!({"token": t, "code": "unwanted", "reported_at": ricochet_harness::clock::now_rfc3339()}))
                 .collect();
             serde_json::to_vec(&json!({ "complaints": items })).unwrap()
         })
@@ -339,15 +340,8 @@ async fn bench_overload(seconds: u64) -> Result<ExitCode> {
         );
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
-            let status = http
-                .post(url)
-                .header("authorization", bearer)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
+            let answer = post_body(&http, &url, &bearer, body).await;
+            let status = answer.map_or(0, |a| a.status.as_u16());
             (status, t.elapsed().as_secs_f64() * 1000.0)
         }));
     }
@@ -542,14 +536,6 @@ fn base64_decode(s: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// The `q` quantile of sorted values (nearest rank).
-pub(crate) fn percentile(sorted_ms: &[f64], q: f64) -> f64 {
-    if sorted_ms.is_empty() {
-        return 0.0;
-    }
-    sorted_ms[((sorted_ms.len() - 1) as f64 * q).round() as usize]
-}
-
 /// Sends every body with `concurrency` requests in flight; returns sorted latencies (ms) and accepted items.
 async fn drive(
     url: &str,
@@ -570,18 +556,10 @@ async fn drive(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
                 let started = Instant::now();
-                let resp = http
-                    .post(&url)
-                    .header("authorization", &bearer)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                let status = resp.status();
-                let v: serde_json::Value = resp.json().await?;
+                let answer = post_body(&http, &url, &bearer, body.clone()).await?;
                 latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-                anyhow::ensure!(status.is_success(), "ingest answered {status}: {v}");
-                accepted += v["accepted"].as_u64().unwrap_or(0) as usize;
+                accepted += answer.accepted() as usize;
+                answer.ok()?;
             }
             anyhow::Ok((latencies, accepted))
         }));

@@ -12,16 +12,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use ricochet_harness::ingest::post_body;
+use ricochet_harness::participants::{own_key, register};
 use ricochet_kafka::{ensure_topics, KafkaConfig};
-use ricochet_registry::{add_participant, NewParticipant, ParticipantKind};
+use ricochet_registry::ParticipantKind;
 use ricochet_storage::ClickHouseConfig;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
 use serde_json::{json, Value};
 
-use crate::keys::write_private;
-use crate::service_process::{service_binary, ServiceProcess};
+use ricochet_harness::process::{service_binary, ServiceProcess};
 
 const ESP: &str = "fresh-esp.example";
 const PROVIDER: &str = "fresh-mail.example";
@@ -41,7 +42,7 @@ pub struct FreshnessArgs {
 }
 
 fn complaint_body(tokens: &[String]) -> Vec<u8> {
-    let reported_at = crate::clock::now_rfc3339();
+    let reported_at = ricochet_harness::clock::now_rfc3339();
     let items: Vec<Value> = tokens
         .iter()
         .map(|t| json!({"token": t, "code": "unwanted", "reported_at": reported_at}))
@@ -99,27 +100,13 @@ async fn measure(
 ) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let registry = dir.path().join("registry.toml");
-    let esp = SigningKey::generate(Algorithm::EdDSA, "fresh-esp-1")?;
-    let provider = SigningKey::generate(Algorithm::EdDSA, "fresh-mail-1")?;
+    let esp_id = (Algorithm::EdDSA, "fresh-esp-1");
+    let esp = register(&registry, ParticipantKind::Esp, ESP, esp_id, &[])?;
+    let provider_id = (Algorithm::EdDSA, "fresh-mail-1");
+    let kind = ParticipantKind::Provider;
+    let provider = register(&registry, kind, PROVIDER, provider_id, &[DOMAIN])?;
     let ricochet_key = dir.path().join("ricochet.jwk");
-    write_private(
-        &ricochet_key,
-        &SigningKey::generate(Algorithm::EdDSA, "ricochet-bench")?.private_jwk(),
-    )?;
-    for (kind, id, key, domains) in [
-        (ParticipantKind::Esp, ESP, &esp, vec![]),
-        (
-            ParticipantKind::Provider,
-            PROVIDER,
-            &provider,
-            vec![DOMAIN.to_string()],
-        ),
-    ] {
-        add_participant(
-            &registry,
-            &NewParticipant::with_key(kind, id, key.public_jwk(), domains),
-        )?;
-    }
+    own_key(&ricochet_key, "ricochet-bench")?;
 
     // Denominators straight into ClickHouse: background senders deliver so
     // much that their complaints never move a tier; each probe sender 10,000.
@@ -355,7 +342,7 @@ async fn measure(
     visible_ms.sort_by(|a, b| a.total_cmp(b));
     fed_ms.sort_by(|a, b| a.total_cmp(b));
     fed_after_ms.sort_by(|a, b| a.total_cmp(b));
-    let p = crate::bench::percentile;
+    let p = ricochet_harness::stats::percentile;
     println!();
     println!(
         "freshness bench: {} probes of {PROBE_COMPLAINTS} complaints under {achieved:.0} complaints/s background load (target {}), scoring every {} s, loader batches of at most {} ms, {} cores",
@@ -401,18 +388,12 @@ async fn measure(
 }
 
 /// Posts one complaint batch; returns how many were accepted.
+/// POSTs a batch; how many complaints ingest accepted, or its problem.
 async fn post(http: &reqwest::Client, url: &str, bearer: &str, body: Vec<u8>) -> Result<u64> {
-    let resp = http
-        .post(url)
-        .header("authorization", bearer)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = resp.status();
-    let v: Value = resp.json().await?;
-    anyhow::ensure!(status.is_success(), "ingest answered {status}: {v}");
-    Ok(v["accepted"].as_u64().unwrap_or(0))
+    let answer = post_body(http, url, bearer, body).await?;
+    let accepted = answer.accepted();
+    answer.ok()?;
+    Ok(accepted)
 }
 
 const POLL: Duration = Duration::from_millis(20);

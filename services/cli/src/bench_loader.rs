@@ -22,7 +22,7 @@ const NAIVE_TABLE: &str = "CREATE TABLE IF NOT EXISTS naive_complaints (
 
 pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode> {
     let me = std::env::current_exe()?;
-    let loader_bin = crate::service_process::service_binary("ricochet-loader", loader_bin)?;
+    let loader_bin = ricochet_harness::process::service_binary("ricochet-loader", loader_bin)?;
     let kafka = KafkaConfig::from_env()?;
     let run_id = std::process::id();
     let ch = crate::bench::bench_database(&format!("bench_loader_{run_id}")).await?;
@@ -40,7 +40,7 @@ pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode
     let started = Instant::now();
     let group = format!("bench-loader-{run_id}");
     let (unused, dlq) = (format!("{topic}-unused"), format!("{topic}-dlq"));
-    let mut loader = crate::service_process::ServiceProcess::spawn(
+    let mut loader = ricochet_harness::process::ServiceProcess::spawn(
         &loader_bin,
         "--listen",
         &[

@@ -11,16 +11,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ricochet_kafka::{ensure_topics, KafkaConfig};
-use ricochet_registry::{add_participant, NewParticipant, ParticipantKind};
+use ricochet_registry::ParticipantKind;
 use ricochet_storage::ClickHouseConfig;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{Algorithm, SigningKey};
 
-use crate::bench::percentile;
-use crate::keys::write_private;
 use crate::report::{ricochet_keys, signed_get};
-use crate::service_process::{service_binary, ServiceProcess};
+use ricochet_harness::participants::{own_key, register};
+use ricochet_harness::process::{service_binary, ServiceProcess};
+use ricochet_harness::stats::percentile;
 
 const PROVIDER: &str = "list-mail.example";
 const AUDIENCE: &str = "ricochet-provider-api";
@@ -86,19 +86,16 @@ async fn start_scoring(
     dir: &std::path::Path,
 ) -> Result<(ServiceProcess, SigningKey)> {
     let registry = dir.join("registry.toml");
-    let provider = SigningKey::generate(Algorithm::EdDSA, "list-mail-1")?;
-    add_participant(
+    let kind = ParticipantKind::Provider;
+    let provider = register(
         &registry,
-        &NewParticipant::with_key(
-            ParticipantKind::Provider,
-            PROVIDER,
-            provider.public_jwk(),
-            vec![],
-        ),
+        kind,
+        PROVIDER,
+        (Algorithm::EdDSA, "list-mail-1"),
+        &[],
     )?;
     let ricochet_key = dir.join("ricochet.jwk");
-    let key = SigningKey::generate(Algorithm::EdDSA, "ricochet-bench")?;
-    write_private(&ricochet_key, &key.private_jwk())?;
+    own_key(&ricochet_key, "ricochet-bench")?;
     let kafka = KafkaConfig::from_env()?;
     let (penalties, feedback) = (
         format!("list-{run_id}-penalties"),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use ricochet_token::bearer::mint_bearer;
+use ricochet_harness::ingest::IngestClient;
 use ricochet_token::verify::unix_now;
 use serde_json::{json, Value};
 
@@ -96,7 +96,8 @@ pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
         tokens
     };
     let now = unix_now();
-    let reported_at = crate::clock::rfc3339_ms(now * 1000).context("the clock is out of range")?;
+    let reported_at =
+        ricochet_harness::clock::rfc3339_ms(now * 1000).context("the clock is out of range")?;
     let items: Vec<Value> = tokens
         .iter()
         .map(|t| {
@@ -108,15 +109,10 @@ pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
             item
         })
         .collect();
-    let body = post(
-        &url,
-        "/v1/complaints",
-        &key,
-        &provider,
-        now,
-        &json!({ "complaints": items }),
-    )
-    .await?;
+    let body = IngestClient::new(&url, &provider, key)
+        .post_json("/v1/complaints", &json!({ "complaints": items }))
+        .await?
+        .ok()?;
     let mut all_accepted = true;
     for r in body["results"].as_array().into_iter().flatten() {
         let verdict = r["verdict"].as_str().unwrap_or("?");
@@ -153,7 +149,7 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
     let now = unix_now();
     let hour = match hour {
         Some(h) => h,
-        None => crate::clock::rfc3339_ms(now / 3600 * 3600 * 1000)
+        None => ricochet_harness::clock::rfc3339_ms(now / 3600 * 3600 * 1000)
             .context("the clock is out of range")?,
     };
     let mut item = json!({"esp": esp, "sender": sender, "hour": hour, "delivered": delivered});
@@ -164,7 +160,8 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
         item["from_domain"] = json!(d);
     }
     let body = json!({ "deliveries": [item] });
-    let results = post(&url, "/v1/deliveries", &key, &provider, now, &body).await?;
+    let client = IngestClient::new(&url, &provider, key);
+    let results = client.post_json("/v1/deliveries", &body).await?.ok()?;
     let r = &results["results"][0];
     let verdict = r["verdict"].as_str().unwrap_or("?");
     match r["reason"].as_str() {
@@ -178,35 +175,6 @@ pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
-}
-
-/// POSTs `body` to ingest as `provider`; returns the 200 body or the problem as an error.
-async fn post(
-    url: &str,
-    path: &str,
-    key: &ricochet_token::SigningKey,
-    provider: &str,
-    now: i64,
-    body: &Value,
-) -> Result<Value> {
-    let bearer = mint_bearer(key, provider, "ricochet-ingest", now, 120)?;
-    let resp = reqwest::Client::new()
-        .post(format!("{}{path}", url.trim_end_matches('/')))
-        .bearer_auth(bearer)
-        .json(body)
-        .send()
-        .await
-        .with_context(|| format!("POST {url}{path}"))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.context("reading the response")?;
-    if !status.is_success() {
-        anyhow::bail!(
-            "ingest answered {status}: {} ({})",
-            body["reason"].as_str().unwrap_or("?"),
-            body["detail"].as_str().unwrap_or("")
-        );
-    }
-    Ok(body)
 }
 
 /// The `jti` of a token, read without verification (only to compute the proof).

@@ -1,7 +1,5 @@
 //! `ricochet keys`: key generation.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -58,15 +56,8 @@ fn print_jwks(key: &SigningKey) -> Result<()> {
 
 /// Writes a private JWK readable by its owner only; never overwrites.
 pub fn write_private(path: &Path, jwk: &Jwk) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(serde_json::to_string_pretty(jwk)?.as_bytes())?;
-    file.write_all(b"\n")?;
-    Ok(())
+    ricochet_token::key_file::write_private(path, jwk)
+        .with_context(|| format!("creating {}", path.display()))
 }
 
 /// Reads a private JWK file.

@@ -248,7 +248,7 @@ async fn complaints(
     let outcome = suppress(&items, &log);
     let mut csv = String::from("recipient,sender,campaign,code,reported_at\n");
     for s in &outcome.suppressed {
-        let at = crate::clock::rfc3339_ms(s.reported_at_ms)
+        let at = ricochet_harness::clock::rfc3339_ms(s.reported_at_ms)
             .with_context(|| format!("reported_at {} is out of range", s.reported_at_ms))?;
         let fields = [&s.recipient, &s.sender, &s.campaign, &s.code, &at];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();

@@ -138,7 +138,7 @@ fn when(ms: &Value) -> String {
     let Some(ms) = ms.as_i64() else {
         return "-".into();
     };
-    crate::clock::rfc3339_ms(ms).unwrap_or_else(|| ms.to_string())
+    ricochet_harness::clock::rfc3339_ms(ms).unwrap_or_else(|| ms.to_string())
 }
 
 fn print_standing(b: &Value) {

@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use ricochet_harness::ingest::IngestClient;
+use ricochet_harness::participants;
 use ricochet_kafka::ComplaintCode;
-use ricochet_registry::{add_participant, NewParticipant, ParticipantKind};
+use ricochet_registry::ParticipantKind;
 use ricochet_scoring::Policy;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
@@ -92,49 +94,37 @@ struct Participants {
 
 fn register(registry: &Path, keys_dir: &Path) -> Result<Participants> {
     std::fs::create_dir_all(keys_dir)?;
-    let mut esps = vec![];
-    let mut providers = vec![];
-    for (i, esp) in ESPS.iter().enumerate() {
-        let key = SigningKey::generate(Algorithm::EdDSA, format!("{esp}-sim-{i}"))?;
-        esps.push(key);
-    }
-    for p in &PROVIDERS {
-        providers.push(SigningKey::generate(
-            Algorithm::ES256,
-            format!("{}-sim", p.id),
-        )?);
-    }
-    for (id, key, kind, domains) in ESPS
-        .iter()
-        .zip(&esps)
-        .map(|(id, k)| (*id, k, ParticipantKind::Esp, vec![]))
-        .chain(PROVIDERS.iter().zip(&providers).map(|(p, k)| {
-            (
-                p.id,
-                k,
-                ParticipantKind::Provider,
-                vec![p.domain.to_string()],
-            )
-        }))
-    {
+    // Each key is written before its participant is added: a keys directory
+    // from an earlier run stops the simulation before the registry changes.
+    let enrol = |kind, id: &str, alg, kid: String, domains: &[&str]| -> Result<SigningKey> {
+        let key = SigningKey::generate(alg, kid)?;
         write_private(&keys_dir.join(format!("{id}.jwk")), &key.private_jwk())
             .with_context(|| format!("writing {id}'s key (use an empty --keys-dir)"))?;
-        add_participant(
-            registry,
-            &NewParticipant::with_key(kind, id, key.public_jwk(), domains),
-        )
-        .with_context(|| {
-            format!(
-                "adding {id} to {} (use a registry without the simulated participants)",
-                registry.display()
-            )
-        })?;
+        participants::add(registry, kind, id, &key, domains)
+            .context("use a registry without the simulated participants")?;
+        Ok(key)
+    };
+    let mut esps = vec![];
+    for (i, esp) in ESPS.iter().enumerate() {
+        let kid = format!("{esp}-sim-{i}");
+        esps.push(enrol(
+            ParticipantKind::Esp,
+            esp,
+            Algorithm::EdDSA,
+            kid,
+            &[],
+        )?);
+    }
+    let mut providers = vec![];
+    for p in &PROVIDERS {
+        let (kind, kid) = (ParticipantKind::Provider, format!("{}-sim", p.id));
+        providers.push(enrol(kind, p.id, Algorithm::ES256, kid, &[p.domain])?);
     }
     Ok(Participants { esps, providers })
 }
 
 fn rfc3339(unix: i64) -> String {
-    crate::clock::rfc3339_ms(unix * 1000).expect("a simulated time in range")
+    ricochet_harness::clock::rfc3339_ms(unix * 1000).expect("a simulated time in range")
 }
 
 /// Tallies of what was submitted and what ingest answered.
@@ -152,44 +142,27 @@ struct Tally {
     truth: levels::Truth,
 }
 
-/// Posts `items` under `key` as `route` ("complaints" or "deliveries");
-/// returns the verdicts in order (None: accepted, Some(reason)).
+/// Posts `items` as `route` ("complaints" or "deliveries"), resending
+/// while ingest pushes back; returns the verdicts in order (None: accepted,
+/// Some(reason)).
 async fn submit(
-    http: &reqwest::Client,
-    ingest: &str,
-    bearer: &str,
+    client: &IngestClient,
     route: &str,
     items: Vec<Value>,
 ) -> Result<Vec<Option<String>>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let path = format!("/v1/{route}");
     let body = json!({ route: items });
-    loop {
-        let resp = http
-            .post(format!("{ingest}/v1/{route}"))
-            .header("authorization", bearer)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {ingest}/v1/{route}"))?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        // 429/503: back off and resend (the whole batch is idempotent by jti).
-        if (status.as_u16() == 429 || status.as_u16() == 503) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        if !status.is_success() {
-            bail!("ingest answered {status} to /v1/{route}: {v}");
-        }
-        let results = v["results"].as_array().cloned().unwrap_or_default();
-        return Ok(results
-            .iter()
-            .map(|r| match r["verdict"].as_str() {
-                Some("accepted") => None,
-                _ => Some(r["reason"].as_str().unwrap_or("unknown").to_string()),
-            })
-            .collect());
-    }
+    let patience = Duration::from_secs(30);
+    let answer = client.post_json_retrying(&path, &body, patience).await?;
+    let v = answer.ok().with_context(|| format!("POST {path}"))?;
+    let results = v["results"].as_array().cloned().unwrap_or_default();
+    Ok(results
+        .iter()
+        .map(|r| match r["verdict"].as_str() {
+            Some("accepted") => None,
+            _ => Some(r["reason"].as_str().unwrap_or("unknown").to_string()),
+        })
+        .collect())
 }
 
 /// Waits until ingest and the ESP API know the new participants (they reload
@@ -317,23 +290,20 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
             .expect("template")
             .progress_chars("=> "),
     );
+    let clients = PROVIDERS
+        .iter()
+        .zip(&participants.providers)
+        .map(|(p, key)| {
+            let key = SigningKey::from_jwk(&key.private_jwk())?;
+            Ok(IngestClient::new(&a.ingest_url, p.id, key))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut tally = Tally::default();
     for h in 0..a.hours {
         let slot = first_slot + i64::from(h) * 3600;
         let traffic = world::hour(&world, h, a.seed);
-        let now = unix_now();
-        let bearers = PROVIDERS
-            .iter()
-            .zip(&participants.providers)
-            .map(|(p, key)| {
-                Ok(format!(
-                    "Bearer {}",
-                    mint_bearer(key, p.id, "ricochet-ingest", now, 240)?
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
         // Deliveries: each provider reports its own counts for the hour.
-        for (pi, bearer) in bearers.iter().enumerate() {
+        for (pi, client) in clients.iter().enumerate() {
             let rows: Vec<Value> = traffic
                 .delivered
                 .iter()
@@ -349,8 +319,7 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
                 })
                 .collect();
             for chunk in rows.chunks(1000) {
-                let verdicts =
-                    submit(&http, &a.ingest_url, bearer, "deliveries", chunk.to_vec()).await?;
+                let verdicts = submit(client, "deliveries", chunk.to_vec()).await?;
                 if let Some(reason) = verdicts.iter().flatten().next() {
                     bail!("a delivery count was refused: {reason}");
                 }
@@ -403,12 +372,10 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
                 c.attack,
             ));
         }
-        for (bearer, batch) in bearers.iter().zip(&per_provider) {
+        for (client, batch) in clients.iter().zip(&per_provider) {
             for chunk in batch.chunks(BATCH) {
                 let verdicts = submit(
-                    &http,
-                    &a.ingest_url,
-                    bearer,
+                    client,
                     "complaints",
                     chunk.iter().map(|(v, _, _)| v.clone()).collect(),
                 )

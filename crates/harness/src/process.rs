@@ -1,5 +1,7 @@
-//! Ricochet services started as child processes by the benches, each on a
-//! free loopback port, stopped with SIGTERM (killed if dropped running).
+//! Ricochet services run as child processes by the benches and the fault
+//! suite, each on a free loopback port: waited on until ready, stopped with
+//! SIGTERM, killed with SIGKILL as a crash would, started again on the same
+//! port, and killed if dropped running.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,12 +24,20 @@ pub fn service_binary(name: &str, given: Option<PathBuf>) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// A running service binary and the base URL it listens on.
+/// A loopback port free at the time of the call.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A service binary, its command line and the base URL it listens on.
 pub struct ServiceProcess {
-    child: Child,
+    child: Option<Child>,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     name: String,
+    command: (PathBuf, Vec<String>, Vec<(String, String)>),
 }
 
 impl ServiceProcess {
@@ -39,33 +49,40 @@ impl ServiceProcess {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut cmd = Command::new(bin);
-        cmd.arg(listen_flag)
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
-            .env("RICOCHET_LOG", "warn")
-            .stdout(Stdio::null());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(ServiceProcess {
-            child,
+        let port = free_port()?;
+        let mut argv = vec![listen_flag.to_string(), format!("127.0.0.1:{port}")];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let mut env = vec![("RICOCHET_LOG".to_string(), "warn".to_string())];
+        env.extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut process = ServiceProcess {
+            child: None,
             url: format!("http://127.0.0.1:{port}"),
             name: bin
                 .file_name()
                 .map_or("service".into(), |n| n.to_string_lossy().into_owned()),
-        })
+            command: (bin.to_path_buf(), argv, env),
+        };
+        process.start()?;
+        Ok(process)
     }
 
-    /// Waits until `/readyz` answers 2xx (at most 60 s).
+    /// Starts the process again with the same command line and port
+    /// (after [`kill9`](Self::kill9) or [`stop`](Self::stop)).
+    pub fn start(&mut self) -> Result<()> {
+        let (bin, args, envs) = &self.command;
+        let child = Command::new(bin)
+            .args(args)
+            .envs(envs.iter().cloned())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until `/readyz` answers 2xx (at most 90 s).
     pub async fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(90);
         let http = reqwest::Client::new();
         loop {
             if let Ok(r) = http.get(format!("{}/readyz", self.url)).send().await {
@@ -73,21 +90,32 @@ impl ServiceProcess {
                     return Ok(());
                 }
             }
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.child()?.try_wait()? {
                 bail!("{} exited during start-up: {status}", self.name);
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "{} not ready within 60 s",
+                "{} not ready within 90 s",
                 self.name
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
+    fn child(&mut self) -> Result<&mut Child> {
+        self.child
+            .as_mut()
+            .with_context(|| format!("{} is not running", self.name))
+    }
+
+    fn pid(&self) -> Result<u32> {
+        let child = self.child.as_ref().context("not running")?;
+        Ok(child.id())
+    }
+
     /// User plus system CPU time of the process so far.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?))?;
         let after_name = &stat[stat.rfind(')').context("stat format")? + 2..];
         let fields: Vec<&str> = after_name.split_whitespace().collect();
         let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
@@ -98,7 +126,7 @@ impl ServiceProcess {
 
     /// Peak resident set size (VmHWM) in MiB.
     pub fn peak_rss_mib(&self) -> Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
         let kb: f64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -110,17 +138,24 @@ impl ServiceProcess {
 
     /// SIGTERM, then waits for the exit.
     pub fn stop(&mut self) {
-        // SAFETY: plain signal to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain signal to our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.kill9();
     }
 }
