@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::TokenError;
+use crate::jwt::BearerCheck;
 use crate::keys::SigningKey;
-use crate::mint::sign_parts;
-use crate::verify::{verify_signed, KeyLookup, VerifyOptions};
+use crate::verify::{check_front, KeyLookup, VerifyOptions};
 
 /// Longest a bearer token may stay valid: `exp` at most this far after now.
 pub const MAX_BEARER_LIFETIME_SECS: i64 = 300;
@@ -65,12 +65,11 @@ pub fn mint_bearer(
     let mut id = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
         .map_err(|_| TokenError::Malformed("system random generator failed".into()))?;
-    let header = json!({"alg": key.algorithm().as_str(), "typ": "JWT", "kid": key.kid()});
     let claims = json!({
         "iss": iss, "aud": audience, "iat": now, "exp": now + lifetime_secs,
         "jti": crate::jws::b64_encode(&id),
     });
-    sign_parts(key, &header, &claims)
+    crate::jwt::sign(key, "JWT", &claims)
 }
 
 /// Verifies a bearer token for `audience`; `keys` resolves the caller's keys.
@@ -80,22 +79,25 @@ pub fn verify_bearer(
     audience: &str,
     opts: &VerifyOptions,
 ) -> Result<BearerClaims, BearerError> {
-    let claims = verify_signed(token, keys, |typ| matches!(typ, None | Some("JWT")))?;
+    let (compact, key) = check_front(token, keys, |typ| matches!(typ, None | Some("JWT")))?;
+    // The signature and the audience are jsonwebtoken's to check.
+    let claims = match crate::jwt::decode_bearer(token, key, audience) {
+        Ok(claims) => claims,
+        Err(BearerCheck::Token(e)) => return Err(e.into()),
+        Err(BearerCheck::WrongAudience) => {
+            return Err(BearerError::WrongAudience {
+                expected: audience.into(),
+                found: compact
+                    .claims
+                    .get("aud")
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
+            })
+        }
+    };
     let iss = str_claim(&claims, "iss")?;
     let jti = str_claim(&claims, "jti")?;
     let exp = int_claim(&claims, "exp")?;
-    let audience_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == audience,
-        Some(Value::Array(list)) => list.iter().any(|a| a == audience),
-        None => return Err(TokenError::MissingClaim("aud").into()),
-        Some(_) => false,
-    };
-    if !audience_ok {
-        return Err(BearerError::WrongAudience {
-            expected: audience.into(),
-            found: claims.get("aud").map(Value::to_string).unwrap_or_default(),
-        });
-    }
     if exp + opts.clock_skew_secs <= opts.now {
         return Err(TokenError::Expired { exp, now: opts.now }.into());
     }

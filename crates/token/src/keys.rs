@@ -243,6 +243,11 @@ impl VerifyingKey {
         self.alg
     }
 
+    /// The raw public key: 32 bytes (Ed25519) or the uncompressed point.
+    pub(crate) fn public_bytes(&self) -> &[u8] {
+        &self.public
+    }
+
     /// True if `signature` is a valid signature of `message` by this key.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         let alg: &dyn signature::VerificationAlgorithm = match self.alg {
@@ -406,6 +411,29 @@ impl SigningKey {
         }
     }
 
+    /// The key as a PKCS#8 v2 document (private and public key), the form
+    /// `jsonwebtoken` signs with; laid out as ring writes it.
+    pub(crate) fn pkcs8(&self) -> Vec<u8> {
+        const ED25519: [u8; 16] = [
+            0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        const P256: [u8; 36] = [
+            0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce,
+            0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04,
+            0x6d, 0x30, 0x6b, 0x02, 0x01, 0x01, 0x04, 0x20,
+        ];
+        let (prefix, public, tag): (&[u8], &[u8], &[u8]) = match &self.pair {
+            Pair::Ed25519(p) => (&ED25519, p.public_key().as_ref(), &[0x81, 0x21, 0x00]),
+            Pair::P256(p) => (
+                &P256,
+                p.public_key().as_ref(),
+                &[0xa1, 0x44, 0x03, 0x42, 0x00],
+            ),
+        };
+        [prefix, &self.secret, tag, public].concat()
+    }
+
     /// The matching verifying key.
     pub fn verifying_key(&self) -> VerifyingKey {
         VerifyingKey::from_jwk(&self.public_jwk()).expect("own public JWK is always valid")
@@ -424,6 +452,30 @@ fn p256_scalar_from_pkcs8(doc: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pkcs8_documents_are_laid_out_as_ring_writes_them() {
+        let rng = SystemRandom::new();
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+        let key = SigningKey {
+            kid: "k".into(),
+            pair: Pair::Ed25519(pair),
+            rng: SystemRandom::new(),
+            secret: doc.as_ref()[16..48].to_vec(),
+        };
+        assert_eq!(key.pkcs8(), doc.as_ref());
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng).unwrap();
+        let key = SigningKey {
+            kid: "k".into(),
+            pair: Pair::P256(pair),
+            rng: SystemRandom::new(),
+            secret: p256_scalar_from_pkcs8(doc.as_ref()).unwrap().to_vec(),
+        };
+        assert_eq!(key.pkcs8(), doc.as_ref());
+    }
 
     #[test]
     fn private_jwk_round_trips_and_signs_the_same_key() {

@@ -8,6 +8,9 @@
 //! failure ([`verify`], [`TokenError`]), the recipient binding
 //! ([`binding`]) and the ESP's log of which recipient each token was for
 //! ([`send_log`]). The format is specified in `schemas/complaint-token.md`.
+//! Tokens are signed, and API bearer tokens verified, with the
+//! `jsonwebtoken` crate behind Ricochet's own checks (`jwt`, and the
+//! specification's "How the reference implementation is built").
 
 pub mod bearer;
 pub mod binding;
@@ -15,6 +18,7 @@ pub mod claims;
 pub mod detached;
 mod error;
 mod jws;
+mod jwt;
 pub mod key_file;
 pub mod keys;
 pub mod mint;

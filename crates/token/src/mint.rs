@@ -1,7 +1,6 @@
 //! Minting tokens (the ESP side).
 
 use ring::rand::{SecureRandom, SystemRandom};
-use serde_json::json;
 
 use crate::binding::recipient_binding;
 use crate::claims::{normalize_domain, normalize_domain_of, Claims, Nature, DEFAULT_LIFETIME_SECS};
@@ -92,18 +91,14 @@ pub fn mint(key: &SigningKey, request: &TokenRequest) -> Result<(String, Claims)
             max: crate::claims::MAX_LIFETIME_SECS,
         });
     }
-    let token = sign_claims(
-        key,
-        &serde_json::to_value(&claims).expect("claims serialize"),
-    )?;
+    let token = crate::jwt::sign(key, TOKEN_TYPE, &claims)?;
     Ok((token, claims))
 }
 
 /// Signs an arbitrary claims object with the standard complaint-token header.
 /// Exposed for tools that need tokens `mint` would refuse (test vectors).
 pub fn sign_claims(key: &SigningKey, claims: &serde_json::Value) -> Result<String, TokenError> {
-    let header = json!({"alg": key.algorithm().as_str(), "typ": TOKEN_TYPE, "kid": key.kid()});
-    sign_parts(key, &header, claims)
+    crate::jwt::sign(key, TOKEN_TYPE, claims)
 }
 
 /// Signs any header and claims objects (the header is taken as given).

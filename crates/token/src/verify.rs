@@ -105,6 +105,21 @@ pub(crate) fn verify_signed(
     keys: &impl KeyLookup,
     typ_ok: impl Fn(Option<&str>) -> bool,
 ) -> Result<serde_json::Map<String, Value>, TokenError> {
+    let (compact, key) = check_front(token, keys, typ_ok)?;
+    if !key.verify(compact.signing_input.as_bytes(), &compact.signature) {
+        return Err(TokenError::BadSignature);
+    }
+    Ok(compact.claims)
+}
+
+/// Everything before the signature: framing, header (`alg` allow-list,
+/// `typ`, `crit`, `kid`), the issuer's key and that it is of the header's
+/// algorithm. Returns the parsed token and the key to check it with.
+pub(crate) fn check_front<'t, 'k>(
+    token: &'t str,
+    keys: &'k impl KeyLookup,
+    typ_ok: impl Fn(Option<&str>) -> bool,
+) -> Result<(jws::Compact<'t>, &'k VerifyingKey), TokenError> {
     let compact = jws::parse(token)?;
     let alg = header_algorithm(&compact.header)?;
     match compact.header.get("typ") {
@@ -145,10 +160,7 @@ pub(crate) fn verify_signed(
             key_alg: key.algorithm().to_string(),
         });
     }
-    if !key.verify(compact.signing_input.as_bytes(), &compact.signature) {
-        return Err(TokenError::BadSignature);
-    }
-    Ok(compact.claims)
+    Ok((compact, key))
 }
 
 /// Reads `alg` and refuses anything outside the allow-list (`none`, HMAC, RSA, ...).
