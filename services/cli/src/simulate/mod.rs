@@ -10,6 +10,8 @@
 mod feed;
 mod levels;
 mod provider_view;
+mod replay;
+mod summary;
 mod world;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,20 +21,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+
 use ricochet_harness::ingest::IngestClient;
 use ricochet_harness::participants;
-use ricochet_kafka::ComplaintCode;
 use ricochet_registry::ParticipantKind;
-use ricochet_scoring::Policy;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
-use ricochet_token::{mint, Algorithm, JwkSet, Nature, SigningKey, TokenRequest, VerifyingKey};
+use ricochet_token::{Algorithm, JwkSet, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 
 use crate::keys::write_private;
 use crate::report::{fetch_offenders, print_table};
-use world::{Behaviour, World, ATTACKER_ACCOUNTS, ATTACK_HOURS, ATTACK_PER_HOUR, ESPS, PROVIDERS};
+use world::{Behaviour, World, ESPS, PROVIDERS};
 
 /// Settings of a simulation.
 #[derive(Args, Debug)]
@@ -256,6 +256,18 @@ impl Reports {
     }
 }
 
+/// What the replay and the reports work with.
+struct Sim<'a> {
+    a: &'a SimulateArgs,
+    world: &'a World,
+    participants: &'a Participants,
+    /// One ingest client per provider.
+    clients: Vec<IngestClient>,
+    http: reqwest::Client,
+    /// Ricochet's keys, to verify what the ESPs receive.
+    ricochet_keys: BTreeMap<String, VerifyingKey>,
+}
+
 /// Runs the simulation.
 pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
     anyhow::ensure!(
@@ -270,257 +282,13 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
         count(Behaviour::Misrepresenting), count(Behaviour::Phishing), a.hours, a.speed
     );
     let participants = register(&a.registry, &a.keys_dir)?;
-    let http = reqwest::Client::new();
-    wait_registered(&http, &a, &participants).await?;
-    let jwks: Value = http
-        .get(format!("{}/.well-known/jwks.json", a.esp_api_url))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let ricochet_keys = JwkSet::from_json(&jwks.to_string())?.verifying_keys()?;
+    let sim = Sim::start(&a, &world, &participants).await?;
     let mut reports = Reports::new();
-
-    let now = unix_now();
-    let first_slot = now - now % 3600 - i64::from(a.hours - 1) * 3600;
-    let started = Instant::now();
-    let bar = ProgressBar::new(u64::from(a.hours));
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] hour {pos}/{len} {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    let clients = PROVIDERS
-        .iter()
-        .zip(&participants.providers)
-        .map(|(p, key)| {
-            let key = SigningKey::from_jwk(&key.private_jwk())?;
-            Ok(IngestClient::new(&a.ingest_url, p.id, key))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut tally = Tally::default();
-    for h in 0..a.hours {
-        let slot = first_slot + i64::from(h) * 3600;
-        let traffic = world::hour(&world, h, a.seed);
-        // Deliveries: each provider reports its own counts for the hour.
-        for (pi, client) in clients.iter().enumerate() {
-            let rows: Vec<Value> = traffic
-                .delivered
-                .iter()
-                .filter(|(_, prov, _)| *prov == pi)
-                .map(|(s, _, d)| {
-                    let sender = &world.senders[*s];
-                    let mut row = json!({"esp": ESPS[sender.esp], "sender": sender.id, "campaign": sender.campaign_in(h),
-                                         "hour": rfc3339(slot), "delivered": d});
-                    if let Some(dom) = sender.from_domain {
-                        row["from_domain"] = json!(dom);
-                    }
-                    row
-                })
-                .collect();
-            for chunk in rows.chunks(1000) {
-                let verdicts = submit(client, "deliveries", chunk.to_vec()).await?;
-                if let Some(reason) = verdicts.iter().flatten().next() {
-                    bail!("a delivery count was refused: {reason}");
-                }
-                tally.deliveries += chunk.len() as u64;
-            }
-        }
-        let policy = Policy::default();
-        for (s, _, d) in &traffic.delivered {
-            tally.truth.delivered(world.senders[*s].esp, *d);
-        }
-        for c in traffic.complaints.iter().skip(FORGED_PER_HOUR) {
-            if !c.attack {
-                let esp = world.senders[c.sender].esp;
-                tally.truth.complaint(esp, c.code, &policy);
-            }
-        }
-        // Complaints: tokens minted by each sender's ESP for the message sent.
-        let world_ref = &world;
-        let esps = &participants.esps;
-        let mut per_provider: Vec<Vec<(Value, bool, bool)>> = vec![vec![]; PROVIDERS.len()];
-        for (k, c) in traffic.complaints.iter().enumerate() {
-            let s = &world_ref.senders[c.sender];
-            let sent = (slot + i64::from(c.sent_offset)).min(now - 5);
-            let reported = (sent + i64::from(c.delay)).min(now - 1);
-            let mut req = TokenRequest::new(
-                ESPS[s.esp],
-                &s.id,
-                if s.claimed_nature() == "transactional" {
-                    Nature::Transactional
-                } else {
-                    Nature::Marketing
-                },
-                &format!("{}@{}", c.reporter, PROVIDERS[c.provider].domain),
-                sent,
-            );
-            req.cmp = Some(s.campaign_in(h));
-            req.dom = s.from_domain.map(String::from);
-            let (token, _) = mint(&esps[s.esp], &req)?;
-            let forged = k < FORGED_PER_HOUR;
-            let token = if forged {
-                // The fraudster edits a real token (changes its last signature character).
-                let last = if token.ends_with('A') { 'B' } else { 'A' };
-                format!("{}{last}", &token[..token.len() - 1])
-            } else {
-                token
-            };
-            per_provider[c.provider].push((
-                json!({"token": token, "code": c.code, "reported_at": rfc3339(reported), "reporter": c.reporter}),
-                forged,
-                c.attack,
-            ));
-        }
-        for (client, batch) in clients.iter().zip(&per_provider) {
-            for chunk in batch.chunks(BATCH) {
-                let verdicts = submit(
-                    client,
-                    "complaints",
-                    chunk.iter().map(|(v, _, _)| v.clone()).collect(),
-                )
-                .await?;
-                for ((_, forged, attack), verdict) in chunk.iter().zip(verdicts) {
-                    tally.attack_accepted += u64::from(*attack && verdict.is_none());
-                    match (forged, verdict) {
-                        (true, Some(_)) => {
-                            tally.forged += 1;
-                            tally.forged_rejected += 1;
-                        }
-                        (true, None) => tally.forged += 1,
-                        (false, None) => {
-                            tally.complaints += 1;
-                            tally.accepted += 1;
-                        }
-                        (false, Some(reason)) => {
-                            tally.complaints += 1;
-                            *tally.rejected_legit.entry(reason).or_default() += 1;
-                        }
-                    }
-                }
-            }
-        }
-        reports
-            .poll(&http, &a.esp_api_url, &participants, &ricochet_keys, h)
-            .await?;
-        bar.set_message(format!(
-            "complaints accepted {}, forged refused {}, tier changes {}",
-            tally.accepted,
-            tally.forged_rejected,
-            reports.seen.len()
-        ));
-        bar.inc(1);
-        let due = Duration::from_secs_f64(f64::from(h + 1) * 3600.0 / a.speed);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    bar.finish();
-
-    // Let the loader and scoring catch up: done when no change arrived for
-    // 5 s after the last one, or at --settle-secs.
-    println!(
-        "waiting for scoring to settle (at most {} s) ...",
-        a.settle_secs
-    );
-    let settle_deadline = Instant::now() + Duration::from_secs(a.settle_secs);
-    let mut quiet_since = Instant::now();
-    while Instant::now() < settle_deadline && quiet_since.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if reports
-            .poll(
-                &http,
-                &a.esp_api_url,
-                &participants,
-                &ricochet_keys,
-                a.hours,
-            )
-            .await?
-            > 0
-        {
-            quiet_since = Instant::now();
-        }
-    }
-
-    for (i, esp) in ESPS.iter().enumerate() {
-        println!();
-        let items = &reports.items[i];
-        println!(
-            "{esp} received {} tier change(s); the first {}:",
-            items.len(),
-            items.len().min(SHOWN)
-        );
-        print_table(esp, 0, &items[..items.len().min(SHOWN)], reports.cursors[i]);
-        if items.len() > SHOWN {
-            println!(
-                "... all of them: ricochet report offenders --esp {esp} --key {}",
-                a.keys_dir.join(format!("{esp}.jwk")).display()
-            );
-        }
-    }
-    let target = &world.senders[world.bombed];
-    let target_rep: Value = http
-        .get(format!(
-            "{}/v1/senders/{}/reputation",
-            a.esp_api_url, target.id
-        ))
-        .bearer_auth(mint_bearer(
-            &participants.esps[target.esp],
-            ESPS[target.esp],
-            "ricochet-esp-api",
-            unix_now(),
-            120,
-        )?)
-        .send()
-        .await?
-        .json()
-        .await?;
-    println!();
-    let expected = tally.accepted as usize;
-    let (api, keys) = (a.esp_api_url.as_str(), &ricochet_keys);
-    let patience = (expected, Duration::from_secs(30));
-    let feeds = feed::read_all(&http, api, &participants, keys, patience).await?;
-    feed::print(&feeds);
-    let patience = Duration::from_secs(10);
-    let view = provider_view::read(&http, api, &participants, keys, patience).await?;
-    provider_view::print(&view);
-    let ok = summarize(&world, &tally, &reports, &target_rep);
-    println!(
-        "  complaint feed: {} entries for {} accepted complaints (one each)",
-        feeds.total(),
-        tally.accepted
-    );
-    let ok = ok && feeds.total() == expected;
-    if feeds.total() != expected {
-        println!("  PROBLEM: the ESPs' complaint feeds do not hold exactly one entry per accepted complaint");
-    }
-    println!(
-        "  provider list: {} key(s) at throttle or above, {} the tier changes the ESPs received",
-        view.listed.len(),
-        if view.matches {
-            "the same as"
-        } else {
-            "NOT the same as"
-        }
-    );
-    if !view.matches {
-        println!("  PROBLEM: the provider list and the ESPs' offender reports disagree");
-    }
-    let ok = ok && view.matches;
-    println!();
-    println!("Where to look next:");
-    if let Some(p) = &a.prometheus_url {
-        println!("  metrics:    {p}/graph?g0.expr=sum%20by%20(tier)%20(ricochet_scoring_senders)  (every service's /metrics is scraped)");
-    }
-    println!("  dashboards: dashboards/ricochet-complaints.json and dashboards/ricochet-operations.json (Grafana provisioning in deploy/grafana);");
-    println!(
-        "              `ricochet dashboards check --esp {} --sender {}` runs their queries here",
-        ESPS[0], target.id
-    );
-    println!(
-        "  audit:      `ricochet audit verify --esp {}` recomputes the penalty chain",
-        ESPS[0]
-    );
+    let tally = replay::replay(&sim, &mut reports).await?;
+    sim.settle(&mut reports).await?;
+    sim.print_reports(&reports);
+    let ok = sim.conclude(&tally, &reports).await?;
+    where_to_look(&a, &world.senders[world.bombed].id);
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -528,119 +296,144 @@ pub async fn run(a: SimulateArgs) -> Result<ExitCode> {
     })
 }
 
-/// Prints the outcome against the ground truth; false if the pipeline
-/// itself misbehaved (a valid complaint refused, a forged one accepted, no
-/// report).
-fn summarize(world: &World, tally: &Tally, reports: &Reports, target_rep: &Value) -> bool {
-    let (items, seen) = (&reports.items, &reports.seen);
-    // The tier in force at the end: the last change per sender.
-    let mut final_tier: HashMap<&str, &str> = HashMap::new();
-    for item in items.iter().flatten().filter(|i| i["level"] == "sender") {
-        final_tier.insert(
-            item["sender"].as_str().unwrap_or(""),
-            item["to_tier"].as_str().unwrap_or(""),
-        );
+impl<'a> Sim<'a> {
+    /// Waits until the services know the participants; reads Ricochet's keys.
+    async fn start(
+        a: &'a SimulateArgs,
+        world: &'a World,
+        participants: &'a Participants,
+    ) -> Result<Sim<'a>> {
+        let http = reqwest::Client::new();
+        wait_registered(&http, a, participants).await?;
+        let jwks: Value = http
+            .get(format!("{}/.well-known/jwks.json", a.esp_api_url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let ricochet_keys = JwkSet::from_json(&jwks.to_string())?.verifying_keys()?;
+        let clients = PROVIDERS
+            .iter()
+            .zip(&participants.providers)
+            .map(|(p, key)| {
+                let key = SigningKey::from_jwk(&key.private_jwk())?;
+                Ok(IngestClient::new(&a.ingest_url, p.id, key))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Sim {
+            a,
+            world,
+            participants,
+            clients,
+            http,
+            ricochet_keys,
+        })
     }
-    println!();
-    println!("Ground truth vs. what the ESPs were told");
-    println!(
-        "  complaints submitted: {} valid ({} accepted), {} forged ({} refused); {} delivery counts",
-        tally.complaints, tally.accepted, tally.forged, tally.forged_rejected, tally.deliveries
-    );
-    let mut by_kind: BTreeMap<Behaviour, (usize, usize, Vec<u32>)> = BTreeMap::new();
-    let mut good_penalized = vec![];
-    for s in &world.senders {
-        let penalized = final_tier.get(s.id.as_str()).is_some_and(|t| *t != "ok");
-        let e = by_kind.entry(s.behaviour).or_default();
-        e.0 += 1;
-        if penalized {
-            e.1 += 1;
-            if let Some((h, _)) = seen.get(&s.id) {
-                e.2.push(h.saturating_sub(s.onset));
+
+    /// Reads new offender reports after simulated hour `h`; how many came.
+    async fn poll(&self, reports: &mut Reports, h: u32) -> Result<usize> {
+        let (http, api, p) = (&self.http, &self.a.esp_api_url, self.participants);
+        reports.poll(http, api, p, &self.ricochet_keys, h).await
+    }
+
+    /// Lets the loader and scoring catch up: done when no change arrived for
+    /// 5 s after the last one, or at --settle-secs.
+    async fn settle(&self, reports: &mut Reports) -> Result<()> {
+        let secs = self.a.settle_secs;
+        println!("waiting for scoring to settle (at most {secs} s) ...");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if self.poll(reports, self.a.hours).await? > 0 {
+                quiet_since = Instant::now();
             }
         }
-        if penalized && s.behaviour == Behaviour::Good {
-            good_penalized.push(s);
+        Ok(())
+    }
+
+    /// Prints the first tier changes each ESP received.
+    fn print_reports(&self, reports: &Reports) {
+        for (i, esp) in ESPS.iter().enumerate() {
+            println!();
+            let items = &reports.items[i];
+            println!(
+                "{esp} received {} tier change(s); the first {}:",
+                items.len(),
+                items.len().min(SHOWN)
+            );
+            print_table(esp, 0, &items[..items.len().min(SHOWN)], reports.cursors[i]);
+            if items.len() > SHOWN {
+                println!(
+                    "... all of them: ricochet report offenders --esp {esp} --key {}",
+                    self.a.keys_dir.join(format!("{esp}.jwk")).display()
+                );
+            }
         }
     }
-    for (kind, (n, penalized, delays)) in &by_kind {
-        if !kind.is_bad() {
-            continue;
+
+    /// The bombed sender's reputation, as its ESP reads it.
+    async fn target_reputation(&self) -> Result<Value> {
+        let target = &self.world.senders[self.world.bombed];
+        let key = &self.participants.esps[target.esp];
+        let bearer = mint_bearer(key, ESPS[target.esp], "ricochet-esp-api", unix_now(), 120)?;
+        let url = format!("{}/v1/senders/{}/reputation", self.a.esp_api_url, target.id);
+        let rep = self.http.get(url).bearer_auth(bearer).send().await?;
+        Ok(rep.json().await?)
+    }
+
+    /// Reads the feeds and the provider list, prints the summary against
+    /// the ground truth; false if the pipeline misbehaved.
+    async fn conclude(&self, tally: &Tally, reports: &Reports) -> Result<bool> {
+        let target_rep = self.target_reputation().await?;
+        println!();
+        let expected = tally.accepted as usize;
+        let (http, api, keys) = (&self.http, self.a.esp_api_url.as_str(), &self.ricochet_keys);
+        let patience = (expected, Duration::from_secs(30));
+        let feeds = feed::read_all(http, api, self.participants, keys, patience).await?;
+        feed::print(&feeds);
+        let patience = Duration::from_secs(10);
+        let view = provider_view::read(http, api, self.participants, keys, patience).await?;
+        provider_view::print(&view);
+        let ok = summary::summarize(self.world, tally, reports, &target_rep);
+        println!(
+            "  complaint feed: {} entries for {} accepted complaints (one each)",
+            feeds.total(),
+            tally.accepted
+        );
+        if feeds.total() != expected {
+            println!("  PROBLEM: the ESPs' complaint feeds do not hold exactly one entry per accepted complaint");
         }
-        let mut d = delays.clone();
-        d.sort_unstable();
-        let median = d
-            .get(d.len() / 2)
-            .map_or("-".to_string(), |h| format!("{h} h"));
-        let max = d.last().map_or("-".to_string(), |h| format!("{h} h"));
+        let same = if view.matches {
+            "the same as"
+        } else {
+            "NOT the same as"
+        };
         println!(
-            "  bad senders penalized, {:<16} {penalized:>4} of {n:<4} (simulated time from onset to penalty: median {median}, max {max})",
-            format!("{}:", kind.as_str())
+            "  provider list: {} key(s) at throttle or above, {same} the tier changes the ESPs received",
+            view.listed.len()
         );
+        if !view.matches {
+            println!("  PROBLEM: the provider list and the ESPs' offender reports disagree");
+        }
+        Ok(ok && feeds.total() == expected && view.matches)
     }
-    let bad_total: usize = by_kind
-        .iter()
-        .filter(|(k, _)| k.is_bad())
-        .map(|(_, v)| v.0)
-        .sum();
-    let bad_hit: usize = by_kind
-        .iter()
-        .filter(|(k, _)| k.is_bad())
-        .map(|(_, v)| v.1)
-        .sum();
-    println!("  bad senders penalized in all: {bad_hit} of {bad_total}");
+}
+
+/// Where an operator looks after the simulation.
+fn where_to_look(a: &SimulateArgs, target: &str) {
+    println!();
+    println!("Where to look next:");
+    if let Some(p) = &a.prometheus_url {
+        println!("  metrics:    {p}/graph?g0.expr=sum%20by%20(tier)%20(ricochet_scoring_senders)  (every service's /metrics is scraped)");
+    }
+    println!("  dashboards: dashboards/ricochet-complaints.json and dashboards/ricochet-operations.json (Grafana provisioning in deploy/grafana);");
     println!(
-        "  good senders penalized: {} of {}{}",
-        good_penalized.len(),
-        by_kind.get(&Behaviour::Good).map_or(0, |v| v.0),
-        good_penalized
-            .iter()
-            .take(5)
-            .map(|s| format!(
-                " {} ({}, true rate {:.3} %)",
-                s.id,
-                final_tier[s.id.as_str()],
-                s.base_rate * 100.0
-            ))
-            .collect::<Vec<_>>()
-            .join(",")
+        "              `ricochet dashboards check --esp {} --sender {target}` runs their queries here",
+        ESPS[0]
     );
-    let target = &world.senders[world.bombed];
-    let tier = final_tier.get(target.id.as_str()).copied().unwrap_or("ok");
-    let weighted_24h = target_rep["windows"]
-        .as_array()
-        .and_then(|w| w.iter().find(|w| w["window"] == "24h"))
-        .map_or(f64::NAN, |w| {
-            w["weighted_complaints"].as_f64().unwrap_or(f64::NAN)
-        });
     println!(
-        "  complaint bombing of {} ({} phishing complaints accepted from {ATTACKER_ACCOUNTS} accounts at {} over {ATTACK_HOURS} h, {ATTACK_PER_HOUR}/h): {} (tier {tier}; weighted complaints counted in 24 h: {weighted_24h:.0}, the attack alone would weigh {:.0} uncapped)",
-        target.id,
-        tally.attack_accepted,
-        PROVIDERS[world::ATTACKER_PROVIDER].id,
-        if tier == "ok" { "did not work" } else { "WORKED" },
-        tally.attack_accepted as f64 * Policy::default().weight(ComplaintCode::Phishing)
+        "  audit:      `ricochet audit verify --esp {}` recomputes the penalty chain",
+        ESPS[0]
     );
-    let mut ok = true;
-    if !tally.rejected_legit.is_empty() {
-        println!(
-            "  PROBLEM: valid complaints were refused: {:?}",
-            tally.rejected_legit
-        );
-        ok = false;
-    }
-    if tally.forged_rejected != tally.forged {
-        println!(
-            "  PROBLEM: {} forged complaints were accepted",
-            tally.forged - tally.forged_rejected
-        );
-        ok = false;
-    }
-    if items.iter().all(|i| i.is_empty()) {
-        println!("  PROBLEM: no ESP received any tier change");
-        ok = false;
-    }
-    let penalized = |id: &str| final_tier.get(id).is_some_and(|t| *t != "ok");
-    ok &= levels::summarize(world, &tally.truth, items, &reports.groups, &penalized);
-    ok
 }
