@@ -21,90 +21,20 @@ const NAIVE_TABLE: &str = "CREATE TABLE IF NOT EXISTS naive_complaints (
 ) ENGINE = MergeTree ORDER BY (esp, sender, jti)";
 
 pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode> {
-    let me = std::env::current_exe()?;
     let loader_bin = ricochet_harness::process::service_binary("ricochet-loader", loader_bin)?;
     let kafka = KafkaConfig::from_env()?;
     let run_id = std::process::id();
     let ch = crate::bench::bench_database(&format!("bench_loader_{run_id}")).await?;
     ch.client().query(NAIVE_TABLE).execute().await?;
-
     let topic = format!("bench-loader-{run_id}");
     ensure_topics(&kafka, &[&topic]).await?;
     eprintln!("pre-filling {topic} with {records} records ...");
     let started = Instant::now();
     prefill(&kafka, &topic, records).await?;
     eprintln!("pre-filled in {:.1} s", started.elapsed().as_secs_f64());
-
-    // The loader: its own group, the bench database; timed until every token is counted.
-    eprintln!("loader ...");
-    let started = Instant::now();
-    let group = format!("bench-loader-{run_id}");
-    let (unused, dlq) = (format!("{topic}-unused"), format!("{topic}-dlq"));
-    let mut loader = ricochet_harness::process::ServiceProcess::spawn(
-        &loader_bin,
-        "--listen",
-        &[
-            "--group",
-            &group,
-            "--complaints-topic",
-            &topic,
-            "--deliveries-topic",
-            &unused,
-            "--dead-letter-topic",
-            &dlq,
-        ],
-        &[
-            ("RICOCHET_KAFKA_BROKERS", &kafka.brokers),
-            ("RICOCHET_CLICKHOUSE_URL", &ch.url),
-            ("RICOCHET_CLICKHOUSE_DATABASE", &ch.database),
-        ],
-    )?;
-    let loaded = wait_count(&ch, "SELECT uniqExact(jti) FROM complaints", records).await;
-    let loader_secs = started.elapsed().as_secs_f64();
-    loader.stop();
-    loaded?;
-
-    // The broker's own ceiling: the console consumer alone, into /dev/null.
-    eprintln!("broker read alone ...");
-    let started = Instant::now();
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "'{}' bench consume-json --topic '{topic}' >/dev/null",
-                me.display()
-            ),
-        ])
-        .env("RICOCHET_LOG", "off")
-        .status()?;
-    let read_secs = started.elapsed().as_secs_f64();
-    anyhow::ensure!(status.success(), "reading the topic failed: {status}");
-
-    // The naive pipe: console consumer | curl INSERT FORMAT JSONEachRow.
-    eprintln!("naive pipe ...");
-    let insert_url = format!(
-        "{}/?database={}&input_format_skip_unknown_fields=1&query={}",
-        ch.url, ch.database, "INSERT%20INTO%20naive_complaints%20FORMAT%20JSONEachRow"
-    );
-    let script = format!(
-        "'{}' bench consume-json --topic '{topic}' | curl -fsS --data-binary @- '{insert_url}'",
-        me.display()
-    );
-    let started = Instant::now();
-    let status = Command::new("sh")
-        .args(["-c", &script])
-        .env("RICOCHET_LOG", "warn")
-        .status()?;
-    let pipe_secs = started.elapsed().as_secs_f64();
-    if !status.success() {
-        bail!("the naive pipe failed: {status}");
-    }
-    let piped: u64 = ch
-        .client()
-        .query("SELECT count() FROM naive_complaints")
-        .fetch_one()
-        .await?;
-
+    let loader_secs = time_loader(&loader_bin, &kafka, &ch, &topic, records).await?;
+    let read_secs = time_broker_read(&topic)?;
+    let (pipe_secs, piped) = time_naive_pipe(&ch, &topic).await?;
     let (loader_rate, pipe_rate) = (records as f64 / loader_secs, piped as f64 / pipe_secs);
     println!();
     println!("ricochet bench loader: {records} records in one topic ({} partitions), same run, same machine", kafka.partitions);
@@ -121,6 +51,91 @@ pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode
         .execute()
         .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The loader in its own group into the bench database, timed until every
+/// token is counted.
+async fn time_loader(
+    bin: &std::path::Path,
+    kafka: &KafkaConfig,
+    ch: &ClickHouseConfig,
+    topic: &str,
+    records: usize,
+) -> Result<f64> {
+    eprintln!("loader ...");
+    let started = Instant::now();
+    let run_id = std::process::id();
+    let group = format!("bench-loader-{run_id}");
+    let (unused, dlq) = (format!("{topic}-unused"), format!("{topic}-dlq"));
+    let args = [
+        "--group",
+        &group,
+        "--complaints-topic",
+        topic,
+        "--deliveries-topic",
+        &unused,
+        "--dead-letter-topic",
+        &dlq,
+    ];
+    let envs = [
+        ("RICOCHET_KAFKA_BROKERS", kafka.brokers.as_str()),
+        ("RICOCHET_CLICKHOUSE_URL", ch.url.as_str()),
+        ("RICOCHET_CLICKHOUSE_DATABASE", ch.database.as_str()),
+    ];
+    let mut loader =
+        ricochet_harness::process::ServiceProcess::spawn(bin, "--listen", &args, &envs)?;
+    let loaded = wait_count(ch, "SELECT uniqExact(jti) FROM complaints", records).await;
+    let secs = started.elapsed().as_secs_f64();
+    loader.stop();
+    loaded?;
+    Ok(secs)
+}
+
+/// The broker's own ceiling: the console consumer alone, into /dev/null.
+fn time_broker_read(topic: &str) -> Result<f64> {
+    eprintln!("broker read alone ...");
+    let me = std::env::current_exe()?;
+    let started = Instant::now();
+    let script = format!(
+        "'{}' bench consume-json --topic '{topic}' >/dev/null",
+        me.display()
+    );
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .env("RICOCHET_LOG", "off")
+        .status()?;
+    anyhow::ensure!(status.success(), "reading the topic failed: {status}");
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The naive pipe: console consumer | curl INSERT FORMAT JSONEachRow; its
+/// seconds and the rows it inserted.
+async fn time_naive_pipe(ch: &ClickHouseConfig, topic: &str) -> Result<(f64, u64)> {
+    eprintln!("naive pipe ...");
+    let me = std::env::current_exe()?;
+    let insert_url = format!(
+        "{}/?database={}&input_format_skip_unknown_fields=1&query={}",
+        ch.url, ch.database, "INSERT%20INTO%20naive_complaints%20FORMAT%20JSONEachRow"
+    );
+    let script = format!(
+        "'{}' bench consume-json --topic '{topic}' | curl -fsS --data-binary @- '{insert_url}'",
+        me.display()
+    );
+    let started = Instant::now();
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .env("RICOCHET_LOG", "warn")
+        .status()?;
+    let secs = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("the naive pipe failed: {status}");
+    }
+    let piped: u64 = ch
+        .client()
+        .query("SELECT count() FROM naive_complaints")
+        .fetch_one()
+        .await?;
+    Ok((secs, piped))
 }
 
 async fn wait_count(ch: &ClickHouseConfig, query: &str, expected: usize) -> Result<()> {

@@ -6,6 +6,7 @@
 //! current version, and a `304` revalidation, against the baseline of
 //! `/healthz` on the same server in the same run.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,8 @@ use ricochet_registry::ParticipantKind;
 use ricochet_storage::ClickHouseConfig;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
-use ricochet_token::{Algorithm, SigningKey};
+use ricochet_token::{Algorithm, SigningKey, VerifyingKey};
+use serde_json::Value;
 
 use crate::report::{ricochet_keys, signed_get};
 use ricochet_harness::participants::{own_key, register};
@@ -142,26 +144,7 @@ async fn measure(
     let http = reqwest::Client::new();
     let url = format!("{}/v1/reputation/listed", scoring.url);
     let jwks = ricochet_keys(&http, &scoring.url, None).await?;
-    eprintln!("waiting for the list to hold {keys} senders ...");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let list = loop {
-        // Verified like an MTA verifies it, once: the timed requests below
-        // only read the bytes.
-        let list = signed_get(&http, &url, (&provider, PROVIDER, AUDIENCE), &jwks).await;
-        if let Ok(list) = list {
-            let senders = list["listed"]
-                .as_array()
-                .map_or(0, |l| l.iter().filter(|r| r[0] == "sender").count());
-            if senders as u64 >= keys {
-                break list;
-            }
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the list did not reach {keys} senders in 180 s"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let list = wait_listed(&http, &url, &provider, &jwks, keys).await?;
     let version = list["version"].as_i64().context("a version")?;
     let listed = list["listed"].as_array().map_or(0, Vec::len);
     let bearer = mint_bearer(&provider, PROVIDER, AUDIENCE, unix_now(), 290)?;
@@ -208,6 +191,35 @@ async fn measure(
     }
     scoring.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until the list holds `keys` senders; the list, verified like an
+/// MTA verifies it, once: the timed requests only read the bytes.
+async fn wait_listed(
+    http: &reqwest::Client,
+    url: &str,
+    provider: &SigningKey,
+    jwks: &BTreeMap<String, VerifyingKey>,
+    keys: u64,
+) -> Result<Value> {
+    eprintln!("waiting for the list to hold {keys} senders ...");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let list = signed_get(http, url, (provider, PROVIDER, AUDIENCE), jwks).await;
+        if let Ok(list) = list {
+            let senders = list["listed"]
+                .as_array()
+                .map_or(0, |l| l.iter().filter(|r| r[0] == "sender").count());
+            if senders as u64 >= keys {
+                return Ok(list);
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the list did not reach {keys} senders in 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// `n` sequential GETs: sorted latencies (ms) and the last body's size.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ricochet_scoring::engine::Scorer;
+use ricochet_scoring::engine::{RunReport, Scorer};
 use ricochet_scoring::{Policy, Tier};
 use ricochet_storage::ClickHouseConfig;
 
@@ -134,54 +134,47 @@ async fn fill(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f
     Ok((fill_deliveries, fill_complaints))
 }
 
+/// One round of the bench on the parts in one state.
+struct Round {
+    state: &'static str,
+    /// One GROUP BY sender over complaints (s).
+    floor: f64,
+    /// The first version's GROUP BY jti (s).
+    naive: f64,
+    full_secs: f64,
+    full_senders: usize,
+    incr_secs: f64,
+    incr_senders: usize,
+    /// The phases of the full and the incremental run.
+    phases: [String; 2],
+}
+
 async fn measure(
     ch: &ClickHouseConfig,
     senders: u64,
     complaints: u64,
     scorer_only: bool,
 ) -> Result<ExitCode> {
-    let client = ch.client();
-    let per_sender = complaints / senders;
-    let filled: u64 = client
-        .query("SELECT count() FROM complaints WHERE jti LIKE 'jti-%'")
-        .fetch_one()
-        .await?;
-    let (fill_deliveries, fill_complaints) = if filled == complaints {
-        eprintln!(
-            "{} already holds the synthetic rows; not filling again",
-            ch.database
-        );
-        (0.0, 0.0)
-    } else {
-        anyhow::ensure!(filled == 0, "{} holds another bench's rows", ch.database);
-        fill(ch, senders, complaints).await?
-    };
+    let fill_secs = ensure_filled(ch, senders, complaints).await?;
     let offenders = senders / 100;
     eprintln!(
-        "{senders} senders, {complaints} complaints ({per_sender} per sender; {offenders} senders draw about 10x their share)"
+        "{senders} senders, {complaints} complaints ({} per sender; {offenders} senders draw about 10x their share)",
+        complaints / senders
     );
-
-    let now_ms = NOW_S * 1000;
-    let policy = Policy::default();
-    let floor_sql =
-        "SELECT count() FROM (SELECT esp, sender, count() FROM complaints GROUP BY esp, sender)";
-    let naive_sql = "SELECT count() FROM (SELECT esp, sender, jti, argMin((code, provider, reporter), received_at)
-                     FROM complaints GROUP BY esp, sender, jti)";
-    let mut rows = vec![];
-    let mut breakdown = vec![];
     // The third round runs on the merged parts plus the new rows the second
     // round's incremental run inserted: a partition with one big part and a
     // small new one, the state a running system is usually in.
-    let first = if fill_complaints > 0.0 {
+    let first = if fill_secs.1 > 0.0 {
         "as inserted"
     } else {
         "as found"
     };
-    let states: &[&str] = if scorer_only {
+    let states: &[&'static str] = if scorer_only {
         &[first]
     } else {
         &[first, "merged", "merged + new"]
     };
+    let mut rounds = vec![];
     for &state in states {
         if state == "merged" {
             timed(
@@ -193,90 +186,150 @@ async fn measure(
             )
             .await?;
         }
-        let (floor, naive) = if scorer_only {
-            (f64::NAN, f64::NAN)
-        } else {
-            let (_, floor) = timed("floor: one GROUP BY sender over complaints", async {
-                Ok(client.query(floor_sql).fetch_one::<u64>().await?)
-            })
-            .await?;
-            let (_, naive) = timed("baseline: GROUP BY jti (first version)", async {
-                Ok(client.query(naive_sql).fetch_one::<u64>().await?)
-            })
-            .await?;
-            (floor, naive)
-        };
-        let mut scorer = Scorer::new(client.clone(), policy.clone());
-        // The fill ran seconds ago; in service such rows are older than the
-        // load margin and no longer make their senders dirty.
-        scorer.load_margin_ms = 0;
-        let (full, full_secs) = timed("full rescore (new scorer)", async {
-            Ok(scorer.run(now_ms).await?)
-        })
-        .await?;
-        // A trickle of new complaints for one sender in a thousand.
-        let touched = (senders / 1000).max(1);
-        exec(
-            ch,
-            &format!(
-                "INSERT INTO complaints (jti, esp, sender, provider, code, nature, campaign, from_domain,
-                                         reporter, recipient_proven, token_iat, token_exp, reported_at,
-                                         received_at)
-                 SELECT concat('new-{state}-', toString(number)), concat('esp-', toString(s % 20)),
-                        concat('sender-', toString(s)), 'gmail.example', 'unwanted', 'marketing',
-                        {CAMPAIGN_OF_S}, {DOMAIN_OF_S}, '', true,
-                        toDateTime({NOW_S} - 60), toDateTime({NOW_S} + {DAY_S}),
-                        fromUnixTimestamp64Milli({now_ms} + 500), fromUnixTimestamp64Milli({now_ms} + 600)
-                 FROM (SELECT number, (number * 7919) % {senders} AS s FROM numbers({touched}))"
-            ),
-        )
-        .await?;
-        // Every level: the touched senders, their ESPs, campaigns and domains.
-        let (incr, incr_secs) = timed("incremental run", async {
-            Ok(scorer.run(now_ms + 1_000).await?)
-        })
-        .await?;
-        let tiers: Vec<String> = Tier::ALL
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {}",
-                    t.as_str(),
-                    full.per_tier.get(t).copied().unwrap_or(0)
-                )
-            })
-            .collect();
-        eprintln!("tiers after the full run: {}", tiers.join(", "));
-        let groups: Vec<String> = full
-            .group_tiers
-            .iter()
-            .map(|((level, tier), n)| format!("{level} {} {n}", tier.as_str()))
-            .collect();
-        eprintln!(
-            "ESP, campaign and domain levels after the full run: {} assessed ({})",
-            full.groups.values().sum::<usize>(),
-            groups.join(", ")
-        );
-        let phases = |r: &ricochet_scoring::engine::RunReport| {
-            r.phases
-                .iter()
-                .map(|(p, s)| format!("{p} {s:.2} s"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        breakdown.push(format!("{state}, full: {}", phases(&full)));
-        breakdown.push(format!("{state}, incremental: {}", phases(&incr)));
-        rows.push((
-            state,
-            floor,
-            naive,
-            full_secs,
-            full.senders,
-            incr_secs,
-            incr.senders,
-        ));
+        rounds.push(round(ch, state, senders, scorer_only).await?);
     }
+    print_rounds(senders, complaints, fill_secs, &rounds);
+    Ok(ExitCode::SUCCESS)
+}
 
+/// Fills the synthetic rows unless they are there; the seconds each fill took.
+async fn ensure_filled(ch: &ClickHouseConfig, senders: u64, complaints: u64) -> Result<(f64, f64)> {
+    let filled: u64 = ch
+        .client()
+        .query("SELECT count() FROM complaints WHERE jti LIKE 'jti-%'")
+        .fetch_one()
+        .await?;
+    if filled == complaints {
+        eprintln!(
+            "{} already holds the synthetic rows; not filling again",
+            ch.database
+        );
+        return Ok((0.0, 0.0));
+    }
+    anyhow::ensure!(filled == 0, "{} holds another bench's rows", ch.database);
+    fill(ch, senders, complaints).await
+}
+
+/// The two baselines (unless only the scorer is measured), a full rescore
+/// by a new scorer, a trickle of new complaints and an incremental run.
+async fn round(
+    ch: &ClickHouseConfig,
+    state: &'static str,
+    senders: u64,
+    scorer_only: bool,
+) -> Result<Round> {
+    let client = ch.client();
+    let now_ms = NOW_S * 1000;
+    let (floor, naive) = if scorer_only {
+        (f64::NAN, f64::NAN)
+    } else {
+        baselines(ch).await?
+    };
+    let mut scorer = Scorer::new(client.clone(), Policy::default());
+    // The fill ran seconds ago; in service such rows are older than the
+    // load margin and no longer make their senders dirty.
+    scorer.load_margin_ms = 0;
+    let (full, full_secs) = timed("full rescore (new scorer)", async {
+        Ok(scorer.run(now_ms).await?)
+    })
+    .await?;
+    trickle(ch, state, senders, now_ms).await?;
+    // Every level: the touched senders, their ESPs, campaigns and domains.
+    let (incr, incr_secs) = timed("incremental run", async {
+        Ok(scorer.run(now_ms + 1_000).await?)
+    })
+    .await?;
+    print_tiers(&full);
+    let phases = |r: &RunReport| {
+        let list: Vec<String> = r
+            .phases
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.2} s"))
+            .collect();
+        list.join(", ")
+    };
+    Ok(Round {
+        state,
+        floor,
+        naive,
+        full_secs,
+        full_senders: full.senders,
+        incr_secs,
+        incr_senders: incr.senders,
+        phases: [phases(&full), phases(&incr)],
+    })
+}
+
+/// Seconds of the floor (one GROUP BY sender) and of the first version's
+/// GROUP BY jti.
+async fn baselines(ch: &ClickHouseConfig) -> Result<(f64, f64)> {
+    let client = ch.client();
+    let floor_sql =
+        "SELECT count() FROM (SELECT esp, sender, count() FROM complaints GROUP BY esp, sender)";
+    let naive_sql = "SELECT count() FROM (SELECT esp, sender, jti, argMin((code, provider, reporter), received_at)
+                     FROM complaints GROUP BY esp, sender, jti)";
+    let (_, floor) = timed("floor: one GROUP BY sender over complaints", async {
+        Ok(client.query(floor_sql).fetch_one::<u64>().await?)
+    })
+    .await?;
+    let (_, naive) = timed("baseline: GROUP BY jti (first version)", async {
+        Ok(client.query(naive_sql).fetch_one::<u64>().await?)
+    })
+    .await?;
+    Ok((floor, naive))
+}
+
+/// A trickle of new complaints for one sender in a thousand.
+async fn trickle(ch: &ClickHouseConfig, state: &str, senders: u64, now_ms: i64) -> Result<()> {
+    let touched = (senders / 1000).max(1);
+    exec(
+        ch,
+        &format!(
+            "INSERT INTO complaints (jti, esp, sender, provider, code, nature, campaign, from_domain,
+                                     reporter, recipient_proven, token_iat, token_exp, reported_at,
+                                     received_at)
+             SELECT concat('new-{state}-', toString(number)), concat('esp-', toString(s % 20)),
+                    concat('sender-', toString(s)), 'gmail.example', 'unwanted', 'marketing',
+                    {CAMPAIGN_OF_S}, {DOMAIN_OF_S}, '', true,
+                    toDateTime({NOW_S} - 60), toDateTime({NOW_S} + {DAY_S}),
+                    fromUnixTimestamp64Milli({now_ms} + 500), fromUnixTimestamp64Milli({now_ms} + 600)
+             FROM (SELECT number, (number * 7919) % {senders} AS s FROM numbers({touched}))"
+        ),
+    )
+    .await
+}
+
+/// The tiers a full run left, at the sender level and the levels above.
+fn print_tiers(full: &RunReport) {
+    let tiers: Vec<String> = Tier::ALL
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}",
+                t.as_str(),
+                full.per_tier.get(t).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    eprintln!("tiers after the full run: {}", tiers.join(", "));
+    let groups: Vec<String> = full
+        .group_tiers
+        .iter()
+        .map(|((level, tier), n)| format!("{level} {} {n}", tier.as_str()))
+        .collect();
+    eprintln!(
+        "ESP, campaign and domain levels after the full run: {} assessed ({})",
+        full.groups.values().sum::<usize>(),
+        groups.join(", ")
+    );
+}
+
+fn print_rounds(
+    senders: u64,
+    complaints: u64,
+    (fill_deliveries, fill_complaints): (f64, f64),
+    rounds: &[Round],
+) {
     println!();
     println!("scoring bench: {senders} senders, {complaints} complaints, 30-day windows");
     println!(
@@ -293,29 +346,29 @@ async fn measure(
         "senders",
         "full/floor"
     );
-    for (state, floor, naive, full, fs, incr, is) in &rows {
+    for r in rounds {
         println!(
             "{:<12} {:>9.2} {:>12.2} {:>10.2} {:>9} {:>10.2} s {:>11} {:>10.2}x",
-            state,
-            floor,
-            naive,
-            full,
-            fs,
-            incr,
-            is,
-            full / floor
+            r.state,
+            r.floor,
+            r.naive,
+            r.full_secs,
+            r.full_senders,
+            r.incr_secs,
+            r.incr_senders,
+            r.full_secs / r.floor
         );
     }
     println!("phases:");
-    for b in &breakdown {
-        println!("  {b}");
+    for r in rounds {
+        println!("  {}, full: {}", r.state, r.phases[0]);
+        println!("  {}, incremental: {}", r.state, r.phases[1]);
     }
     // The scorer runs in this process: its memory (standings, due times,
     // each sender's contributions to the books) is most of the peak.
     if let Some(peak) = peak_rss() {
         println!("peak resident memory of this process (scorer included): {peak}");
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `VmHWM` of this process, as /proc reports it (Linux only).

@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod bench_freshness;
 mod bench_loader;
+mod bench_overload;
 mod bench_provider_list;
 mod bench_scoring;
 mod complaint;

@@ -138,37 +138,47 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
             issuer,
             now,
             skew,
-        } => {
-            let token = if token == "-" {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s)?;
-                s.trim_end_matches(['\r', '\n']).to_string()
-            } else {
-                token
-            };
-            let opts = VerifyOptions {
-                now: now.unwrap_or_else(unix_now),
-                clock_skew_secs: skew,
-            };
-            let result = match (jwks, issuer) {
-                (Some(path), Some(iss)) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    let keys = JwkSet::from_json(&text)?.verifying_keys()?;
-                    verify(&token, &BTreeMap::from([(iss, keys)]), &opts)
-                }
-                _ => verify(&token, &Registry::load(&registry.registry)?, &opts),
-            };
-            match result {
-                Ok(claims) => {
-                    println!("{}", serde_json::to_string_pretty(&claims)?);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    println!("refused: {}: {e}", e.reason());
-                    Ok(ExitCode::from(2))
-                }
-            }
+        } => verify_token(token, &registry.registry, jwks.zip(issuer), now, skew),
+    }
+}
+
+/// `ricochet token verify`: the claims, or the reason the token is refused
+/// (exit code 2); `-` reads the token from standard input.
+fn verify_token(
+    token: String,
+    registry: &std::path::Path,
+    pinned: Option<(std::path::PathBuf, String)>,
+    now: Option<i64>,
+    skew: i64,
+) -> Result<ExitCode> {
+    let token = if token == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        token
+    };
+    let opts = VerifyOptions {
+        now: now.unwrap_or_else(unix_now),
+        clock_skew_secs: skew,
+    };
+    let result = match pinned {
+        Some((path, iss)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let keys = JwkSet::from_json(&text)?.verifying_keys()?;
+            verify(&token, &BTreeMap::from([(iss, keys)]), &opts)
+        }
+        None => verify(&token, &Registry::load(registry)?, &opts),
+    };
+    match result {
+        Ok(claims) => {
+            println!("{}", serde_json::to_string_pretty(&claims)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("refused: {}: {e}", e.reason());
+            Ok(ExitCode::from(2))
         }
     }
 }
