@@ -8,18 +8,18 @@
 
 use std::time::Duration;
 
-use clickhouse::{Client, Row};
+use clickhouse::Client;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use ricochet_registry::RegistryHandle;
 use ricochet_token::detached::sign_detached;
 use ricochet_token::SigningKey;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::api::SIGNATURE_HEADER;
 use crate::chain::{self, PenaltyEntry};
 use crate::feed::{self, entry_json};
+use crate::store::dispatch::{cursor, esps_in, save};
 
 /// Penalty rows sent per channel, ESP and pass.
 const PAGE: u64 = 100;
@@ -28,17 +28,6 @@ const PAGE: u64 = 100;
 const FEED_PAGE: u64 = 1_000;
 /// Longest wait between webhook retries.
 const MAX_BACKOFF_MS: i64 = 300_000;
-
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-struct Cursor {
-    channel: String,
-    esp: String,
-    last_seq: u64,
-    attempts: u32,
-    next_attempt_ms: i64,
-    last_error: String,
-    updated_at: i64,
-}
 
 /// What one pass delivered.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -155,33 +144,6 @@ impl Dispatcher {
         }
     }
 
-    async fn cursor(&self, channel: &str, esp: &str) -> crate::error::Result<Cursor> {
-        let found: Option<Cursor> = self
-            .client
-            .query("SELECT toString(channel) AS channel, toString(esp) AS esp, last_seq, attempts, next_attempt_ms, last_error, updated_at FROM penalty_dispatch FINAL WHERE channel = ? AND esp = ?")
-            .bind(channel)
-            .bind(esp)
-            .fetch_optional()
-            .await?;
-        Ok(found.unwrap_or(Cursor {
-            channel: channel.into(),
-            esp: esp.into(),
-            last_seq: 0,
-            attempts: 0,
-            next_attempt_ms: 0,
-            last_error: String::new(),
-            updated_at: 0,
-        }))
-    }
-
-    async fn save(&self, mut c: Cursor, now_ms: i64) -> crate::error::Result<()> {
-        // Strictly increasing versions, even within one millisecond.
-        c.updated_at = now_ms.max(c.updated_at + 1);
-        let mut insert = self.client.insert::<Cursor>("penalty_dispatch").await?;
-        insert.write(&c).await?;
-        insert.end().await.map_err(Into::into)
-    }
-
     async fn pending(
         &self,
         outbox: Outbox,
@@ -221,14 +183,7 @@ impl Dispatcher {
         outbox: Outbox,
         now_ms: i64,
     ) -> crate::error::Result<DispatchReport> {
-        let esps: Vec<String> = self
-            .client
-            .query(&format!(
-                "SELECT DISTINCT toString(esp) FROM {}",
-                outbox.table()
-            ))
-            .fetch_all()
-            .await?;
+        let esps = esps_in(&self.client, outbox.table()).await?;
         let mut report = DispatchReport::default();
         for esp in esps {
             report.kafka += self.produce(outbox, &esp, now_ms).await?;
@@ -239,7 +194,7 @@ impl Dispatcher {
 
     /// Produces what the Kafka channel of `outbox` has not yet accepted for `esp`.
     async fn produce(&self, outbox: Outbox, esp: &str, now_ms: i64) -> crate::error::Result<usize> {
-        let mut c = self.cursor(outbox.channels().0, esp).await?;
+        let mut c = cursor(&self.client, outbox.channels().0, esp).await?;
         let rows = self.pending(outbox, esp, c.last_seq).await?;
         let topic = match outbox {
             Outbox::Penalties => &self.topic,
@@ -276,7 +231,7 @@ impl Dispatcher {
             }
         }
         if sent > 0 {
-            self.save(c, now_ms).await?;
+            save(&self.client, c, now_ms).await?;
         }
         Ok(sent)
     }
@@ -294,7 +249,7 @@ impl Dispatcher {
         let Some(url) = registry.esp(esp).and_then(|e| e.webhook_url.clone()) else {
             return Ok(());
         };
-        let mut c = self.cursor(outbox.channels().1, esp).await?;
+        let mut c = cursor(&self.client, outbox.channels().1, esp).await?;
         if c.next_attempt_ms > now_ms {
             return Ok(());
         }
@@ -336,6 +291,6 @@ impl Dispatcher {
                 report.webhook_failures += 1;
             }
         }
-        self.save(c, now_ms).await
+        save(&self.client, c, now_ms).await
     }
 }

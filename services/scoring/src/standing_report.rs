@@ -6,8 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use clickhouse::{Client, Row};
-use serde::Deserialize;
+use clickhouse::Client;
 use serde_json::{json, Value};
 
 use crate::policy::Policy;
@@ -18,21 +17,6 @@ use ricochet_kafka::Level;
 /// Most (campaign, From domain) pairs a sender's report looks at.
 const MAX_CAMPAIGNS: u64 = 20;
 
-#[derive(Row, Deserialize)]
-struct ReputationRow {
-    window: String,
-    delivered: u64,
-    complaints: u64,
-    complaints_by_code: Vec<(String, u64)>,
-    complaints_by_provider: Vec<(String, u64)>,
-    weighted: f64,
-    rate: f64,
-    lower: f64,
-    upper: f64,
-    tier: String,
-    computed_at: i64,
-}
-
 /// The newest snapshot per window of `key` at `level` of `esp`.
 async fn windows(
     client: &Client,
@@ -40,21 +24,7 @@ async fn windows(
     esp: &str,
     key: &str,
 ) -> crate::error::Result<Vec<Value>> {
-    let rows: Vec<ReputationRow> = client
-        .query("SELECT toString(r.window) AS window, argMax(r.delivered, r.computed_at) AS delivered, \
-                  argMax(r.complaints, r.computed_at) AS complaints, \
-                  argMax(r.complaints_by_code, r.computed_at) AS complaints_by_code, \
-                  argMax(r.complaints_by_provider, r.computed_at) AS complaints_by_provider, \
-                  argMax(r.weighted, r.computed_at) AS weighted, argMax(r.rate, r.computed_at) AS rate, \
-                  argMax(r.lower, r.computed_at) AS lower, argMax(r.upper, r.computed_at) AS upper, \
-                  argMax(toString(r.tier), r.computed_at) AS tier, max(r.computed_at) AS computed_at \
-           FROM reputation AS r WHERE r.esp = ? AND r.sender = ? AND r.level = ? \
-           GROUP BY r.window ORDER BY window")
-        .bind(esp)
-        .bind(key)
-        .bind(level.as_str())
-        .fetch_all()
-        .await?;
+    let rows = store::snapshots::newest(client, level, esp, key).await?;
     Ok(rows
         .into_iter()
         .map(|w| json!({"window": w.window, "delivered": w.delivered, "complaints": w.complaints,
@@ -112,23 +82,7 @@ fn has_own_verdict(windows: &Value) -> bool {
 /// ESP, and the campaigns and From domains it carried in the last 30 days
 /// (their standings read in one query).
 async fn judged_by(client: &Client, esp: &str, sender: &str) -> crate::error::Result<Vec<Value>> {
-    let carried: Vec<(String, String)> = client
-        .query(
-            "SELECT DISTINCT campaign, from_domain FROM (
-                 SELECT campaign, from_domain FROM complaints WHERE esp = ? AND sender = ?
-                   AND reported_at >= now64(3) - INTERVAL 30 DAY
-                 UNION ALL
-                 SELECT campaign, from_domain FROM deliveries WHERE esp = ? AND sender = ?
-                   AND hour >= now() - INTERVAL 30 DAY)
-             ORDER BY campaign, from_domain LIMIT ?",
-        )
-        .bind(esp)
-        .bind(sender)
-        .bind(esp)
-        .bind(sender)
-        .bind(MAX_CAMPAIGNS)
-        .fetch_all()
-        .await?;
+    let carried = store::senders::carried(client, esp, sender, MAX_CAMPAIGNS).await?;
     // (level, the group's ESP, key): a domain spans ESPs, its ESP is empty.
     let mut groups: BTreeSet<(Level, String, String)> = BTreeSet::new();
     groups.insert((Level::Esp, esp.to_string(), String::new()));
@@ -144,14 +98,7 @@ async fn judged_by(client: &Client, esp: &str, sender: &str) -> crate::error::Re
         .iter()
         .map(|(l, e, k)| (l.as_str(), e.as_str(), k.as_str()))
         .collect();
-    let tiers: Vec<(String, String, String, String)> = client
-        .query(
-            "SELECT toString(level), toString(esp), key, toString(tier) FROM group_standing FINAL
-             WHERE has(?, (toString(level), toString(esp), key))",
-        )
-        .bind(keys)
-        .fetch_all()
-        .await?;
+    let tiers = store::standing::group_tiers(client, keys).await?;
     let tier_of = |(level, e, k): &(Level, String, String)| {
         tiers
             .iter()

@@ -6,22 +6,26 @@
 //!   for senders ([`reporters`]), and the campaign bursts ([`bursts`]).
 //! - [`group_reporters`]: the same cap's lookups for the campaign, ESP and
 //!   domain levels.
-//! - [`snapshots`]: `reputation` (one row per key, window and run).
+//! - [`snapshots`]: `reputation` (one row per key, window and run; the
+//!   newest per window read back).
+//! - [`senders`]: the campaigns and domains a sender carried.
 //! - [`standing`]: `sender_standing` and `group_standing`.
 //! - [`penalties`]: the `penalties` chain (heads, one ESP's chain, what
 //!   each domain's carriers were told, when a key last changed tier).
 //! - [`scope`]: the work lists `scoring_scope` and `scoring_suspects`.
+//! - [`dispatch`]: `penalty_dispatch`, each delivery channel's cursor.
 //!
-//! The ESP API, the provider API, the dispatcher and the complaint feed read
-//! through the modules named for them (`api`, `provider_api`, `dispatch`,
-//! `feed`), each over its own tables.
+//! The complaint feed's table (`complaint_feed`) is written and read by
+//! `feed`, which owns it.
 
 pub mod bursts;
+pub mod dispatch;
 pub mod group_reporters;
 pub mod penalties;
 pub mod reader;
 pub mod reporters;
 pub mod scope;
+pub mod senders;
 pub mod snapshots;
 pub mod standing;
 mod tally;

@@ -15,7 +15,8 @@
 
 use bytes::{BufMut, BytesMut};
 use clickhouse::insert_formatted::InsertFormatted;
-use clickhouse::Client;
+use clickhouse::{Client, Row};
+use serde::Deserialize;
 
 use ricochet_kafka::Level;
 
@@ -224,6 +225,47 @@ impl SnapshotWriter {
         self.send().await?;
         self.insert.end().await.map_err(Into::into)
     }
+}
+
+/// The newest snapshot of one window of a key (read back for the API).
+#[derive(Row, Deserialize)]
+pub struct ReputationRow {
+    pub window: String,
+    pub delivered: u64,
+    pub complaints: u64,
+    pub complaints_by_code: Vec<(String, u64)>,
+    pub complaints_by_provider: Vec<(String, u64)>,
+    pub weighted: f64,
+    pub rate: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub tier: String,
+    pub computed_at: i64,
+}
+
+/// The newest snapshot per window of `key` at `level` of `esp`.
+pub async fn newest(
+    client: &Client,
+    level: Level,
+    esp: &str,
+    key: &str,
+) -> crate::error::Result<Vec<ReputationRow>> {
+    client
+        .query("SELECT toString(r.window) AS window, argMax(r.delivered, r.computed_at) AS delivered, \
+                  argMax(r.complaints, r.computed_at) AS complaints, \
+                  argMax(r.complaints_by_code, r.computed_at) AS complaints_by_code, \
+                  argMax(r.complaints_by_provider, r.computed_at) AS complaints_by_provider, \
+                  argMax(r.weighted, r.computed_at) AS weighted, argMax(r.rate, r.computed_at) AS rate, \
+                  argMax(r.lower, r.computed_at) AS lower, argMax(r.upper, r.computed_at) AS upper, \
+                  argMax(toString(r.tier), r.computed_at) AS tier, max(r.computed_at) AS computed_at \
+           FROM reputation AS r WHERE r.esp = ? AND r.sender = ? AND r.level = ? \
+           GROUP BY r.window ORDER BY window")
+        .bind(esp)
+        .bind(key)
+        .bind(level.as_str())
+        .fetch_all()
+        .await
+        .map_err(Into::into)
 }
 
 #[cfg(test)]

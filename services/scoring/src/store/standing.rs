@@ -118,3 +118,20 @@ pub async fn tier_in_force(
     };
     query.fetch_optional().await.map_err(Into::into)
 }
+
+/// The tiers in `group_standing` of the (level, ESP, key) triples listed:
+/// (level, ESP, key, tier) for those not at the default standing.
+pub async fn group_tiers(
+    client: &Client,
+    keys: Vec<(&str, &str, &str)>,
+) -> crate::error::Result<Vec<(String, String, String, String)>> {
+    client
+        .query(
+            "SELECT toString(level), toString(esp), key, toString(tier) FROM group_standing FINAL
+             WHERE has(?, (toString(level), toString(esp), key))",
+        )
+        .bind(keys)
+        .fetch_all()
+        .await
+        .map_err(Into::into)
+}
