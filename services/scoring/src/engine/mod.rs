@@ -157,11 +157,7 @@ impl Scorer {
     pub async fn run(&mut self, now_ms: i64) -> crate::error::Result<RunReport> {
         let full = self.memory.is_none()
             || (self.full_every > 0 && self.since_full + 1 >= self.full_every);
-        let mark: i64 = self
-            .client
-            .query("SELECT toUnixTimestamp64Milli(now64(3))")
-            .fetch_one()
-            .await?;
+        let mark = store::scope::server_now_ms(&self.client).await?;
         let mut scope_secs = 0.0;
         let scope = if full {
             self.memory = Some(load_memory(&self.client, mark).await?);
@@ -349,12 +345,7 @@ async fn scope_without_rows(
 ) -> crate::error::Result<HashSet<SenderKey>> {
     Ok(match scope {
         Scope::All => memory.standing.keys().cloned().collect(),
-        Scope::Listed => client
-            .query("SELECT esp, sender FROM scoring_scope")
-            .fetch_all::<(String, String)>()
-            .await?
-            .into_iter()
-            .collect(),
+        Scope::Listed => store::scope::listed(client).await?.into_iter().collect(),
     })
 }
 

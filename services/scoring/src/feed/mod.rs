@@ -19,8 +19,6 @@
 //! [`writer`] holds the writer and the copy lookup; [`service`] the loops
 //! that run it, the sweep and the dispatch.
 
-use clickhouse::{Client, Row};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub mod service;
@@ -39,44 +37,7 @@ pub const TRAIL_MS: i64 = 2_000;
 /// How far behind the feed's mark a sweep looks for late rows.
 pub const SWEEP_MS: i64 = 300_000;
 
-/// One entry of the feed (a row of `complaint_feed`).
-#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
-pub struct FeedEntry {
-    /// ESP id.
-    pub esp: String,
-    /// Position in the ESP's feed, from 1.
-    pub seq: u64,
-    /// Token id.
-    pub jti: String,
-    /// Sender id.
-    pub sender: String,
-    /// Campaign id, or empty.
-    pub campaign: String,
-    /// Complaint code.
-    pub code: String,
-    /// Declared nature.
-    pub nature: String,
-    /// Provider that reported it.
-    pub provider: String,
-    /// Recipient domain.
-    pub recipient_domain: String,
-    /// The token's recipient binding, or empty (rows loaded before it was kept).
-    pub rcb: String,
-    /// When the user complained (ms).
-    pub reported_at: i64,
-    /// When the complaint was loaded (ms).
-    pub loaded_at: i64,
-    /// When the ESP minted the token (ms): no copy of it was loaded long
-    /// before (see [`COPY_MARGIN_MS`]).
-    pub token_iat: i64,
-}
-
-/// The columns of [`FeedEntry`], for reads of `complaint_feed`.
-pub const FEED_COLUMNS: &str = "toString(esp) AS esp, seq, jti, sender, campaign, \
-    toString(code) AS code, toString(nature) AS nature, toString(provider) AS provider, \
-    toString(recipient_domain) AS recipient_domain, rcb, \
-    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at, \
-    toUnixTimestamp64Milli(token_iat) AS token_iat";
+pub use crate::store::feed::{read, FeedEntry, FEED_COLUMNS};
 
 /// The JSON of one feed entry as the ESP receives it (API, webhook, topic).
 /// `not-spam` is the positive signal: the user said the mail was wanted.
@@ -124,24 +85,6 @@ pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Reads one ESP's feed after `since`, at most `limit` entries, in order.
-pub async fn read(
-    client: &Client,
-    esp: &str,
-    since: u64,
-    limit: u64,
-) -> crate::error::Result<Vec<FeedEntry>> {
-    client
-        .query(&format!(
-            "SELECT {FEED_COLUMNS} FROM complaint_feed WHERE esp = ? AND seq > ? ORDER BY seq LIMIT ?"
-        ))
-        .bind(esp)
-        .bind(since)
-        .bind(limit)
-        .fetch_all()
-        .await.map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -5,14 +5,7 @@ use clickhouse::Client;
 use foldhash::{HashMap, HashSet};
 
 use super::{FeedEntry, FeedReport, PAGE, SETTLE_MS, SWEEP_MS, TRAIL_MS};
-
-/// The columns of a complaint as the feed reads it (`seq` set later). The
-/// aliases shadow columns, so reads filter in a subquery first.
-const CANDIDATE_COLUMNS: &str = "toString(esp) AS esp, toUInt64(0) AS seq, jti, sender, campaign, \
-    toString(code) AS code, toString(nature) AS nature, toString(provider) AS provider, \
-    toString(recipient_domain) AS recipient_domain, rcb, \
-    toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at, \
-    toInt64(toUnixTimestamp(token_iat)) * 1000 AS token_iat";
+use crate::store::feed as store;
 
 /// How long before its `iat` a copy of a token may have been loaded, at
 /// most: ingest refuses tokens issued more than its clock skew (60 s by
@@ -74,14 +67,7 @@ impl Recent {
 impl FeedWriter {
     /// Opens the feed: the next `seq` of each ESP and where reading stopped.
     pub async fn open(client: Client) -> crate::error::Result<FeedWriter> {
-        let heads: Vec<(String, u64)> = client
-            .query("SELECT toString(esp), max(seq) FROM complaint_feed GROUP BY esp")
-            .fetch_all()
-            .await?;
-        let mark: i64 = client
-            .query("SELECT toInt64(ifNull(max(toUnixTimestamp64Milli(loaded_at)), 0)) FROM complaint_feed")
-            .fetch_one()
-            .await?;
+        let (heads, mark) = store::position(&client).await?;
         Ok(FeedWriter {
             client,
             next_seq: heads.into_iter().map(|(esp, seq)| (esp, seq + 1)).collect(),
@@ -98,22 +84,7 @@ impl FeedWriter {
     /// Feeds the next page of settled complaints in (load time, jti) order.
     pub async fn pass(&mut self) -> crate::error::Result<FeedReport> {
         let (at, jti) = &self.mark;
-        let rows: Vec<FeedEntry> = self
-            .client
-            .query(&format!(
-                "SELECT {CANDIDATE_COLUMNS} FROM (
-                     SELECT * FROM complaints
-                     WHERE loaded_at >= fromUnixTimestamp64Milli(?)
-                       AND (loaded_at, jti) > (fromUnixTimestamp64Milli(?), ?)
-                       AND loaded_at <= now64(3) - toIntervalMillisecond({SETTLE_MS})
-                     ORDER BY loaded_at, jti LIMIT {PAGE})
-                 ORDER BY loaded_at, jti"
-            ))
-            .bind(*at)
-            .bind(*at)
-            .bind(jti)
-            .fetch_all()
-            .await?;
+        let rows = store::settled_after(&self.client, (*at, jti), SETTLE_MS, PAGE).await?;
         if let Some(last) = rows.last() {
             let mark = (last.loaded_at, last.jti.clone());
             let report = self.append(rows).await?;
@@ -134,15 +105,7 @@ impl FeedWriter {
         if from >= to {
             return Ok(FeedReport::default());
         }
-        let range =
-            "loaded_at > fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)";
-        let jtis: Vec<String> = self
-            .client
-            .query(&format!("SELECT jti FROM complaints WHERE {range}"))
-            .bind(from)
-            .bind(to)
-            .fetch_all()
-            .await?;
+        let jtis = store::jtis_loaded(&self.client, (from, to)).await?;
         // At most a page per step (a query's text is bounded); the next
         // step takes the rest.
         let missing: Vec<String> = jtis
@@ -153,19 +116,7 @@ impl FeedWriter {
         if missing.is_empty() {
             return Ok(FeedReport::default());
         }
-        let rows: Vec<FeedEntry> = self
-            .client
-            .query(&format!(
-                "SELECT {CANDIDATE_COLUMNS} FROM (
-                     SELECT * FROM complaints WHERE {range} AND has(?, jti)
-                     ORDER BY loaded_at, jti)
-                 ORDER BY loaded_at, jti"
-            ))
-            .bind(from)
-            .bind(to)
-            .bind(missing)
-            .fetch_all()
-            .await?;
+        let rows = store::loaded_among(&self.client, (from, to), missing).await?;
         let mut report = self.append(rows).await?;
         // The mark stays: these rows are behind it.
         report.last_loaded_ms = None;
@@ -209,11 +160,7 @@ impl FeedWriter {
             *seq += 1;
         }
         if !out.is_empty() {
-            let mut insert = self.client.insert::<FeedEntry>("complaint_feed").await?;
-            for e in &out {
-                insert.write(e).await?;
-            }
-            insert.end().await?;
+            crate::store::insert(&self.client, "complaint_feed", &out).await?;
         }
         // Only an insert that went through moves the numbering on.
         self.next_seq = next_seq;
@@ -236,13 +183,7 @@ impl FeedWriter {
             return Ok(HashSet::default());
         };
         let jtis: Vec<&str> = maybe.iter().map(|r| r.jti.as_str()).collect();
-        let found: Vec<String> = self
-            .client
-            .query("SELECT jti FROM complaint_feed WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND has(?, jti)")
-            .bind(from)
-            .bind(jtis)
-            .fetch_all()
-            .await?;
+        let found = store::fed_among(&self.client, from, jtis).await?;
         Ok(found.into_iter().collect())
     }
 }
@@ -253,22 +194,7 @@ impl FeedWriter {
 /// reads minutes of complaints); the writer's [`FeedWriter::append`] drops
 /// any the passes fed meanwhile.
 pub async fn late_rows(client: &Client, mark_ms: i64) -> crate::error::Result<Vec<FeedEntry>> {
-    let from = mark_ms - SWEEP_MS;
-    client
-        .query(&format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM (
-                 SELECT * FROM complaints
-                 WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)
-                   AND jti NOT IN (SELECT jti FROM complaint_feed
-                                   WHERE loaded_at >= fromUnixTimestamp64Milli(?))
-                 ORDER BY loaded_at, jti LIMIT {PAGE})
-             ORDER BY loaded_at, jti"
-        ))
-        .bind(from)
-        .bind(mark_ms)
-        .bind(from)
-        .fetch_all()
-        .await.map_err(Into::into)
+    store::missing(client, (mark_ms - SWEEP_MS, mark_ms), PAGE).await
 }
 
 #[cfg(test)]

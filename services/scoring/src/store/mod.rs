@@ -15,11 +15,11 @@
 //! - [`scope`]: the work lists `scoring_scope` and `scoring_suspects`.
 //! - [`dispatch`]: `penalty_dispatch`, each delivery channel's cursor.
 //!
-//! The complaint feed's table (`complaint_feed`) is written and read by
-//! `feed`, which owns it.
+//! - [`feed`]: `complaint_feed`, and the reads of `complaints` that fill it.
 
 pub mod bursts;
 pub mod dispatch;
+pub mod feed;
 pub mod group_reporters;
 pub mod penalties;
 pub mod reader;

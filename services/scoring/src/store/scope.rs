@@ -67,3 +67,22 @@ pub async fn list_suspects<'k>(
         .await?;
     insert_keys(client, "scoring_suspects", senders).await
 }
+
+/// The senders listed in `scoring_scope`.
+pub async fn listed(client: &Client) -> crate::error::Result<Vec<SenderKey>> {
+    client
+        .query("SELECT esp, sender FROM scoring_scope")
+        .fetch_all::<(String, String)>()
+        .await
+        .map_err(Into::into)
+}
+
+/// ClickHouse's clock (Unix ms): where a run's load mark is taken, so it
+/// compares with `loaded_at` whatever the local clock says.
+pub async fn server_now_ms(client: &Client) -> crate::error::Result<i64> {
+    client
+        .query("SELECT toUnixTimestamp64Milli(now64(3))")
+        .fetch_one()
+        .await
+        .map_err(Into::into)
+}
