@@ -5,8 +5,13 @@
 //! anti-abuse caps, thresholds, the tier a window deserves), [`hysteresis`]
 //! (tiers rise at once and fall only after a week below), and [`chain`] (the
 //! per-ESP hash chain that makes the penalty history tamper-evident).
-//! [`service`] wires them into the running service (`ricochet-scoring`),
-//! its settings in [`config`].
+//! [`counts`] and [`books`] hold a sender's counts and the sums of the
+//! levels above it. Every table scoring reads or writes, with its rows and
+//! SQL, is in [`store`]; [`engine`] runs the scoring passes over it, [`feed`]
+//! the complaint feed, [`dispatch`] the deliveries to ESPs, [`api`] and
+//! [`provider_api`] the HTTP APIs. [`service`] wires them into the running
+//! service (`ricochet-scoring`), its settings in [`config`], its errors in
+//! [`error`].
 
 pub mod api;
 pub mod books;

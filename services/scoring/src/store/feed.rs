@@ -32,7 +32,7 @@ pub struct FeedEntry {
     /// When the complaint was loaded (ms).
     pub loaded_at: i64,
     /// When the ESP minted the token (ms): no copy of it was loaded long
-    /// before (see [`COPY_MARGIN_MS`]).
+    /// before (see [`crate::feed::COPY_MARGIN_MS`]).
     pub token_iat: i64,
 }
 

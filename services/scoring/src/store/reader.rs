@@ -143,7 +143,7 @@ pub(super) fn unlisted(what: &str) -> crate::ScoringError {
 }
 
 /// Every sender's counts at `now_ms` per slice, without heavy reporters
-/// (see [`heavy_reporters`]), in (esp, sender) order. ClickHouse sends one
+/// (see [`super::reporters::heavy_reporters`]), in (esp, sender) order. ClickHouse sends one
 /// row per sender, slice and table, small integers instead of code and
 /// provider names, both sorted by (esp, sender, campaign, from_domain), so
 /// the two streams are joined as they come, without a map of a million
