@@ -10,16 +10,14 @@ use super::{b64, hdr, unsigned, with, Catalogue, Ctx};
 
 /// Signature and algorithm attacks.
 pub(super) fn signature_vectors(ctx: &Ctx, cat: &mut Catalogue) {
-    #[allow(unused_variables)]
     let Ctx {
         a_ed,
         a_p256,
         b_ed,
         impostor,
-        a,
-        b,
         claims,
         good,
+        ..
     } = ctx;
     // Signature and algorithm attacks.
     let (input, sig) = good.rsplit_once('.').unwrap();
