@@ -4,5 +4,5 @@ use ricochet_scoring::config::ScoringConfig;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ricochet_telemetry::init_logging();
-    ricochet_scoring::service::run(ScoringConfig::parse()).await
+    ricochet_scoring::run(ScoringConfig::parse()).await
 }
