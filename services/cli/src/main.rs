@@ -2,12 +2,6 @@
 
 mod arf;
 mod audit;
-mod bench;
-mod bench_freshness;
-mod bench_loader;
-mod bench_overload;
-mod bench_provider_list;
-mod bench_scoring;
 mod complaint;
 mod dashboards;
 mod db;
@@ -17,7 +11,6 @@ mod policy;
 mod registry;
 mod report;
 mod reputation;
-mod simulate;
 mod suppression;
 mod token;
 
@@ -73,13 +66,13 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Benchmarks against the running local stack.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(ricochet_harness::bench::BenchCommand),
     /// Feed RFC 5965 (ARF) reports from existing feedback loops into Ricochet.
     #[command(subcommand)]
     Arf(arf::ArfCommand),
     /// Run a simulated world (providers, ESPs, senders, an attacker) through
     /// the running services and compare the offender reports with the truth.
-    Simulate(simulate::SimulateArgs),
+    Simulate(ricochet_harness::simulate::SimulateArgs),
     /// Check a scoring policy file.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -115,9 +108,9 @@ fn main() -> ExitCode {
             Command::Report(c) => report::run(c).await,
             Command::Reputation(c) => reputation::run(c).await,
             Command::Audit(c) => audit::run(c).await,
-            Command::Bench(c) => bench::run(c).await,
+            Command::Bench(c) => ricochet_harness::bench::run(c).await,
             Command::Dashboards(c) => dashboards::run(c).await,
-            Command::Simulate(a) => simulate::run(a).await,
+            Command::Simulate(a) => ricochet_harness::simulate::run(a).await,
             Command::Arf(c) => arf::run(c).await,
             Command::Policy(c) => policy::run(c),
         }

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::report::{ricochet_keys, signed_get};
+use ricochet_harness::api::{ricochet_keys, signed_get};
 
 /// The audience of provider API bearer tokens.
 const AUDIENCE: &str = "ricochet-provider-api";

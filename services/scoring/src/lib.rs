@@ -39,6 +39,6 @@ pub mod wilson;
 pub mod windows;
 
 pub use error::ScoringError;
-pub use service::run;
 pub use policy::{Assessment, Policy, Tier, WindowCounts};
 pub use ricochet_kafka::Level;
+pub use service::run;

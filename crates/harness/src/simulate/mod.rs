@@ -22,16 +22,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use ricochet_harness::ingest::IngestClient;
-use ricochet_harness::participants;
+use crate::ingest::IngestClient;
+use crate::participants;
 use ricochet_registry::ParticipantKind;
 use ricochet_token::bearer::mint_bearer;
+use ricochet_token::key_file::write_private;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{Algorithm, JwkSet, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 
-use crate::keys::write_private;
-use crate::report::{fetch_offenders, print_table};
+use crate::api::{fetch_offenders, print_table};
 use world::{Behaviour, World, ESPS, PROVIDERS};
 
 /// Settings of a simulation.
@@ -124,7 +124,7 @@ fn register(registry: &Path, keys_dir: &Path) -> Result<Participants> {
 }
 
 fn rfc3339(unix: i64) -> String {
-    ricochet_harness::clock::rfc3339_ms(unix * 1000).expect("a simulated time in range")
+    crate::clock::rfc3339_ms(unix * 1000).expect("a simulated time in range")
 }
 
 /// Tallies of what was submitted and what ingest answered.

@@ -11,7 +11,7 @@ use ricochet_token::VerifyingKey;
 use serde_json::Value;
 
 use super::{Participants, ESPS, PROVIDERS};
-use crate::report::{fetch_offenders, signed_get};
+use crate::api::{fetch_offenders, signed_get};
 
 /// (level, ESP or empty for a domain, key, tier).
 type Listed = BTreeSet<(String, String, String, String)>;

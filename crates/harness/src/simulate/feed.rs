@@ -10,7 +10,7 @@ use ricochet_token::VerifyingKey;
 use serde_json::Value;
 
 use super::{Participants, ESPS};
-use crate::report::fetch_pages;
+use crate::api::fetch_pages;
 
 /// Each ESP's feed entries, in feed order.
 pub struct Feeds(pub Vec<Vec<Value>>);

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::ingest::IngestClient;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use ricochet_harness::ingest::IngestClient;
 use ricochet_scoring::Policy;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Nature, TokenRequest};

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::process::{service_binary, ServiceProcess};
+use crate::stats::percentile;
 use anyhow::{bail, Context, Result};
-use ricochet_harness::process::{service_binary, ServiceProcess};
-use ricochet_harness::stats::percentile;
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 use ricochet_registry::Registry;
 use ricochet_token::bearer::mint_bearer;

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ingest::post_body;
+use crate::process::{service_binary, ServiceProcess};
+use crate::stats::percentile;
 use anyhow::Result;
-use ricochet_harness::ingest::post_body;
-use ricochet_harness::process::{service_binary, ServiceProcess};
-use ricochet_harness::stats::percentile;
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;

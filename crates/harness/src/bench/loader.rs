@@ -21,7 +21,7 @@ const NAIVE_TABLE: &str = "CREATE TABLE IF NOT EXISTS naive_complaints (
 ) ENGINE = MergeTree ORDER BY (esp, sender, jti)";
 
 pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode> {
-    let loader_bin = ricochet_harness::process::service_binary("ricochet-loader", loader_bin)?;
+    let loader_bin = crate::process::service_binary("ricochet-loader", loader_bin)?;
     let kafka = KafkaConfig::from_env()?;
     let run_id = std::process::id();
     let ch = crate::bench::bench_database(&format!("bench_loader_{run_id}")).await?;
@@ -82,8 +82,7 @@ async fn time_loader(
         ("RICOCHET_CLICKHOUSE_URL", ch.url.as_str()),
         ("RICOCHET_CLICKHOUSE_DATABASE", ch.database.as_str()),
     ];
-    let mut loader =
-        ricochet_harness::process::ServiceProcess::spawn(bin, "--listen", &args, &envs)?;
+    let mut loader = crate::process::ServiceProcess::spawn(bin, "--listen", &args, &envs)?;
     let loaded = wait_count(ch, "SELECT uniqExact(jti) FROM complaints", records).await;
     let secs = started.elapsed().as_secs_f64();
     loader.stop();

@@ -9,15 +9,21 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use ricochet_harness::ingest::post_body;
-use ricochet_harness::participants::register;
+use crate::ingest::post_body;
+use crate::participants::register;
 use ricochet_registry::ParticipantKind;
 use ricochet_storage::{ClickHouseConfig, Migrator};
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
 use serde_json::json;
 
+mod freshness;
 mod ingest;
+mod loader;
+mod overload;
+mod provider_list;
+mod scoring;
+
 use ingest::bench_ingest;
 
 #[derive(Subcommand, Debug)]
@@ -155,7 +161,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             scoring_interval,
             loader_batch_ms,
         } => {
-            crate::bench_freshness::run(crate::bench_freshness::FreshnessArgs {
+            freshness::run(freshness::FreshnessArgs {
                 rate,
                 seconds: seconds.max(10),
                 probes: probes.max(1),
@@ -171,16 +177,14 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             database,
             scorer_only,
         } => {
-            let options = crate::bench_scoring::Options {
+            let options = scoring::Options {
                 keep,
                 database,
                 scorer_only,
             };
-            crate::bench_scoring::run(senders, complaints, options).await
+            scoring::run(senders, complaints, options).await
         }
-        BenchCommand::ProviderList { keys, requests } => {
-            crate::bench_provider_list::run(keys, requests).await
-        }
+        BenchCommand::ProviderList { keys, requests } => provider_list::run(keys, requests).await,
         BenchCommand::Ingest {
             tokens,
             batch,
@@ -199,14 +203,12 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             )
             .await
         }
-        BenchCommand::Overload { seconds } => {
-            crate::bench_overload::bench_overload(seconds.max(1)).await
-        }
+        BenchCommand::Overload { seconds } => overload::bench_overload(seconds.max(1)).await,
         BenchCommand::Loader {
             records,
             loader_bin,
-        } => crate::bench_loader::run(records, loader_bin).await,
-        BenchCommand::ConsumeJson { topic } => crate::bench_loader::consume_json(&topic),
+        } => loader::run(records, loader_bin).await,
+        BenchCommand::ConsumeJson { topic } => loader::consume_json(&topic),
     }
 }
 
@@ -268,7 +270,7 @@ pub(crate) fn batch_bodies(tokens: &[String], batch: usize) -> Vec<Vec<u8>> {
         .map(|chunk| {
             let items: Vec<_> = chunk
                 .iter()
-                .map(|t| json!({"token": t, "code": "unwanted", "reported_at": ricochet_harness::clock::now_rfc3339()}))
+                .map(|t| json!({"token": t, "code": "unwanted", "reported_at": crate::clock::now_rfc3339()}))
                 .collect();
             serde_json::to_vec(&json!({ "complaints": items })).unwrap()
         })

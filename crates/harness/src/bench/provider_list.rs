@@ -19,10 +19,10 @@ use ricochet_token::verify::unix_now;
 use ricochet_token::{Algorithm, SigningKey, VerifyingKey};
 use serde_json::Value;
 
-use crate::report::{ricochet_keys, signed_get};
-use ricochet_harness::participants::{own_key, register};
-use ricochet_harness::process::{service_binary, ServiceProcess};
-use ricochet_harness::stats::percentile;
+use crate::api::{ricochet_keys, signed_get};
+use crate::participants::{own_key, register};
+use crate::process::{service_binary, ServiceProcess};
+use crate::stats::percentile;
 
 const PROVIDER: &str = "list-mail.example";
 const AUDIENCE: &str = "ricochet-provider-api";

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ingest::post_body;
+use crate::participants::{own_key, register};
 use anyhow::Result;
-use ricochet_harness::ingest::post_body;
-use ricochet_harness::participants::{own_key, register};
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 use ricochet_registry::ParticipantKind;
 use ricochet_storage::ClickHouseConfig;
@@ -22,7 +22,7 @@ use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
 use serde_json::{json, Value};
 
-use ricochet_harness::process::{service_binary, ServiceProcess};
+use crate::process::{service_binary, ServiceProcess};
 
 mod watch;
 use watch::{wait_loaded, wait_visible, FeedFollower};
@@ -45,7 +45,7 @@ pub struct FreshnessArgs {
 }
 
 fn complaint_body(tokens: &[String]) -> Vec<u8> {
-    let reported_at = ricochet_harness::clock::now_rfc3339();
+    let reported_at = crate::clock::now_rfc3339();
     let items: Vec<Value> = tokens
         .iter()
         .map(|t| json!({"token": t, "code": "unwanted", "reported_at": reported_at}))
@@ -433,7 +433,7 @@ impl Probes {
 
 /// Prints the table; an error if a probe or a request failed.
 fn print_table(a: &FreshnessArgs, p: Probes, achieved: f64, failures: u64) -> Result<ExitCode> {
-    let q = ricochet_harness::stats::percentile;
+    let q = crate::stats::percentile;
     println!();
     println!(
         "freshness bench: {} probes of {PROBE_COMPLAINTS} complaints under {achieved:.0} complaints/s background load (target {}), scoring every {} s, loader batches of at most {} ms, {} cores",
