@@ -46,9 +46,7 @@ pub async fn cursor(client: &Client, channel: &str, esp: &str) -> crate::error::
 pub async fn save(client: &Client, mut c: Cursor, now_ms: i64) -> crate::error::Result<()> {
     // Strictly increasing versions, even within one millisecond.
     c.updated_at = now_ms.max(c.updated_at + 1);
-    let mut insert = client.insert::<Cursor>("penalty_dispatch").await?;
-    insert.write(&c).await?;
-    insert.end().await.map_err(Into::into)
+    super::insert(client, "penalty_dispatch", &[c]).await
 }
 
 /// The ESPs with rows in `table` (`penalties`, `complaint_feed`).

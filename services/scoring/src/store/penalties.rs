@@ -86,8 +86,10 @@ pub async fn domain_tiers_told(
         .await?;
     rows.into_iter()
         .map(|r| {
-            let tier =
-                (r.tier.parse()).map_err(ScoringError::stored::<UnknownTier>("penalties"))?;
+            let tier = r
+                .tier
+                .parse()
+                .map_err(ScoringError::stored::<UnknownTier>("penalties"))?;
             Ok((r.esp, r.domain, tier))
         })
         .collect()

@@ -52,6 +52,20 @@ pub struct TierInForce {
     pub below_since: Option<i64>,
 }
 
+/// The standing a stored row holds, or `None` if it is the default (memory
+/// keeps only the others).
+fn in_force(
+    table: &'static str,
+    tier: &str,
+    below_since: Option<i64>,
+) -> crate::error::Result<Option<Standing>> {
+    let tier = tier
+        .parse()
+        .map_err(ScoringError::stored::<UnknownTier>(table))?;
+    let s = Standing { tier, below_since };
+    Ok((s != Standing::default()).then_some(s))
+}
+
 /// The senders' standings in force that differ from the default.
 pub async fn sender_standings(
     client: &Client,
@@ -62,13 +76,7 @@ pub async fn sender_standings(
         .await?;
     let mut standing = HashMap::new();
     for r in rows {
-        let tier =
-            (r.tier.parse()).map_err(ScoringError::stored::<UnknownTier>("sender_standing"))?;
-        let s = Standing {
-            tier,
-            below_since: r.below_since,
-        };
-        if s != Standing::default() {
+        if let Some(s) = in_force("sender_standing", &r.tier, r.below_since)? {
             standing.insert((r.esp, r.sender), s);
         }
     }
@@ -83,15 +91,11 @@ pub async fn group_standings(client: &Client) -> crate::error::Result<HashMap<Gr
         .await?;
     let mut standing = HashMap::new();
     for r in rows {
-        let level =
-            (r.level.parse()).map_err(ScoringError::stored::<UnknownLevel>("group_standing"))?;
-        let tier =
-            (r.tier.parse()).map_err(ScoringError::stored::<UnknownTier>("group_standing"))?;
-        let s = Standing {
-            tier,
-            below_since: r.below_since,
-        };
-        if s != Standing::default() {
+        let level = r
+            .level
+            .parse()
+            .map_err(ScoringError::stored::<UnknownLevel>("group_standing"))?;
+        if let Some(s) = in_force("group_standing", &r.tier, r.below_since)? {
             standing.insert((level, r.esp, r.key), s);
         }
     }
