@@ -153,10 +153,6 @@ async fn check_off_reactor<K: BatchKind>(
 where
     K::Item: Send,
 {
-    let worker_gone = |_| {
-        let detail = "verification worker stopped";
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
-    };
     let (s, p, r) = (state.clone(), provider.to_string(), registry);
     let check = move |items: Vec<K::Item>, on_pool: bool| {
         let pool = on_pool.then_some(&s.inner.pool);
@@ -175,13 +171,19 @@ where
             state.inner.pool.spawn(move || {
                 let _ = tx.send(check(items, true));
             });
-            rx.await.map_err(|_| worker_gone(()))
+            rx.await.map_err(worker_gone)
         }
         VerifyMode::Blocking => tokio::task::spawn_blocking(move || check(items, false))
             .await
-            .map_err(|_| worker_gone(())),
+            .map_err(worker_gone),
         VerifyMode::Inline => Ok(check(items, false)),
     }
+}
+
+/// The answer when the verification worker went away (a panic, shutdown).
+fn worker_gone<E>(_: E) -> Problem {
+    let detail = "verification worker stopped";
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
 }
 
 /// Publishes the accepted records; a `503` if any is not durable.
