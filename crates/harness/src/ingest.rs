@@ -53,19 +53,15 @@ pub struct IngestClient {
 }
 
 impl IngestClient {
-    /// A client of the ingest at `base_url` for `provider`, signing with `key`.
-    pub fn new(base_url: &str, provider: &str, key: SigningKey) -> IngestClient {
+    /// A client of the ingest at `base_url` for `provider`, signing with `key`
+    /// (owned, or shared with other users of the key).
+    pub fn new(base_url: &str, provider: &str, key: impl Into<Arc<SigningKey>>) -> IngestClient {
         IngestClient {
             http: reqwest::Client::new(),
             base: base_url.trim_end_matches('/').to_string(),
             provider: provider.to_string(),
-            key: Arc::new(key),
+            key: key.into(),
         }
-    }
-
-    /// The provider's id.
-    pub fn provider(&self) -> &str {
-        &self.provider
     }
 
     /// `https://…/v1/…`: the URL of `path` on this ingest.

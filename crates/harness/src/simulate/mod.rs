@@ -17,6 +17,7 @@ mod world;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -89,7 +90,7 @@ const BATCH: usize = 500;
 
 struct Participants {
     esps: Vec<SigningKey>,
-    providers: Vec<SigningKey>,
+    providers: Vec<Arc<SigningKey>>,
 }
 
 fn register(registry: &Path, keys_dir: &Path) -> Result<Participants> {
@@ -118,7 +119,13 @@ fn register(registry: &Path, keys_dir: &Path) -> Result<Participants> {
     let mut providers = vec![];
     for p in &PROVIDERS {
         let (kind, kid) = (ParticipantKind::Provider, format!("{}-sim", p.id));
-        providers.push(enrol(kind, p.id, Algorithm::ES256, kid, &[p.domain])?);
+        providers.push(Arc::new(enrol(
+            kind,
+            p.id,
+            Algorithm::ES256,
+            kid,
+            &[p.domain],
+        )?));
     }
     Ok(Participants { esps, providers })
 }
@@ -315,11 +322,8 @@ impl<'a> Sim<'a> {
         let clients = PROVIDERS
             .iter()
             .zip(&participants.providers)
-            .map(|(p, key)| {
-                let key = SigningKey::from_jwk(&key.private_jwk())?;
-                Ok(IngestClient::new(&a.ingest_url, p.id, key))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|(p, key)| IngestClient::new(&a.ingest_url, p.id, key.clone()))
+            .collect();
         Ok(Sim {
             a,
             world,

@@ -37,7 +37,7 @@ pub async fn read(
     patience: Duration,
 ) -> Result<ProviderView> {
     let deadline = Instant::now() + patience;
-    let caller = (&p.providers[0], PROVIDERS[0].id, "ricochet-provider-api");
+    let caller = (&*p.providers[0], PROVIDERS[0].id, "ricochet-provider-api");
     loop {
         let url = format!("{api}/v1/reputation/listed");
         let body = signed_get(http, &url, caller, keys).await?;

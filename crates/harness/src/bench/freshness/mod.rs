@@ -134,14 +134,14 @@ async fn measure(
 ) -> Result<ExitCode> {
     let world = world(a, ch).await?;
     let mut services = start(a, kafka, ch, run_id, bins, &world).await?;
-    let lifetime = |key, iss, aud| -> Result<String> {
+    let bearer = |key, iss, aud| -> Result<String> {
         Ok(format!(
             "Bearer {}",
             mint_bearer(key, iss, aud, unix_now(), 290)?
         ))
     };
-    let provider_bearer = lifetime(&world.provider, PROVIDER, "ricochet-ingest")?;
-    let esp_bearer = lifetime(&world.esp, ESP, "ricochet-esp-api")?;
+    let provider_bearer = bearer(&world.provider, PROVIDER, "ricochet-ingest")?;
+    let esp_bearer = bearer(&world.esp, ESP, "ricochet-esp-api")?;
     let http = reqwest::Client::new();
     let ingest_url = format!("{}/v1/complaints", services.ingest.url);
     let load = Load::start(a, &http, &ingest_url, &provider_bearer, world.bodies);
