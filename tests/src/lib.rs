@@ -334,3 +334,21 @@ pub async fn wait_for_http_ok(what: &str, url: &str, timeout: Duration) {
     })
     .await;
 }
+
+/// A binary of the workspace built beside this test (`target/<profile>/NAME`;
+/// `cargo test --workspace` builds every binary first).
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test runs from target/<profile>/deps")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} not found; build it with `cargo build --workspace`",
+        bin.display()
+    );
+    bin
+}

@@ -8,6 +8,8 @@
 //!   loopback port (ready, stopped, killed, restarted);
 //! - [`stats`]: percentiles of latencies;
 //! - [`clock`]: times in RFC 3339;
+//! - [`smtp`]: an SMTP client, and [`postfix`]: Postfix instances of
+//!   their own on loopback, for the mail-flow tests and benchmarks;
 //! - [`bench`]: the benchmarks (`ricochet bench ...`) and [`simulate`]: the
 //!   simulated world (`ricochet simulate`), which the `ricochet` command
 //!   runs as front-ends.
@@ -17,6 +19,8 @@ pub mod bench;
 pub mod clock;
 pub mod ingest;
 pub mod participants;
+pub mod postfix;
 pub mod process;
 pub mod simulate;
+pub mod smtp;
 pub mod stats;

@@ -49,8 +49,21 @@ impl ServiceProcess {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Result<Self> {
+        Self::spawn_mode(bin, &[], listen_flag, args, envs)
+    }
+
+    /// [`spawn`](Self::spawn) for a binary whose subcommand (`mode`, e.g.
+    /// `["check"]`) comes first.
+    pub fn spawn_mode(
+        bin: &Path,
+        mode: &[&str],
+        listen_flag: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Self> {
         let port = free_port()?;
-        let mut argv = vec![listen_flag.to_string(), format!("127.0.0.1:{port}")];
+        let mut argv: Vec<String> = mode.iter().map(|m| m.to_string()).collect();
+        argv.extend([listen_flag.to_string(), format!("127.0.0.1:{port}")]);
         argv.extend(args.iter().map(|a| a.to_string()));
         let mut env = vec![("RICOCHET_LOG".to_string(), "warn".to_string())];
         env.extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));

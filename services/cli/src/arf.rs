@@ -1,7 +1,7 @@
 //! `ricochet arf submit`: feed existing ARF feedback loops into Ricochet.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -30,42 +30,11 @@ pub enum ArfCommand {
     },
 }
 
-/// The report files at `path`, sorted.
-fn reports(path: &Path) -> Result<Vec<PathBuf>> {
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let maildir = ["cur", "new"].iter().any(|d| path.join(d).is_dir());
-    let dirs: Vec<PathBuf> = if maildir {
-        ["cur", "new"]
-            .iter()
-            .map(|d| path.join(d))
-            .filter(|d| d.is_dir())
-            .collect()
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let mut out = vec![];
-    for dir in dirs {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
-        {
-            let p = entry?.path();
-            if p.is_file() {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    anyhow::ensure!(!out.is_empty(), "no report files in {}", path.display());
-    Ok(out)
-}
-
 /// `ricochet arf ...`.
 pub async fn run(cmd: ArfCommand) -> Result<ExitCode> {
     let ArfCommand::Submit { caller, path } = cmd;
     let key = crate::keys::load_private(&caller.key)?;
-    let files = reports(&path)?;
+    let files = crate::mailbox::message_files(&path)?;
     let client = IngestClient::new(&caller.url, &caller.provider, key);
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(

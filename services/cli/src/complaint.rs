@@ -62,7 +62,13 @@ pub enum DeliveryCommand {
 pub enum ComplaintCommand {
     /// Submit complaints to ingest as a provider; prints each verdict.
     ///
-    /// Exit code 0 if every complaint was accepted, 2 if any was rejected.
+    /// Either tokens (header values), or delivered messages with --message:
+    /// the complaint button. From each message the Complaint-Token header is
+    /// taken, and the address it was delivered to (Delivered-To, else
+    /// X-Original-To, else --recipient) proves the recipient binding.
+    ///
+    /// Exit code 0 if every complaint was accepted, 2 if any was rejected
+    /// or a message had no token.
     Submit {
         #[command(flatten)]
         caller: Provider,
@@ -72,8 +78,12 @@ pub enum ComplaintCommand {
         /// Recipient address, to prove the recipient binding (optional).
         #[arg(long)]
         recipient: Option<String>,
+        /// A delivered message: a file, a maildir (cur/ and new/) or a
+        /// folder of message files; repeat for several.
+        #[arg(long = "message", value_name = "FILE|MAILDIR")]
+        messages: Vec<PathBuf>,
         /// Complaint tokens (Complaint-Token header values); - reads one per line from stdin.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "messages")]
         tokens: Vec<String>,
     },
 }
@@ -83,56 +93,108 @@ pub async fn run(cmd: ComplaintCommand) -> Result<ExitCode> {
         caller: Provider { url, key, provider },
         code,
         recipient,
+        messages,
         tokens,
     } = cmd;
     let key = crate::keys::load_private(&key)?;
-    let tokens: Vec<String> = if tokens == ["-"] {
-        std::io::read_to_string(std::io::stdin())?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_string())
-            .collect()
-    } else {
-        tokens
-    };
+    let (mut found, skipped) = from_messages(&messages, recipient.as_deref())?;
+    found.extend(
+        from_tokens(tokens)?
+            .into_iter()
+            .map(|t| (t, recipient.clone())),
+    );
     let now = unix_now();
     let reported_at =
         ricochet_harness::clock::rfc3339_ms(now * 1000).context("the clock is out of range")?;
-    let items: Vec<Value> = tokens
+    let items: Vec<Value> = found
         .iter()
-        .map(|t| {
+        .map(|(t, r)| {
             let mut item = json!({"token": t, "code": code, "reported_at": reported_at});
-            if let (Some(r), Some(jti)) = (&recipient, jti_of(t)) {
+            if let (Some(r), Some(jti)) = (r, jti_of(t)) {
                 item["recipient_proof"] =
                     json!(ricochet_token::binding::recipient_binding(&jti, r));
             }
             item
         })
         .collect();
-    let body = IngestClient::new(&url, &provider, key)
-        .post_json("/v1/complaints", &json!({ "complaints": items }))
-        .await?
-        .ok()?;
-    let mut all_accepted = true;
-    for r in body["results"].as_array().into_iter().flatten() {
-        let verdict = r["verdict"].as_str().unwrap_or("?");
-        all_accepted &= verdict == "accepted";
-        println!(
-            "{:<4} {:<9} {}",
-            r["index"],
-            verdict,
-            r["jti"].as_str().or(r["reason"].as_str()).unwrap_or("")
-        );
+    anyhow::ensure!(!items.is_empty(), "no complaint tokens to submit");
+    let client = IngestClient::new(&url, &provider, key);
+    let mut all_accepted = skipped == 0;
+    let (mut accepted, mut rejected) = (0, 0);
+    for (n, chunk) in items.chunks(SUBMIT_BATCH).enumerate() {
+        let body = client
+            .post_json("/v1/complaints", &json!({ "complaints": chunk }))
+            .await?
+            .ok()?;
+        all_accepted &= print_results(&body, n * SUBMIT_BATCH);
+        accepted += body["accepted"].as_u64().unwrap_or(0);
+        rejected += body["rejected"].as_u64().unwrap_or(0);
     }
-    println!(
-        "accepted {}, rejected {}",
-        body["accepted"], body["rejected"]
-    );
+    println!("accepted {accepted}, rejected {rejected}");
     Ok(if all_accepted {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     })
+}
+
+/// Complaints per request (ingest takes up to 1,000).
+const SUBMIT_BATCH: usize = 500;
+
+/// Tokens given on the command line, or one per line on stdin for `-`.
+fn from_tokens(tokens: Vec<String>) -> Result<Vec<String>> {
+    if tokens != ["-"] {
+        return Ok(tokens);
+    }
+    Ok(std::io::read_to_string(std::io::stdin())?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect())
+}
+
+/// A token and the recipient that proves its binding, if known.
+type Found = (String, Option<String>);
+
+/// (token, recipient) of every delivered message under `paths`, and how
+/// many messages were skipped (each named) for not having exactly one token.
+fn from_messages(paths: &[PathBuf], recipient: Option<&str>) -> Result<(Vec<Found>, usize)> {
+    let (mut out, mut skipped) = (Vec::new(), 0);
+    for path in paths {
+        for file in crate::mailbox::message_files(path)? {
+            let text =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let found = crate::mailbox::Delivered::read(&text);
+            match found.token {
+                Some(token) => out.push((token, found.recipient.or(recipient.map(String::from)))),
+                None => {
+                    println!(
+                        "skipped {}: no single Complaint-Token header",
+                        file.display()
+                    );
+                    skipped += 1;
+                }
+            }
+        }
+    }
+    Ok((out, skipped))
+}
+
+/// Prints one line per result; whether all were accepted.
+fn print_results(body: &Value, offset: usize) -> bool {
+    let mut all_accepted = true;
+    for r in body["results"].as_array().into_iter().flatten() {
+        let verdict = r["verdict"].as_str().unwrap_or("?");
+        all_accepted &= verdict == "accepted";
+        let index = r["index"].as_u64().map_or(0, |i| i as usize + offset);
+        println!(
+            "{:<4} {:<9} {}",
+            index,
+            verdict,
+            r["jti"].as_str().or(r["reason"].as_str()).unwrap_or("")
+        );
+    }
+    all_accepted
 }
 
 pub async fn run_delivery(cmd: DeliveryCommand) -> Result<ExitCode> {

@@ -7,6 +7,7 @@ mod dashboards;
 mod db;
 mod kafka;
 mod keys;
+mod mailbox;
 mod policy;
 mod registry;
 mod report;
