@@ -78,12 +78,7 @@ async fn pipeline(dir: &Path) -> (ClickHouseConfig, Vec<ServiceProcess>, Signing
     .unwrap();
     write_private(&dir.join("provider.jwk"), &provider.private_jwk()).unwrap();
     own_key(&dir.join("ricochet.jwk"), "flow-ricochet").unwrap();
-    std::fs::create_dir_all(dir.join("policies")).unwrap();
-    let policy = format!(
-        r#"{{"version": 1, "domain": "{STRICT}", "effective_from": "2026-01-01T00:00:00Z",
-            "natures": {{"refuse": ["marketing"]}}, "action": "reject"}}"#
-    );
-    std::fs::write(dir.join(format!("policies/{STRICT}.json")), policy).unwrap();
+    publish_policy(dir);
 
     let kafka = kafka();
     let topics: Vec<String> = ["complaints", "deliveries", "dead", "penalties", "feedback"]
@@ -130,6 +125,39 @@ async fn pipeline(dir: &Path) -> (ClickHouseConfig, Vec<ServiceProcess>, Signing
         .await,
     ];
     (ch, services, esp)
+}
+
+/// The provider publishes its policy for STRICT (refusing marketing) the
+/// way an operator does; a domain it does not host is refused.
+fn publish_policy(dir: &Path) {
+    for (domain, ok) in [(STRICT, true), ("elsewhere.example", false)] {
+        let file = dir.join(format!("{domain}.policy.json"));
+        let policy = format!(
+            r#"{{"version": 1, "domain": "{domain}", "effective_from": "2026-01-01T00:00:00Z",
+                "natures": {{"refuse": ["marketing"]}}, "action": "reject"}}"#
+        );
+        std::fs::write(&file, policy).unwrap();
+        let out = Command::new(workspace_binary("ricochet"))
+            .args([
+                "policy",
+                "publish",
+                "--provider",
+                PROVIDER,
+                "--dir",
+                "policies",
+            ])
+            .arg(&file)
+            .current_dir(dir)
+            .env("RICOCHET_REGISTRY", dir.join("registry.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 async fn service(name: &str, args: &[&str], envs: &[(&str, &str)]) -> ServiceProcess {
@@ -253,6 +281,7 @@ async fn mail_is_signed_checked_and_complained_about_end_to_end() {
     signed_and_checked(&w).await;
     forged_and_misdirected_tokens_are_invalid(&w).await;
     policy_refuses_marketing_with_550(&w).await;
+    an_esp_asks_the_published_policy(&w);
     complaint_button_reaches_the_feed_and_suppression_list(&w).await;
     delivery_counts_reach_clickhouse(&w).await;
 }
@@ -363,6 +392,35 @@ async fn policy_refuses_marketing_with_550(w: &World) {
         .await
         .unwrap();
     assert_eq!(out.accepted, vec![erin], "the policy accepts account mail");
+}
+
+fn an_esp_asks_the_published_policy(w: &World) {
+    for (nature, code, says) in [
+        ("marketing", 2, "refused: nature-refused: marketing"),
+        ("account", 0, "accepted"),
+    ] {
+        let out = ricochet(
+            w,
+            &[
+                "policy",
+                "check",
+                "--url",
+                &w.ingest.url,
+                "--domain",
+                STRICT,
+                "--nature",
+                nature,
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.starts_with(says), "{stdout}");
+    }
 }
 
 fn ricochet(w: &World, args: &[&str]) -> std::process::Output {

@@ -9,6 +9,7 @@ mod kafka;
 mod keys;
 mod mailbox;
 mod policy;
+mod recipient_policy;
 mod registry;
 mod report;
 mod reputation;
@@ -113,7 +114,7 @@ fn main() -> ExitCode {
             Command::Dashboards(c) => dashboards::run(c).await,
             Command::Simulate(a) => ricochet_harness::simulate::run(a).await,
             Command::Arf(c) => arf::run(c).await,
-            Command::Policy(c) => policy::run(c),
+            Command::Policy(c) => policy::run(c).await,
         }
     });
     match result {

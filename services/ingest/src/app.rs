@@ -7,10 +7,12 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ricochet_kafka::KafkaConfig;
+use ricochet_policy::store::Policies;
+use ricochet_policy::PolicyStore;
 use ricochet_registry::RegistryHandle;
 use tokio::sync::Semaphore;
 
@@ -24,8 +26,9 @@ use ricochet_http::ops::Check;
 use ricochet_http::Problem;
 
 /// The routes this service serves (kept in sync with `schemas/openapi/ingest.json` by a test).
-pub const ROUTES: [(&str, &str); 6] = [
+pub const ROUTES: [(&str, &str); 7] = [
     ("post", "/v1/complaints"),
+    ("get", "/.well-known/ricochet-policy/{domain}"),
     ("post", "/v1/deliveries"),
     ("post", "/v1/arf"),
     ("get", "/metrics"),
@@ -42,6 +45,7 @@ pub struct AppState {
 pub(crate) struct Inner {
     pub(crate) config: IngestConfig,
     pub(crate) registry: RegistryHandle,
+    pub(crate) policies: Option<PolicyStore>,
     pub(crate) publisher: Arc<dyn Publish>,
     pub(crate) pool: rayon::ThreadPool,
     pub(crate) limiter: DefaultKeyedRateLimiter<String>,
@@ -86,6 +90,12 @@ impl AppState {
         use anyhow::Context;
         let registry = RegistryHandle::open(&config.registry)
             .with_context(|| format!("loading registry {}", config.registry.display()))?;
+        let policies = config
+            .policies
+            .as_deref()
+            .map(PolicyStore::open)
+            .transpose()
+            .context("loading recipient policies")?;
         let threads = match config.verify_threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -102,6 +112,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 config,
                 registry,
+                policies,
                 publisher,
                 pool,
                 limiter,
@@ -116,6 +127,16 @@ impl AppState {
     /// The registry handle (to start its watcher).
     pub fn registry(&self) -> &RegistryHandle {
         &self.inner.registry
+    }
+
+    /// The recipient policy directory, if configured (to start its watcher).
+    pub fn policy_store(&self) -> Option<&PolicyStore> {
+        self.inner.policies.as_ref()
+    }
+
+    /// The recipient policies in force, if a directory is configured.
+    pub fn policies(&self) -> Option<Arc<Policies>> {
+        self.inner.policies.as_ref().map(PolicyStore::current)
     }
 
     /// Where accepted items go (to flush on shutdown).
@@ -141,6 +162,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/complaints", post(complaints))
         .route("/v1/deliveries", post(deliveries))
         .route("/v1/arf", post(arf_report))
+        .route(
+            "/.well-known/ricochet-policy/{domain}",
+            get(crate::policy::well_known),
+        )
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

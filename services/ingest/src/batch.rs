@@ -15,6 +15,7 @@ use crate::arf;
 use crate::complaints::{check_batch, ComplaintBatch, ComplaintItem, Rejection};
 use crate::config::IngestConfig;
 use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
+use crate::policy::check_policy_violation;
 use ricochet_http::{JsonLocation, Problem};
 
 /// What differs between the batch routes; the flow in [`crate::flow`] is shared.
@@ -59,7 +60,18 @@ impl BatchKind for Complaints {
             now: at.now_ms / 1000,
             clock_skew_secs: at.state.inner.config.clock_skew_secs,
         };
-        check_batch(items, at.provider, at.registry, &opts, at.now_ms, at.pool)
+        let mut results = check_batch(items, at.provider, at.registry, &opts, at.now_ms, at.pool);
+        if let Some(policies) = at.state.policies() {
+            for r in &mut results {
+                let verdict = r
+                    .as_ref()
+                    .map_or(Ok(()), |rec| check_policy_violation(rec, &policies));
+                if let Err(e) = verdict {
+                    *r = Err(e);
+                }
+            }
+        }
+        results
     }
     fn key(r: &ComplaintRecord) -> String {
         sender_key(&r.esp, &r.sender)

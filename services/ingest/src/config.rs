@@ -64,6 +64,12 @@ pub struct IngestConfig {
         default_value_t = 5_000
     )]
     pub kafka_timeout_ms: u64,
+    /// Recipient policy directory (`DOMAIN.json` and their history, as
+    /// `ricochet policy publish` writes it), checked for changes every 2 s:
+    /// served at /.well-known/ricochet-policy/DOMAIN and used to refuse
+    /// `policy-violation` complaints the policy contradicts.
+    #[arg(long, env = "RICOCHET_POLICY_DIR")]
+    pub policies: Option<PathBuf>,
     /// Topic accepted complaints go to.
     #[arg(long, env = "RICOCHET_TOPIC_COMPLAINTS", default_value = ricochet_kafka::topics::COMPLAINTS)]
     pub complaints_topic: String,

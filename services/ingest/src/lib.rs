@@ -14,6 +14,7 @@ pub mod config;
 pub mod deliveries;
 mod flow;
 pub mod metrics;
+pub mod policy;
 pub mod publish;
 pub mod timefmt;
 
@@ -34,6 +35,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     state.registry().watch(Duration::from_secs(2));
+    if let Some(policies) = state.policy_store() {
+        policies.watch(Duration::from_secs(2));
+    }
     let probe_state = state.clone();
     let probe = tokio::spawn(async move {
         loop {

@@ -576,3 +576,74 @@ async fn a_sink_that_refuses_gives_503_and_reports_no_item_accepted() {
     assert_eq!((s, body["accepted"].as_u64()), (StatusCode::OK, Some(1)));
     assert_eq!(w.published(&w.complaints_topic).len(), 1);
 }
+
+/// A policy directory for `mail.example` refusing marketing (from long
+/// before the test clock), and an ingest reading it.
+async fn world_with_policy() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = r#"{"version": 1, "domain": "mail.example", "effective_from": "2020-01-01T00:00:00Z",
+        "natures": {"refuse": ["marketing"]}}"#;
+    ricochet_policy::store::publish(dir.path(), policy).unwrap();
+    let arg = format!("--policies={}", dir.path().display());
+    let w = World::in_memory(&[&arg]).await;
+    std::mem::forget(dir);
+    w
+}
+
+#[tokio::test]
+async fn the_well_known_policy_is_served_cacheable_and_refused_for_bad_domains() {
+    let w = world_with_policy().await;
+    let url = |d: &str| format!("{}/.well-known/ricochet-policy/{d}", w.url);
+    let resp = w.http.get(url("MAIL.example")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(resp.headers()["cache-control"], "public, max-age=300");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["natures"]["refuse"][0], "marketing", "{body}");
+    let again = w
+        .http
+        .get(url("mail.example"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    for (domain, status, reason) in [
+        ("other.example", StatusCode::NOT_FOUND, "no-policy"),
+        ("not_a_domain!", StatusCode::BAD_REQUEST, "bad-domain"),
+    ] {
+        let resp = w.http.get(url(domain)).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{domain}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["reason"], reason);
+    }
+}
+
+#[tokio::test]
+async fn a_policy_violation_the_policy_contradicts_is_refused_per_item() {
+    let w = world_with_policy().await;
+    let marketing = w.token("s-pol", "mail.example");
+    let recipient = "someone@mail.example";
+    let req = TokenRequest::new(
+        "esp-live.example",
+        "s-pol",
+        Nature::Account,
+        recipient,
+        NOW - 600,
+    );
+    let account = mint(&w.esp_key, &req).unwrap().0;
+    let item = |t: &str| complaint(t, "policy-violation");
+    let (status, body) = w
+        .post(
+            "/v1/complaints",
+            &json!({"complaints": [item(&marketing), item(&account)]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["verdict"], "accepted", "{body}");
+    assert_eq!(
+        body["results"][1]["reason"], "no-policy-violation",
+        "{body}"
+    );
+    assert_eq!(w.published(&w.complaints_topic).len(), 1);
+}
