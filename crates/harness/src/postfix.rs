@@ -23,6 +23,9 @@ pub enum Route {
     RelayTo(u16),
     /// Deliver these domains into the instance's maildir (the provider side).
     Deliver(Vec<String>),
+    /// Take every message and throw it away after queueing (benchmarks:
+    /// what smtpd, cleanup and the milters cost, without a delivery).
+    Discard,
 }
 
 /// An instance's settings.
@@ -266,6 +269,7 @@ biff = no
         Route::RelayTo(port) => {
             cf += &format!("relayhost = [127.0.0.1]:{port}\nsmtp_host_lookup = native\n");
         }
+        Route::Discard => cf += "default_transport = discard:benchmark\n",
         Route::Deliver(domains) => {
             cf += &format!(
                 "virtual_mailbox_domains = {}\nvirtual_mailbox_base = {d}/mail\n\

@@ -14,6 +14,7 @@ use miltr_common::commands::{Header, Mail, Recipient};
 use miltr_common::modifications::headers::InsertHeader;
 use miltr_common::modifications::quarantine::Quarantine;
 use miltr_common::modifications::ModificationResponse;
+use miltr_common::optneg::{Capability, OptNeg};
 use miltr_server::Milter;
 use ricochet_policy::{Action as PolicyAction, Decision, PolicyStore};
 use ricochet_registry::{ParticipantKind, RegistryHandle};
@@ -24,7 +25,7 @@ use ricochet_token::{verify, Claims, VerifyOptions, HEADER_NAME};
 use crate::config::PolicyAction as DefaultAction;
 use crate::deliveries::DeliveryCounts;
 use crate::metrics::MilterMetrics;
-use crate::transaction::{bare_address, domain_of, Transaction};
+use crate::transaction::{bare_address, domain_of, negotiate, Transaction};
 
 /// The header the verdict is written in.
 pub const RESULT_HEADER: &str = "Complaint-Token-Result";
@@ -234,6 +235,16 @@ impl CheckMilter {
 #[async_trait]
 impl Milter for CheckMilter {
     type Error = std::convert::Infallible;
+
+    async fn option_negotiation(
+        &mut self,
+        theirs: OptNeg,
+    ) -> Result<OptNeg, miltr_server::Error<Self::Error>> {
+        negotiate(
+            theirs,
+            Capability::SMFIF_ADDHDRS | Capability::SMFIF_CHGHDRS | Capability::SMFIF_QUARANTINE,
+        )
+    }
 
     async fn mail(&mut self, mail: Mail) -> Result<Action, Self::Error> {
         self.tx.reset();

@@ -17,6 +17,7 @@ use miltr_common::actions::{Action, Continue, Replycode};
 use miltr_common::commands::{Header, Macro, Mail, Recipient};
 use miltr_common::modifications::headers::InsertHeader;
 use miltr_common::modifications::ModificationResponse;
+use miltr_common::optneg::{Capability, OptNeg};
 use miltr_server::Milter;
 use ricochet_policy::{Decision, PolicyStore};
 use ricochet_token::send_log::SendLog;
@@ -26,7 +27,7 @@ use ricochet_token::{mint, Nature, SigningKey, TokenRequest, HEADER_NAME};
 use crate::config::UnsignedAction;
 use crate::metrics::{MilterMetrics, SignOutcome};
 use crate::senders::SenderMapFile;
-use crate::transaction::{bare_address, domain_of, Transaction};
+use crate::transaction::{bare_address, domain_of, negotiate, Transaction};
 
 /// Header the sending application declares the nature in (removed).
 pub const NATURE_HEADER: &str = "Message-Nature";
@@ -203,6 +204,16 @@ impl SignMilter {
 #[async_trait]
 impl Milter for SignMilter {
     type Error = std::convert::Infallible;
+
+    async fn option_negotiation(
+        &mut self,
+        theirs: OptNeg,
+    ) -> Result<OptNeg, miltr_server::Error<Self::Error>> {
+        negotiate(
+            theirs,
+            Capability::SMFIF_ADDHDRS | Capability::SMFIF_CHGHDRS,
+        )
+    }
 
     async fn macro_(&mut self, macro_: Macro) -> Result<(), Self::Error> {
         for (name, value) in macro_.macros() {

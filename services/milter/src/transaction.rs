@@ -4,6 +4,8 @@
 use mail_parser::MessageParser;
 use miltr_common::modifications::headers::ChangeHeader;
 use miltr_common::modifications::ModificationResponseBuilder;
+use miltr_common::optneg::{Capability, OptNeg, Protocol};
+use miltr_common::ProtocolError;
 
 /// Most headers kept for one message (a message with more still passes; the
 /// extra headers are not looked at).
@@ -78,6 +80,28 @@ impl Transaction {
         let (_, domain) = address.rsplit_once('@')?;
         Some(domain.trim().to_ascii_lowercase()).filter(|d| !d.is_empty())
     }
+}
+
+/// Option negotiation for both modes: the MTA need not send what no mode
+/// reads (the connection, HELO, DATA, unknown commands and the body: a
+/// token covers headers and envelope only), which saves a round trip per
+/// stage and the body's bytes; `capabilities` are the modifications the
+/// mode makes.
+pub fn negotiate(
+    theirs: OptNeg,
+    capabilities: Capability,
+) -> Result<OptNeg, miltr_server::Error<std::convert::Infallible>> {
+    let ours = OptNeg {
+        capabilities,
+        protocol: Protocol::NO_CONNECT
+            | Protocol::NO_HELO
+            | Protocol::NO_DATA
+            | Protocol::NO_UNKNOWN
+            | Protocol::NO_BODY,
+        ..OptNeg::default()
+    };
+    ours.merge_compatible(&theirs)
+        .map_err(|e| ProtocolError::CompatibilityError(e).into())
 }
 
 /// An SMTP path as the MTA sends it (`<a@b>`, maybe with spaces), bare.

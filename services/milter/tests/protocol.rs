@@ -42,7 +42,13 @@ where
         idle_timeout: Duration::from_secs(5),
     };
     let metrics = MilterMetrics::new();
-    tokio::spawn(server::run(listener, make, limits, metrics, std::future::pending()));
+    tokio::spawn(server::run(
+        listener,
+        make,
+        limits,
+        metrics,
+        std::future::pending(),
+    ));
     addr
 }
 
@@ -50,15 +56,28 @@ where
 async fn sign_milter(dir: &Path, extra: &[&str]) -> (SocketAddr, SigningKey) {
     let key = SigningKey::generate(Algorithm::EdDSA, "m-1").unwrap();
     write_private(&dir.join("esp.jwk"), &key.private_jwk()).unwrap();
-    std::fs::write(dir.join("senders.toml"), "[sasl]\nshop = \"shop-1\"\n[envelope]\n\"@shop.example\" = \"shop-1\"\n").unwrap();
+    std::fs::write(
+        dir.join("senders.toml"),
+        "[sasl]\nshop = \"shop-1\"\n[envelope]\n\"@shop.example\" = \"shop-1\"\n",
+    )
+    .unwrap();
     let d = |n: &str| dir.join(n).display().to_string();
     let mut args = vec![
-        "ricochet-milter".to_string(), "sign".into(), "--esp".into(), ESP.into(),
-        "--key".into(), d("esp.jwk"), "--send-log".into(), d("sent.log"),
-        "--senders".into(), d("senders.toml"),
+        "ricochet-milter".to_string(),
+        "sign".into(),
+        "--esp".into(),
+        ESP.into(),
+        "--key".into(),
+        d("esp.jwk"),
+        "--send-log".into(),
+        d("sent.log"),
+        "--senders".into(),
+        d("senders.toml"),
     ];
     args.extend(extra.iter().map(|a| a.to_string()));
-    let Mode::Sign(config) = Cli::parse_from(args).mode else { unreachable!() };
+    let Mode::Sign(config) = Cli::parse_from(args).mode else {
+        unreachable!()
+    };
     let signer = setup::signer(&config, MilterMetrics::new()).unwrap();
     (serve(move || SignMilter::new(signer.clone())).await, key)
 }
@@ -72,19 +91,32 @@ async fn message(
     let stream = TcpStream::connect(addr).await.unwrap();
     let client = Client::new(OptNeg::default());
     let mut c = client.connect_via(stream.compat()).await.unwrap();
-    c.connect(Connect::new(b"client", Family::Inet, Some(2525), b"127.0.0.1")).await.unwrap();
+    c.connect(Connect::new(
+        b"client",
+        Family::Inet,
+        Some(2525),
+        b"127.0.0.1",
+    ))
+    .await
+    .unwrap();
     c.helo(b"client".as_slice()).await.unwrap();
     c.mail(b"<news@shop.example>".as_slice()).await.unwrap();
     let mut replies = vec![];
     for r in rcpts {
-        replies.push(c.recipient(format!("<{r}>").as_bytes()).await.map_err(|e| format!("{e:?}")));
+        replies.push(
+            c.recipient(format!("<{r}>").as_bytes())
+                .await
+                .map_err(|e| format!("{e:?}")),
+        );
     }
     if replies.iter().all(Result::is_err) {
         return (replies, None);
     }
     c.data().await.unwrap();
     for (n, v) in headers {
-        c.header(Header::new(n.as_bytes(), v.as_bytes())).await.unwrap();
+        c.header(Header::new(n.as_bytes(), v.as_bytes()))
+            .await
+            .unwrap();
     }
     c.end_of_header().await.unwrap();
     c.body(b"Hello.\r\n".as_slice()).await.unwrap();
@@ -103,7 +135,9 @@ fn deleted(r: &ModificationResponse) -> Vec<String> {
     r.modifications()
         .iter()
         .filter_map(|m| match m {
-            ModificationAction::ChangeHeader(h) if h.value().is_empty() => Some(h.name().into_owned()),
+            ModificationAction::ChangeHeader(h) if h.value().is_empty() => {
+                Some(h.name().into_owned())
+            }
             _ => None,
         })
         .collect()
@@ -124,10 +158,24 @@ async fn a_message_gets_one_verifiable_token_for_its_recipient() {
     let response = response.unwrap();
     assert!(matches!(response.final_action(), Action::Continue(_)));
     let token = inserted(&response, "Complaint-Token").expect("a token header");
-    let keys: IssuerKeys = [(ESP.to_string(), [(key.kid().to_string(), key.verifying_key())].into())].into();
+    let keys: IssuerKeys = [(
+        ESP.to_string(),
+        [(key.kid().to_string(), key.verifying_key())].into(),
+    )]
+    .into();
     let claims = verify(&token, &keys, &VerifyOptions::now()).unwrap();
-    assert_eq!((claims.sub.as_str(), claims.cmp.as_deref(), claims.dom.as_deref()), ("shop-1", Some("spring"), Some("shop.example")));
-    assert_eq!(claims.rcb, recipient_binding(&claims.jti, "alice@example.net"));
+    assert_eq!(
+        (
+            claims.sub.as_str(),
+            claims.cmp.as_deref(),
+            claims.dom.as_deref()
+        ),
+        ("shop-1", Some("spring"), Some("shop.example"))
+    );
+    assert_eq!(
+        claims.rcb,
+        recipient_binding(&claims.jti, "alice@example.net")
+    );
     assert!((claims.iat - unix_now()).abs() < 60);
     let mut gone = deleted(&response);
     gone.sort();
@@ -143,7 +191,10 @@ async fn a_second_recipient_is_deferred_with_452() {
     let (replies, response) = message(addr, &["a@example.net", "b@example.net"], &MARKETING).await;
     assert!(replies[0].is_ok());
     let second = replies[1].as_ref().unwrap_err();
-    assert!(second.contains("452") && second.contains("4.5.3"), "{second}");
+    assert!(
+        second.contains("452") && second.contains("4.5.3"),
+        "{second}"
+    );
     assert!(inserted(&response.unwrap(), "Complaint-Token").is_some());
 }
 
@@ -151,18 +202,28 @@ async fn a_second_recipient_is_deferred_with_452() {
 async fn unsigned_mail_passes_or_is_refused_as_configured() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _) = sign_milter(dir.path(), &[]).await;
-    let plain = [("From", "news@shop.example"), ("Complaint-Token", "forged.by.app")];
+    let plain = [
+        ("From", "news@shop.example"),
+        ("Complaint-Token", "forged.by.app"),
+    ];
     let (_, response) = message(addr, &["a@example.net"], &plain).await;
     let response = response.unwrap();
     assert!(matches!(response.final_action(), Action::Continue(_)));
     assert_eq!(inserted(&response, "Complaint-Token"), None);
-    assert_eq!(deleted(&response), ["Complaint-Token"], "a token the ESP did not mint never leaves");
+    assert_eq!(
+        deleted(&response),
+        ["Complaint-Token"],
+        "a token the ESP did not mint never leaves"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let (addr, _) = sign_milter(dir.path(), &["--unsigned", "reject"]).await;
     let (_, response) = message(addr, &["a@example.net"], &plain).await;
     let action = format!("{:?}", response.unwrap().final_action());
-    assert!(action.contains("Replycode") && action.contains("[5, 5, 0]"), "{action}");
+    assert!(
+        action.contains("Replycode") && action.contains("[5, 5, 0]"),
+        "{action}"
+    );
 }
 
 #[tokio::test]
@@ -176,7 +237,10 @@ async fn mail_the_recipients_policy_refuses_is_not_signed() {
     let (addr, _) = sign_milter(dir.path(), &["--policies", &p, "--unsigned", "tempfail"]).await;
     let (_, response) = message(addr, &["a@strict.example"], &MARKETING).await;
     let action = format!("{:?}", response.unwrap().final_action());
-    assert!(action.contains("[4, 5, 1]") && action.contains("nature-refused"), "{action}");
+    assert!(
+        action.contains("[4, 5, 1]") && action.contains("nature-refused"),
+        "{action}"
+    );
     let (_, response) = message(addr, &["a@open.example"], &MARKETING).await;
     assert!(inserted(&response.unwrap(), "Complaint-Token").is_some());
 }
@@ -192,7 +256,9 @@ async fn closed(mut stream: TcpStream) -> bool {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), read).await.is_ok()
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .is_ok()
 }
 
 #[tokio::test]
@@ -202,10 +268,10 @@ async fn malformed_traffic_closes_only_its_own_connection() {
     let (addr, _) = sign_milter(dir.path(), &[]).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut garbage: Vec<Vec<u8>> = vec![
-        vec![0xff, 0xff, 0xff, 0xff, b'O'],       // a 4 GiB packet announced
-        vec![0, 0, 0, 1, b'Z'],                   // an unknown command
-        vec![0, 0, 0, 5, b'O', 0, 0],             // a short option negotiation
-        vec![0, 0, 0, 0],                         // an empty packet
+        vec![0xff, 0xff, 0xff, 0xff, b'O'], // a 4 GiB packet announced
+        vec![0, 0, 0, 1, b'Z'],             // an unknown command
+        vec![0, 0, 0, 5, b'O', 0, 0],       // a short option negotiation
+        vec![0, 0, 0, 0],                   // an empty packet
     ];
     for _ in 0..200 {
         let len = rng.random_range(1..300);
@@ -223,7 +289,10 @@ async fn malformed_traffic_closes_only_its_own_connection() {
         if i >= 2 {
             let _ = s.shutdown().await;
         }
-        assert!(closed(s).await, "the milter closes a connection sending {bytes:?}");
+        assert!(
+            closed(s).await,
+            "the milter closes a connection sending {bytes:?}"
+        );
     }
     open.mail(b"<news@shop.example>".as_slice()).await.unwrap();
     let (replies, response) = message(addr, &["a@example.net"], &MARKETING).await;

@@ -20,6 +20,7 @@ use serde_json::json;
 mod freshness;
 mod ingest;
 mod loader;
+mod milter;
 mod overload;
 mod provider_list;
 mod scoring;
@@ -134,6 +135,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         requests: usize,
     },
+    /// What the milters cost Postfix: three Postfix instances of their own
+    /// on loopback (no milter, the sign milter, the check milter) take the
+    /// same messages over SMTP and discard them after queueing; prints
+    /// messages/s, latency, each milter's CPU per message and the ratio to
+    /// the instance without a milter, medians over the rounds. Needs root
+    /// and Postfix (`deploy/local/stack install`).
+    Milter {
+        /// Messages per configuration and round.
+        #[arg(long, default_value_t = 3_000)]
+        messages: usize,
+        /// SMTP sessions at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Rounds (each measures the three configurations in turn).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Ingest at twice its capacity: measures capacity (8 in flight), then
     /// offers twice that open-loop for --seconds with the default limits, and
     /// prints answers by status with their latency and ingest's peak RSS.
@@ -185,6 +203,11 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             scoring::run(senders, complaints, options).await
         }
         BenchCommand::ProviderList { keys, requests } => provider_list::run(keys, requests).await,
+        BenchCommand::Milter {
+            messages,
+            concurrency,
+            rounds,
+        } => milter::run(messages, concurrency, rounds).await,
         BenchCommand::Ingest {
             tokens,
             batch,
