@@ -123,7 +123,11 @@ async fn drive(
             for (rcpt, text) in messages.iter().skip(worker).step_by(concurrency) {
                 let t = Instant::now();
                 let out = session
-                    .send("news@shop.example", &[rcpt.clone()], text.as_bytes())
+                    .send(
+                        "news@shop.example",
+                        std::slice::from_ref(rcpt),
+                        text.as_bytes(),
+                    )
                     .await?;
                 anyhow::ensure!(out.accepted.len() == 1, "not accepted: {:?}", out.refused);
                 latencies.push(t.elapsed().as_secs_f64() * 1000.0);
