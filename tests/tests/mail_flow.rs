@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ricochet_harness::participants::{own_key, register};
 use ricochet_harness::postfix::{Postfix, Route, Settings};
-use ricochet_harness::process::{free_port, ServiceProcess};
+use ricochet_harness::process::{free_port, start_milter, ServiceProcess};
 use ricochet_harness::smtp;
 use ricochet_integration_tests::{clickhouse, kafka, unique, wait_for, workspace_binary};
 use ricochet_kafka::ensure_topics;
@@ -168,14 +168,9 @@ async fn service(name: &str, args: &[&str], envs: &[(&str, &str)]) -> ServicePro
 
 /// A milter in `mode`, ready; returns it with its milter address.
 async fn milter(mode: &str, args: &[&str]) -> (ServiceProcess, SocketAddr) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-    let mut argv = vec!["--listen".to_string(), addr.to_string()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let bin = workspace_binary("ricochet-milter");
-    let mut p = ServiceProcess::spawn_mode(&bin, &[mode], "--ops-listen", &argv, &[]).unwrap();
-    p.wait_ready().await.unwrap();
-    (p, addr)
+    start_milter(&workspace_binary("ricochet-milter"), mode, args)
+        .await
+        .unwrap()
 }
 
 async fn world() -> World {

@@ -24,6 +24,23 @@ pub fn service_binary(name: &str, given: Option<PathBuf>) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Starts the milter `bin` in `mode` (`sign`, `check`) with `args`, on a
+/// free milter port and its `/readyz` on another; waits until it is ready.
+/// Returns it with its milter address.
+pub async fn start_milter(
+    bin: &Path,
+    mode: &str,
+    args: &[&str],
+) -> Result<(ServiceProcess, std::net::SocketAddr)> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let listen = addr.to_string();
+    let mut argv = vec!["--listen", listen.as_str()];
+    argv.extend_from_slice(args);
+    let mut process = ServiceProcess::spawn_mode(bin, &[mode], "--ops-listen", &argv, &[])?;
+    process.wait_ready().await?;
+    Ok((process, addr))
+}
+
 /// A loopback port free at the time of the call.
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -8,14 +8,11 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use miltr_common::actions::{Action, Continue, Replycode};
-use miltr_common::commands::{Header, Mail, Recipient};
+use miltr_common::actions::{Action, Replycode};
 use miltr_common::modifications::headers::InsertHeader;
 use miltr_common::modifications::quarantine::Quarantine;
 use miltr_common::modifications::ModificationResponse;
-use miltr_common::optneg::{Capability, OptNeg};
-use miltr_server::Milter;
+use miltr_common::optneg::Capability;
 use ricochet_policy::{Action as PolicyAction, Decision, PolicyStore};
 use ricochet_registry::{ParticipantKind, RegistryHandle};
 use ricochet_token::binding::{bindings_match, recipient_binding};
@@ -25,7 +22,8 @@ use ricochet_token::{verify, Claims, VerifyOptions, HEADER_NAME};
 use crate::config::PolicyAction as DefaultAction;
 use crate::deliveries::DeliveryCounts;
 use crate::metrics::MilterMetrics;
-use crate::transaction::{bare_address, domain_of, negotiate, Transaction};
+use crate::session::{Mode, Session};
+use crate::transaction::{domain_of, Transaction};
 
 /// The header the verdict is written in.
 pub const RESULT_HEADER: &str = "Complaint-Token-Result";
@@ -177,34 +175,31 @@ impl From<DefaultAction> for PolicyAction {
 }
 
 /// One MTA connection in check mode.
-pub struct CheckMilter {
-    checker: Arc<Checker>,
-    tx: Transaction,
-}
+pub type CheckMilter = Session<Checker>;
 
-impl CheckMilter {
-    /// A connection's milter.
-    pub fn new(checker: Arc<Checker>) -> Self {
-        CheckMilter {
-            checker,
-            tx: Transaction::default(),
-        }
+impl Mode for Checker {
+    const CAPABILITIES: Capability = Capability::SMFIF_ADDHDRS
+        .union(Capability::SMFIF_CHGHDRS)
+        .union(Capability::SMFIF_QUARANTINE);
+
+    fn refuse_recipient(&self, _taken: &Transaction) -> Option<Action> {
+        None
     }
 
-    fn finish(&mut self) -> ModificationResponse {
-        let verdict = self.checker.verdict(&self.tx);
-        self.checker.metrics.checked(verdict.label());
+    fn finish(&self, tx: &Transaction) -> ModificationResponse {
+        let verdict = self.verdict(tx);
+        self.metrics.checked(verdict.label());
         let mut builder = ModificationResponse::builder();
-        self.tx.delete_all(RESULT_HEADER, &mut builder);
-        self.tx.delete_all(POLICY_HEADER, &mut builder);
+        tx.delete_all(RESULT_HEADER, &mut builder);
+        tx.delete_all(POLICY_HEADER, &mut builder);
         builder.push(InsertHeader::new(
             0,
             RESULT_HEADER.as_bytes(),
             verdict.header_value().as_bytes(),
         ));
         let mut delivered = true;
-        if let Some((reason, action)) = self.checker.policy(&self.tx, &verdict) {
-            self.checker.metrics.policy_refused(action);
+        if let Some((reason, action)) = self.policy(tx, &verdict) {
+            self.metrics.policy_refused(action);
             delivered = action == PolicyAction::Header;
             match action {
                 PolicyAction::Reject => {
@@ -226,50 +221,8 @@ impl CheckMilter {
             ));
         }
         if let (Verdict::Valid { claims, .. }, true) = (&verdict, delivered) {
-            self.checker.counts.record(claims, unix_now());
+            self.counts.record(claims, unix_now());
         }
         builder.contin()
-    }
-}
-
-#[async_trait]
-impl Milter for CheckMilter {
-    type Error = std::convert::Infallible;
-
-    async fn option_negotiation(
-        &mut self,
-        theirs: OptNeg,
-    ) -> Result<OptNeg, miltr_server::Error<Self::Error>> {
-        negotiate(
-            theirs,
-            Capability::SMFIF_ADDHDRS | Capability::SMFIF_CHGHDRS | Capability::SMFIF_QUARANTINE,
-        )
-    }
-
-    async fn mail(&mut self, mail: Mail) -> Result<Action, Self::Error> {
-        self.tx.reset();
-        self.tx.mail_from = Some(bare_address(&mail.sender()));
-        Ok(Continue.into())
-    }
-
-    async fn rcpt(&mut self, rcpt: Recipient) -> Result<Action, Self::Error> {
-        if self.tx.recipients.len() < 1_000 {
-            self.tx.recipients.push(bare_address(&rcpt.recipient()));
-        }
-        Ok(Continue.into())
-    }
-
-    async fn header(&mut self, header: Header) -> Result<Action, Self::Error> {
-        self.tx.push_header(&header.name(), &header.value());
-        Ok(Continue.into())
-    }
-
-    async fn end_of_body(&mut self) -> Result<ModificationResponse, Self::Error> {
-        Ok(self.finish())
-    }
-
-    async fn abort(&mut self) -> Result<(), Self::Error> {
-        self.tx.reset();
-        Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //! Layout, by responsibility:
 //! - [`config`]: the command line (`sign` and `check` modes);
 //! - [`server`]: the listener, one task and one milter state per MTA connection;
-//! - [`transaction`]: what the MTA tells a milter about a message;
+//! - [`transaction`]: what the MTA tells a milter about a message, and
+//!   [`session`]: one connection's protocol handling, shared by the modes;
 //! - [`sign`] (ESP side) with [`senders`], the sender map;
 //! - [`check`] (provider side) with [`deliveries`], the delivered counts it reports;
 //! - [`metrics`]: the Prometheus metrics;
@@ -20,6 +21,7 @@ pub mod deliveries;
 pub mod metrics;
 pub mod senders;
 pub mod server;
+pub mod session;
 pub mod setup;
 pub mod sign;
 pub mod transaction;

@@ -12,13 +12,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use miltr_common::actions::{Action, Continue, Replycode};
-use miltr_common::commands::{Header, Macro, Mail, Recipient};
+use miltr_common::actions::{Action, Replycode};
 use miltr_common::modifications::headers::InsertHeader;
 use miltr_common::modifications::ModificationResponse;
-use miltr_common::optneg::{Capability, OptNeg};
-use miltr_server::Milter;
+use miltr_common::optneg::Capability;
 use ricochet_policy::{Decision, PolicyStore};
 use ricochet_token::send_log::SendLog;
 use ricochet_token::verify::unix_now;
@@ -27,7 +24,8 @@ use ricochet_token::{mint, Nature, SigningKey, TokenRequest, HEADER_NAME};
 use crate::config::UnsignedAction;
 use crate::metrics::{MilterMetrics, SignOutcome};
 use crate::senders::SenderMapFile;
-use crate::transaction::{bare_address, domain_of, negotiate, Transaction};
+use crate::session::{Mode, Session};
+use crate::transaction::{domain_of, Transaction};
 
 /// Header the sending application declares the nature in (removed).
 pub const NATURE_HEADER: &str = "Message-Nature";
@@ -151,32 +149,34 @@ fn declared_nature(tx: &Transaction) -> Result<Nature, NotSigned> {
 }
 
 /// One MTA connection in sign mode.
-pub struct SignMilter {
-    signer: Arc<Signer>,
-    tx: Transaction,
-}
+pub type SignMilter = Session<Signer>;
 
-impl SignMilter {
-    /// A connection's milter.
-    pub fn new(signer: Arc<Signer>) -> Self {
-        SignMilter {
-            signer,
-            tx: Transaction::default(),
+impl Mode for Signer {
+    const CAPABILITIES: Capability = Capability::SMFIF_ADDHDRS.union(Capability::SMFIF_CHGHDRS);
+
+    fn refuse_recipient(&self, taken: &Transaction) -> Option<Action> {
+        if taken.recipients.is_empty() {
+            return None;
         }
+        self.metrics.extra_recipients.inc();
+        Some(
+            Replycode::new(
+                [4, 5, 2],
+                [4, 5, 3],
+                "one recipient per message: each gets its own complaint token; send the rest in a new transaction",
+            )
+            .into(),
+        )
     }
 
-    fn finish(&mut self) -> ModificationResponse {
+    fn finish(&self, tx: &Transaction) -> ModificationResponse {
         let mut builder = ModificationResponse::builder();
         for name in [NATURE_HEADER, CAMPAIGN_HEADER, SENDER_HEADER, HEADER_NAME] {
-            self.tx.delete_all(name, &mut builder);
+            tx.delete_all(name, &mut builder);
         }
-        let signed = self
-            .signer
-            .request(&self.tx)
-            .and_then(|r| self.signer.sign(&r));
-        match signed {
+        match self.request(tx).and_then(|r| self.sign(&r)) {
             Ok(token) => {
-                self.signer.metrics.signed(SignOutcome::Signed);
+                self.metrics.signed(SignOutcome::Signed);
                 builder.push(InsertHeader::new(
                     0,
                     HEADER_NAME.as_bytes(),
@@ -185,9 +185,9 @@ impl SignMilter {
                 builder.contin()
             }
             Err(not) => {
-                self.signer.metrics.signed(not.outcome);
+                self.metrics.signed(not.outcome);
                 tracing::info!(outcome = not.outcome.as_str(), reason = %not.reason, "not signed");
-                match self.signer.unsigned {
+                match self.unsigned {
                     UnsignedAction::Pass => builder.contin(),
                     UnsignedAction::Reject => {
                         builder.build(Replycode::new([5, 5, 0], [5, 7, 1], &not.reason))
@@ -198,65 +198,5 @@ impl SignMilter {
                 }
             }
         }
-    }
-}
-
-#[async_trait]
-impl Milter for SignMilter {
-    type Error = std::convert::Infallible;
-
-    async fn option_negotiation(
-        &mut self,
-        theirs: OptNeg,
-    ) -> Result<OptNeg, miltr_server::Error<Self::Error>> {
-        negotiate(
-            theirs,
-            Capability::SMFIF_ADDHDRS | Capability::SMFIF_CHGHDRS,
-        )
-    }
-
-    async fn macro_(&mut self, macro_: Macro) -> Result<(), Self::Error> {
-        for (name, value) in macro_.macros() {
-            if name == b"{auth_authen}" && !value.is_empty() {
-                self.tx.sasl_login = Some(String::from_utf8_lossy(value).into_owned());
-            }
-        }
-        Ok(())
-    }
-
-    async fn mail(&mut self, mail: Mail) -> Result<Action, Self::Error> {
-        let login = self.tx.sasl_login.take();
-        self.tx.reset();
-        self.tx.sasl_login = login;
-        self.tx.mail_from = Some(bare_address(&mail.sender()));
-        Ok(Continue.into())
-    }
-
-    async fn rcpt(&mut self, rcpt: Recipient) -> Result<Action, Self::Error> {
-        if !self.tx.recipients.is_empty() {
-            self.signer.metrics.extra_recipients.inc();
-            return Ok(Replycode::new(
-                [4, 5, 2],
-                [4, 5, 3],
-                "one recipient per message: each gets its own complaint token; send the rest in a new transaction",
-            )
-            .into());
-        }
-        self.tx.recipients.push(bare_address(&rcpt.recipient()));
-        Ok(Continue.into())
-    }
-
-    async fn header(&mut self, header: Header) -> Result<Action, Self::Error> {
-        self.tx.push_header(&header.name(), &header.value());
-        Ok(Continue.into())
-    }
-
-    async fn end_of_body(&mut self) -> Result<ModificationResponse, Self::Error> {
-        Ok(self.finish())
-    }
-
-    async fn abort(&mut self) -> Result<(), Self::Error> {
-        self.tx.reset();
-        Ok(())
     }
 }

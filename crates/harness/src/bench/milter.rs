@@ -20,7 +20,7 @@ use ricochet_token::{mint, Algorithm, Nature, TokenRequest};
 
 use crate::participants::register;
 use crate::postfix::{Postfix, Route, Settings};
-use crate::process::{free_port, service_binary, ServiceProcess};
+use crate::process::{free_port, service_binary, start_milter, ServiceProcess};
 use crate::smtp::Session;
 use crate::stats::percentile;
 
@@ -32,18 +32,6 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     milter_cpu_us: Option<f64>,
-}
-
-/// Starts a milter process in `mode`; returns it with its milter address.
-async fn milter(mode: &str, args: &[String]) -> Result<(ServiceProcess, SocketAddr)> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let mut argv = vec!["--listen".to_string(), addr.to_string()];
-    argv.extend(args.iter().cloned());
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let bin = service_binary("ricochet-milter", None)?;
-    let mut p = ServiceProcess::spawn_mode(&bin, &[mode], "--ops-listen", &argv, &[])?;
-    p.wait_ready().await?;
-    Ok((p, addr))
 }
 
 /// The two milters, with their files under `dir`.
@@ -78,10 +66,10 @@ async fn milters(dir: &Path) -> Result<[(ServiceProcess, SocketAddr); 2]> {
         "--counts-file",
         &d("counts.json"),
     ];
-    let own = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let bin = service_binary("ricochet-milter", None)?;
     Ok([
-        milter("sign", &own(&sign)).await?,
-        milter("check", &own(&check)).await?,
+        start_milter(&bin, "sign", &sign).await?,
+        start_milter(&bin, "check", &check).await?,
     ])
 }
 
