@@ -31,6 +31,14 @@ export RICOCHET_REGISTRY=$work/registry.toml
   --domain mail-demo.example --jwks provider.jwks
 "$ricochet" registry check
 
+step "The provider publishes its recipient policy: no marketing mail to mail-demo.example"
+export RICOCHET_POLICY_DIR=$work/policies
+cat >mail-demo.example.json <<JSON
+{"version": 1, "domain": "mail-demo.example", "effective_from": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+ "natures": {"refuse": ["marketing"]}, "unsigned": "accept", "action": "reject"}
+JSON
+"$ricochet" policy publish --provider mail-demo.example mail-demo.example.json
+
 # start_service NAME READY_URL: runs $bin/ricochet-NAME in its own session
 # (pid file beside the stack's, so `stack down` stops it) and waits until ready.
 start_service() {
@@ -50,6 +58,9 @@ step "Ingest and the loader start ($RICOCHET_INGEST_URL, http://$RICOCHET_LOADER
 start_service ingest "$RICOCHET_INGEST_URL/readyz"
 start_service loader "http://$RICOCHET_LOADER_LISTEN/readyz"
 echo "both ready"
+echo "an ESP asks before sending (ingest serves $RICOCHET_INGEST_URL/.well-known/ricochet-policy/mail-demo.example):"
+"$ricochet" policy check --domain mail-demo.example --nature newsletter
+"$ricochet" policy check --domain mail-demo.example --nature marketing || true
 
 since_ms=$(date +%s%3N) # this run's complaints only, when the stack holds earlier runs
 

@@ -35,6 +35,9 @@ const PROVIDER: &str = "mail-flow.example";
 /// A domain without a policy, and one whose policy refuses marketing.
 const OPEN: &str = "open.flow.example";
 const STRICT: &str = "strict.flow.example";
+/// Domains whose policies refuse marketing with the other two actions.
+const HOLD: &str = "hold.flow.example";
+const MARK: &str = "mark.flow.example";
 const WAIT: Duration = Duration::from_secs(90);
 
 /// Everything the test started, kept alive until it ends.
@@ -73,7 +76,7 @@ async fn pipeline(dir: &Path) -> (ClickHouseConfig, Vec<ServiceProcess>, Signing
         kind,
         PROVIDER,
         (Algorithm::EdDSA, "flow-mail"),
-        &[OPEN, STRICT],
+        &[OPEN, STRICT, HOLD, MARK],
     )
     .unwrap();
     write_private(&dir.join("provider.jwk"), &provider.private_jwk()).unwrap();
@@ -127,14 +130,21 @@ async fn pipeline(dir: &Path) -> (ClickHouseConfig, Vec<ServiceProcess>, Signing
     (ch, services, esp)
 }
 
-/// The provider publishes its policy for STRICT (refusing marketing) the
-/// way an operator does; a domain it does not host is refused.
+/// The provider publishes its policies refusing marketing (STRICT with
+/// reject, HOLD with quarantine, MARK with a header) the way an operator
+/// does; a domain it does not host is refused.
 fn publish_policy(dir: &Path) {
-    for (domain, ok) in [(STRICT, true), ("elsewhere.example", false)] {
+    let cases = [
+        (STRICT, "reject", true),
+        (HOLD, "quarantine", true),
+        (MARK, "header", true),
+        ("elsewhere.example", "reject", false),
+    ];
+    for (domain, action, ok) in cases {
         let file = dir.join(format!("{domain}.policy.json"));
         let policy = format!(
             r#"{{"version": 1, "domain": "{domain}", "effective_from": "2026-01-01T00:00:00Z",
-                "natures": {{"refuse": ["marketing"]}}, "action": "reject"}}"#
+                "natures": {{"refuse": ["marketing"]}}, "action": "{action}"}}"#
         );
         std::fs::write(&file, policy).unwrap();
         let out = Command::new(workspace_binary("ricochet"))
@@ -212,7 +222,7 @@ async fn world() -> World {
     ];
     let (check, check_addr) = milter("check", &check_args).await;
     let (provider_port, esp_port) = (free_port().unwrap(), free_port().unwrap());
-    let domains = vec![OPEN.to_string(), STRICT.to_string()];
+    let domains = [OPEN, STRICT, HOLD, MARK].map(String::from).to_vec();
     let provider_mta = Postfix::start(
         &dir.path().join("postfix"),
         &Settings {
@@ -276,6 +286,7 @@ async fn mail_is_signed_checked_and_complained_about_end_to_end() {
     signed_and_checked(&w).await;
     forged_and_misdirected_tokens_are_invalid(&w).await;
     policy_refuses_marketing_with_550(&w).await;
+    policy_holds_or_marks_as_its_action_says(&w).await;
     an_esp_asks_the_published_policy(&w);
     complaint_button_reaches_the_feed_and_suppression_list(&w).await;
     delivery_counts_reach_clickhouse(&w).await;
@@ -389,6 +400,45 @@ async fn policy_refuses_marketing_with_550(w: &World) {
     assert_eq!(out.accepted, vec![erin], "the policy accepts account mail");
 }
 
+async fn policy_holds_or_marks_as_its_action_says(w: &World) {
+    let send = |rcpt: String| async move {
+        let request = TokenRequest::new(ESP, "shop-42", Nature::Marketing, &rcpt, unix_now());
+        let (token, _) = mint(&w.esp_key, &request).unwrap();
+        let text =
+            format!("From: news@shop.example\nComplaint-Token: {token}\nSubject: sale\n\nbuy\n");
+        let out = smtp::send(w.provider_mta.smtp, "news@shop.example", &[&rcpt], &text).await;
+        assert_eq!(
+            out.unwrap().accepted,
+            vec![rcpt],
+            "quarantine and header accept the mail"
+        );
+    };
+    let (gina, hank) = (format!("gina@{HOLD}"), format!("hank@{MARK}"));
+    send(gina.clone()).await;
+    wait_for("the message in the hold queue", WAIT, || async {
+        (w.provider_mta.held() == 1).then_some(())
+    })
+    .await;
+    send(hank.clone()).await;
+    let to = |who: &str| {
+        let who = who.to_string();
+        move |f: &PathBuf| header(f, "Delivered-To").as_deref() == Some(who.as_str())
+    };
+    let marked = wait_for("the marked message", WAIT, || async {
+        w.provider_mta.delivered().into_iter().find(to(&hank))
+    })
+    .await;
+    let policy = header(&marked, "Complaint-Token-Policy");
+    assert_eq!(
+        policy.as_deref(),
+        Some("refused; reason=nature-refused: marketing")
+    );
+    assert!(
+        !w.provider_mta.delivered().iter().any(to(&gina)),
+        "the held message is not delivered"
+    );
+}
+
 fn an_esp_asks_the_published_policy(w: &World) {
     for (nature, code, says) in [
         ("marketing", 2, "refused: nature-refused: marketing"),
@@ -495,7 +545,8 @@ async fn complaint_button_reaches_the_feed_and_suppression_list(w: &World) {
 
 async fn delivery_counts_reach_clickhouse(w: &World) {
     let client = w.ch.client();
-    // alice, carol, dave and erin's account mail: four valid tokens delivered.
+    // alice, carol, dave, erin's account mail and hank's marked marketing:
+    // five valid tokens delivered (the refused and the held are not).
     wait_for("the milter's delivery counts", WAIT, || {
         let client = client.clone();
         async move {
@@ -505,7 +556,7 @@ async fn delivery_counts_reach_clickhouse(w: &World) {
                 .fetch_one::<u64>()
                 .await
                 .ok()?;
-            (n == 4).then_some(())
+            (n == 5).then_some(())
         }
     })
     .await;

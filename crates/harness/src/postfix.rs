@@ -156,6 +156,22 @@ impl Postfix {
         }
     }
 
+    /// How many messages are in the hold queue (quarantined by a milter).
+    pub fn held(&self) -> usize {
+        let mut count = 0;
+        let mut todo = vec![self.dir.join("queue/hold")];
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => todo.push(entry.path()),
+                    Ok(_) => count += 1,
+                    Err(_) => {}
+                }
+            }
+        }
+        count
+    }
+
     /// The mail log's last lines.
     pub fn log(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default();

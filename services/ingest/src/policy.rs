@@ -54,8 +54,9 @@ pub async fn well_known(
     Path(domain): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    // A name that is not a domain has no policy: 404, with its own reason.
     let Ok(domain) = normalize_domain(&domain) else {
-        return Problem::new(StatusCode::BAD_REQUEST, "bad-domain", "not a domain name")
+        return Problem::new(StatusCode::NOT_FOUND, "not-a-domain", "not a domain name")
             .into_response();
     };
     let policy = state.policies().and_then(|p| p.current(&domain));
