@@ -249,6 +249,8 @@ pub struct ClickHouseServer {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<std::process::Child>,
+    /// A server configuration file to read as well (a cluster's).
+    config_file: Option<std::path::PathBuf>,
 }
 
 impl ClickHouseServer {
@@ -265,8 +267,21 @@ impl ClickHouseServer {
             dir: tempfile::tempdir().unwrap(),
             port: free(),
             child: None,
+            config_file: None,
         };
         c.restart(free()).await;
+        c
+    }
+
+    /// Starts a server on `tcp_port` that also reads `config_file`.
+    pub async fn start_with_config(config_file: std::path::PathBuf, tcp_port: u16) -> Self {
+        let mut c = ClickHouseServer {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            child: None,
+            config_file: Some(config_file),
+        };
+        c.restart(tcp_port).await;
         c
     }
 
@@ -296,17 +311,21 @@ impl ClickHouseServer {
         let server = std::env::var("RICOCHET_CHDB_SERVER")
             .expect("RICOCHET_CHDB_SERVER (exported by deploy/local/stack env)");
         let lib = std::env::var("RICOCHET_CHDB_LIB").expect("RICOCHET_CHDB_LIB");
-        let child = std::process::Command::new(server)
-            .args([
-                "--lib",
-                &lib,
-                "--path",
-                &self.dir.path().display().to_string(),
-                "--http-port",
-                &self.port.to_string(),
-                "--tcp-port",
-                &tcp_port.to_string(),
-            ])
+        let mut command = std::process::Command::new(server);
+        command.args([
+            "--lib",
+            &lib,
+            "--path",
+            &self.dir.path().display().to_string(),
+            "--http-port",
+            &self.port.to_string(),
+            "--tcp-port",
+            &tcp_port.to_string(),
+        ]);
+        if let Some(file) = &self.config_file {
+            command.arg("--config-file").arg(file);
+        }
+        let child = command
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -320,6 +339,60 @@ impl ClickHouseServer {
 impl Drop for ClickHouseServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A local ClickHouse cluster of the test's own: `shards` servers (one
+/// replica each), every one with the `remote_servers` entry `ricochet`
+/// naming them all. No coordination service: migrate it node by node.
+pub struct ClickHouseCluster {
+    /// The servers, shard 1 first.
+    pub nodes: Vec<ClickHouseServer>,
+    _config: tempfile::TempDir,
+}
+
+impl ClickHouseCluster {
+    /// The cluster's name in `remote_servers`.
+    pub const NAME: &'static str = "ricochet";
+
+    /// Starts the servers and waits until each answers.
+    pub async fn start(shards: usize) -> ClickHouseCluster {
+        let tcp_ports: Vec<u16> = (0..shards).map(|_| free_port()).collect();
+        let replicas: String = tcp_ports
+            .iter()
+            .map(|p| {
+                format!("<shard><replica><host>127.0.0.1</host><port>{p}</port></replica></shard>")
+            })
+            .collect();
+        let config = tempfile::tempdir().unwrap();
+        let file = config.path().join("cluster.xml");
+        let xml = format!(
+            "<clickhouse><remote_servers><{n}>{replicas}</{n}></remote_servers></clickhouse>",
+            n = Self::NAME
+        );
+        std::fs::write(&file, xml).unwrap();
+        let mut nodes = Vec::new();
+        for port in tcp_ports {
+            nodes.push(ClickHouseServer::start_with_config(file.clone(), port).await);
+        }
+        ClickHouseCluster {
+            nodes,
+            _config: config,
+        }
+    }
+
+    /// Settings of every node (database `ricochet`).
+    pub fn configs(&self) -> Vec<ClickHouseConfig> {
+        self.nodes.iter().map(ClickHouseServer::config).collect()
     }
 }
 

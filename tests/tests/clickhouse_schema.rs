@@ -219,3 +219,34 @@ async fn a_changed_applied_migration_is_refused() {
         .await
         .unwrap();
 }
+
+/// The cluster form of every migration, both kinds (with a coordination
+/// service: `ON CLUSTER` and `Replicated*` engines; without: plain), is
+/// accepted by ClickHouse's own parser (`formatQuery`). The replicated
+/// kind cannot run here (libchdb has no Keeper client); this is its check.
+#[tokio::test]
+async fn the_cluster_schema_parses_in_clickhouse() {
+    use ricochet_storage::cluster::{cluster_migrations, ClusterSpec};
+    let client = clickhouse("cluster_parse").server_client();
+    let migrations = ricochet_storage::migrations::embedded().unwrap();
+    let mut checked = 0;
+    for coordinated in [true, false] {
+        let spec = ClusterSpec {
+            cluster: "ricochet".into(),
+            coordinated,
+        };
+        for (name, statements) in cluster_migrations(&migrations, &spec).unwrap() {
+            for sql in statements {
+                let formatted = client
+                    .query("SELECT formatQuery(?)")
+                    .bind(&sql)
+                    .fetch_one::<String>()
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: ClickHouse refuses {sql}: {e}"));
+                assert!(!formatted.is_empty());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 60, "{checked} statements");
+}

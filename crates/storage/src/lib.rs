@@ -1,7 +1,8 @@
 //! ClickHouse access shared by Ricochet's services and CLI: connection
-//! settings ([`ClickHouseConfig`]) and the schema migration runner
-//! ([`migrations`]).
+//! settings ([`ClickHouseConfig`]), the schema migration runner
+//! ([`migrations`]) and the cluster form of the migrations ([`cluster`]).
 
+pub mod cluster;
 pub mod config;
 pub mod migrations;
 pub mod rows;

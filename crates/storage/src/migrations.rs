@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tracing::info;
 
+use crate::cluster::{cluster_migrations, ClusterError, ClusterSpec};
 use crate::config::ClickHouseConfig;
 
 mod embedded {
@@ -61,6 +62,9 @@ pub enum MigrationError {
         #[source]
         source: clickhouse::error::Error,
     },
+    /// A statement has no cluster form.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// ClickHouse could not be reached or answered with an error.
     #[error("ClickHouse: {0}")]
     ClickHouse(#[from] clickhouse::error::Error),
@@ -150,44 +154,83 @@ pub fn embedded() -> Result<Vec<Migration>, MigrationError> {
     Ok(list)
 }
 
-/// Applies migrations to one database.
+/// Applies migrations to one database, or to the same database on every
+/// node of a cluster.
 pub struct Migrator {
-    config: ClickHouseConfig,
+    /// The nodes migrated, in turn (one for a single node or a cluster
+    /// with `ON CLUSTER` DDL).
+    nodes: Vec<ClickHouseConfig>,
     migrations: Vec<Migration>,
+    /// The statements of each migration, in the form these nodes take.
+    statements: Vec<Vec<String>>,
 }
 
 /// What a [`Migrator::run`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct MigrationReport {
-    /// Names of migrations applied by this run.
+    /// Names of migrations applied by this run (on the first node).
     pub applied: Vec<String>,
-    /// Number of migrations that were already applied.
+    /// Number of migrations that were already applied (on the first node).
     pub already_applied: usize,
 }
 
 impl Migrator {
     /// A migrator for the embedded migrations.
     pub fn new(config: ClickHouseConfig) -> Result<Self, MigrationError> {
-        Ok(Migrator {
-            config,
-            migrations: embedded()?,
-        })
+        Ok(Self::with_migrations(config, embedded()?))
     }
 
     /// A migrator for an explicit list (tests).
     pub fn with_migrations(config: ClickHouseConfig, migrations: Vec<Migration>) -> Self {
-        Migrator { config, migrations }
+        let statements = migrations.iter().map(Migration::statements).collect();
+        Migrator {
+            nodes: vec![config],
+            migrations,
+            statements,
+        }
     }
 
-    /// Creates the database if needed, checks applied migrations, applies pending ones in order.
+    /// A migrator for the cluster form of the embedded migrations: with a
+    /// coordination service, run once on the first node (`ON CLUSTER`);
+    /// without, on every node in turn.
+    pub fn for_cluster(
+        nodes: Vec<ClickHouseConfig>,
+        spec: &ClusterSpec,
+    ) -> Result<Self, MigrationError> {
+        let migrations = embedded()?;
+        let statements = cluster_migrations(&migrations, spec)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        let nodes = match spec.coordinated {
+            true => nodes.into_iter().take(1).collect(),
+            false => nodes,
+        };
+        Ok(Migrator {
+            nodes,
+            migrations,
+            statements,
+        })
+    }
+
+    /// On every node: creates the database if needed, checks applied
+    /// migrations, applies pending ones in order.
     pub async fn run(&self) -> Result<MigrationReport, MigrationError> {
-        let db = &self.config.database;
-        self.config
-            .server_client()
+        let mut first = None;
+        for node in &self.nodes {
+            let report = self.run_on(node).await?;
+            first.get_or_insert(report);
+        }
+        Ok(first.unwrap_or_default())
+    }
+
+    async fn run_on(&self, node: &ClickHouseConfig) -> Result<MigrationReport, MigrationError> {
+        let db = &node.database;
+        node.server_client()
             .query(&format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
             .execute()
             .await?;
-        let client = self.config.client();
+        let client = node.client();
         client
             .query(&format!(
                 "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
@@ -203,7 +246,25 @@ impl Migrator {
             ))
             .fetch_all()
             .await?;
-        for row in &applied {
+        self.check_applied(&applied)?;
+        let mut report = MigrationReport {
+            already_applied: applied.len(),
+            ..Default::default()
+        };
+        for (m, statements) in self.migrations.iter().zip(&self.statements) {
+            if applied.iter().any(|r| r.version == m.version) {
+                continue;
+            }
+            info!(migration = %m.name, database = %db, url = %node.url, "applying migration");
+            apply(&client, m, statements).await?;
+            report.applied.push(m.name.clone());
+        }
+        Ok(report)
+    }
+
+    /// Every applied migration is known and unchanged.
+    fn check_applied(&self, applied: &[AppliedRow]) -> Result<(), MigrationError> {
+        for row in applied {
             match self.migrations.iter().find(|m| m.version == row.version) {
                 None => {
                     return Err(MigrationError::UnknownApplied {
@@ -221,39 +282,37 @@ impl Migrator {
                 Some(_) => {}
             }
         }
-        let mut report = MigrationReport {
-            already_applied: applied.len(),
-            ..Default::default()
-        };
-        for m in &self.migrations {
-            if applied.iter().any(|r| r.version == m.version) {
-                continue;
-            }
-            info!(migration = %m.name, database = %db, "applying migration");
-            for (i, stmt) in m.statements().iter().enumerate() {
-                client
-                    .query(stmt)
-                    .execute()
-                    .await
-                    .map_err(|source| MigrationError::Statement {
-                        name: m.name.clone(),
-                        statement: i + 1,
-                        source,
-                    })?;
-            }
-            let mut insert = client.insert::<AppliedRow>(MIGRATIONS_TABLE).await?;
-            insert
-                .write(&AppliedRow {
-                    version: m.version,
-                    name: m.name.clone(),
-                    checksum: m.checksum.clone(),
-                })
-                .await?;
-            insert.end().await?;
-            report.applied.push(m.name.clone());
-        }
-        Ok(report)
+        Ok(())
     }
+}
+
+/// Runs a migration's statements, then records it.
+async fn apply(
+    client: &clickhouse::Client,
+    m: &Migration,
+    statements: &[String],
+) -> Result<(), MigrationError> {
+    for (i, stmt) in statements.iter().enumerate() {
+        client
+            .query(stmt)
+            .execute()
+            .await
+            .map_err(|source| MigrationError::Statement {
+                name: m.name.clone(),
+                statement: i + 1,
+                source,
+            })?;
+    }
+    let mut insert = client.insert::<AppliedRow>(MIGRATIONS_TABLE).await?;
+    insert
+        .write(&AppliedRow {
+            version: m.version,
+            name: m.name.clone(),
+            checksum: m.checksum.clone(),
+        })
+        .await?;
+    insert.end().await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ struct Args {
     /// Address to listen on; keep it on loopback.
     #[arg(long, default_value = "127.0.0.1")]
     listen_host: String,
+    /// A ClickHouse server configuration file (XML) to read as well, e.g.
+    /// the `remote_servers` of a local cluster.
+    #[arg(long)]
+    config_file: Option<PathBuf>,
 }
 
 /// `struct local_result_v2` from chdb.h.
@@ -64,9 +68,14 @@ fn main() -> Result<()> {
         format!("--http_port={}", args.http_port),
         format!("--tcp_port={}", args.tcp_port),
         format!("--listen_host={}", args.listen_host),
-        format!("--query={SERVE_QUERY}"),
     ]
     .into_iter()
+    .chain(
+        args.config_file
+            .iter()
+            .map(|f| format!("--config-file={}", f.display())),
+    )
+    .chain([format!("--query={SERVE_QUERY}")])
     .map(|a| CString::new(a).context("argument contains a NUL byte"))
     .collect::<Result<_>>()?;
     let mut ptrs: Vec<*mut c_char> = argv.iter().map(|a| a.as_ptr() as *mut c_char).collect();

@@ -1,0 +1,110 @@
+//! A two-shard ClickHouse cluster of the test's own (two libchdb servers
+//! with a `remote_servers` entry, no coordination service): the cluster
+//! form of the migrations applied node by node, complaints inserted through
+//! the `Distributed` tables from either node, and every count exact.
+#![cfg(feature = "integration")]
+
+use clickhouse::Row;
+use ricochet_integration_tests::{complaint_row, ClickHouseCluster};
+use ricochet_storage::cluster::ClusterSpec;
+use ricochet_storage::{ClickHouseConfig, ComplaintRow, Migrator};
+use serde::Deserialize;
+
+/// Inserts through `node`'s Distributed `complaints`, acknowledged only
+/// once every row is on its shard.
+async fn insert_through(node: &ClickHouseConfig, rows: &[ComplaintRow]) {
+    let client = node
+        .client()
+        .with_setting("distributed_foreground_insert", "1");
+    let mut insert = client.insert::<ComplaintRow>("complaints").await.unwrap();
+    for r in rows {
+        insert.write(r).await.unwrap();
+    }
+    insert.end().await.unwrap();
+}
+
+#[derive(Row, Deserialize, Debug, PartialEq)]
+struct Counts {
+    tokens: u64,
+    final_rows: u64,
+    hourly: u64,
+}
+
+#[tokio::test]
+async fn a_two_shard_cluster_counts_each_token_once() {
+    let cluster = ClickHouseCluster::start(2).await;
+    let nodes = cluster.configs();
+    let spec = ClusterSpec {
+        cluster: ClickHouseCluster::NAME.into(),
+        coordinated: false,
+    };
+    let report = Migrator::for_cluster(nodes.clone(), &spec)
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert!(report.applied.len() >= 18, "{report:?}");
+    let again = Migrator::for_cluster(nodes.clone(), &spec)
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        again.applied.is_empty(),
+        "the cluster set is idempotent too"
+    );
+
+    let now_ms = 1_796_000_000_000;
+    let rows: Vec<ComplaintRow> = (0..10_000)
+        .map(|i| {
+            let sender = format!("sender-{}", i % 97);
+            complaint_row(
+                &format!("jti-{i:06}"),
+                "esp-a.example",
+                &sender,
+                "mail.example",
+                "unwanted",
+                now_ms,
+            )
+        })
+        .collect();
+    insert_through(&nodes[0], &rows).await;
+    // Half of them again, through the other node: a provider's retry.
+    insert_through(&nodes[1], &rows[..5_000]).await;
+
+    for node in &nodes {
+        let counts = node
+            .client()
+            .query(
+                "SELECT assumeNotNull((SELECT uniqExact(jti) FROM complaints)) AS tokens,
+                        assumeNotNull((SELECT count() FROM complaints FINAL)) AS final_rows,
+                        assumeNotNull((SELECT uniqExactMerge(tokens) FROM complaints_hourly)) AS hourly",
+            )
+            .fetch_one::<Counts>()
+            .await
+            .unwrap();
+        let expected = Counts {
+            tokens: 10_000,
+            final_rows: 10_000,
+            hourly: 10_000,
+        };
+        assert_eq!(counts, expected, "through {}", node.url);
+        assert_eq!(
+            counts.hourly, 10_000,
+            "each shard's materialized view saw its own rows"
+        );
+    }
+    for node in &nodes {
+        let on_shard = node
+            .client()
+            .query("SELECT count() FROM complaints_local FINAL")
+            .fetch_one::<u64>()
+            .await
+            .unwrap();
+        assert!(
+            (2_000..8_000).contains(&on_shard),
+            "{} holds {on_shard} of 10,000 tokens: both shards hold a share",
+            node.url
+        );
+    }
+}
