@@ -293,6 +293,10 @@ impl ClickHouseServer {
             user: "default".into(),
             password: String::new(),
             compression: ricochet_storage::WireCompression::Lz4,
+            cluster: self
+                .config_file
+                .as_ref()
+                .map(|_| ClickHouseCluster::NAME.to_string()),
         }
     }
 

@@ -11,11 +11,10 @@ use ricochet_storage::{ClickHouseConfig, ComplaintRow, Migrator};
 use serde::Deserialize;
 
 /// Inserts through `node`'s Distributed `complaints`, acknowledged only
-/// once every row is on its shard.
+/// once every row is on its shard (the cluster setting's foreground inserts).
 async fn insert_through(node: &ClickHouseConfig, rows: &[ComplaintRow]) {
-    let client = node
-        .client()
-        .with_setting("distributed_foreground_insert", "1");
+    assert!(node.cluster.is_some());
+    let client = node.client();
     let mut insert = client.insert::<ComplaintRow>("complaints").await.unwrap();
     for r in rows {
         insert.write(r).await.unwrap();

@@ -47,6 +47,14 @@ pub struct ClickHouseConfig {
         default_value_t = WireCompression::Lz4
     )]
     pub compression: WireCompression,
+    /// The cluster Ricochet's tables are sharded over (`remote_servers`
+    /// name; schema from `ricochet db migrate --cluster`). Every query then
+    /// runs with `distributed_product_mode = global` (subqueries over
+    /// sharded tables read the whole cluster) and every insert with
+    /// `distributed_foreground_insert = 1` (acknowledged once the rows are
+    /// on their shards).
+    #[arg(long = "clickhouse-cluster", env = "RICOCHET_CLICKHOUSE_CLUSTER")]
+    pub cluster: Option<String>,
 }
 
 /// How the client compresses what it sends to and reads from ClickHouse.
@@ -72,6 +80,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("user", &self.user)
             .field("password", &password)
             .field("compression", &self.compression)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -120,6 +129,12 @@ impl ClickHouseConfig {
                 WireCompression::Lz4 => clickhouse::Compression::Lz4,
                 WireCompression::None => clickhouse::Compression::None,
             });
+        let client = match self.cluster {
+            None => client,
+            Some(_) => client
+                .with_setting("distributed_product_mode", "global")
+                .with_setting("distributed_foreground_insert", "1"),
+        };
         if self.password.is_empty() {
             client
         } else {
