@@ -16,7 +16,10 @@ step() { printf '\n== %s\n' "$*"; }
 query() { curl -fsS "$RICOCHET_CLICKHOUSE_URL/?database=ricochet" --data-binary "$1"; }
 
 step "ClickHouse schema ($RICOCHET_CLICKHOUSE_URL); the demo starts from an empty database"
-curl -fsS "$RICOCHET_CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS ricochet SYNC"
+# Every node of a cluster (RICOCHET_CLICKHOUSE_NODES, set by a two-shard stack), else the one server.
+for node in $(echo "${RICOCHET_CLICKHOUSE_NODES:-$RICOCHET_CLICKHOUSE_URL}" | tr ',' ' '); do
+  curl -fsS "$node/" --data-binary "DROP DATABASE IF EXISTS ricochet SYNC"
+done
 "$ricochet" db migrate
 
 step "Kafka topics ($RICOCHET_KAFKA_BROKERS)"
