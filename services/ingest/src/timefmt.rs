@@ -11,6 +11,4 @@ pub fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
 }
 
 /// Current time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub use ricochet_token::verify::unix_now_ms as now_ms;

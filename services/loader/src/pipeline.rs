@@ -430,16 +430,10 @@ fn take(p: &mut Pending, m: &BorrowedMessage<'_>, config: &LoaderConfig, metrics
                 .encode(payload.unwrap_or_default()),
             reason,
             detail,
-            failed_at_ms: now_ms(),
+            failed_at_ms: ricochet_token::verify::unix_now_ms(),
         });
     }
     p.offsets.insert((topic, m.partition()), m.offset() + 1);
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

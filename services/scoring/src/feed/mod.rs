@@ -81,11 +81,7 @@ impl FeedReport {
 }
 
 /// The local clock, Unix milliseconds.
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use ricochet_token::verify::unix_now_ms as unix_ms;
 
 #[cfg(test)]
 mod tests {
