@@ -93,6 +93,7 @@ async fn a_two_shard_cluster_counts_each_token_once() {
             "each shard's materialized view saw its own rows"
         );
     }
+    work_lists_are_the_nodes_own(&nodes[0]).await;
     for node in &nodes {
         let on_shard = node
             .client()
@@ -106,4 +107,34 @@ async fn a_two_shard_cluster_counts_each_token_once() {
             node.url
         );
     }
+}
+
+/// Scoring's work lists live whole on the node scoring talks to: truncated
+/// there, and read by every shard through `GLOBAL IN` (every sender of the
+/// list is found, whichever shard holds its rows).
+async fn work_lists_are_the_nodes_own(node: &ClickHouseConfig) {
+    let client = node.client();
+    let exec = |sql: &'static str| {
+        let client = client.clone();
+        async move { client.query(sql).execute().await.unwrap() }
+    };
+    exec("INSERT INTO scoring_scope SELECT DISTINCT esp, sender FROM complaints").await;
+    let count = |sql: &'static str| {
+        let client = client.clone();
+        async move { client.query(sql).fetch_one::<u64>().await.unwrap() }
+    };
+    assert_eq!(count("SELECT count() FROM scoring_scope").await, 97);
+    let listed = "SELECT uniqExact(jti) FROM complaints
+                  WHERE (esp, sender) GLOBAL IN (SELECT esp, sender FROM scoring_scope)";
+    assert_eq!(
+        count(listed).await,
+        10_000,
+        "both shards test against the one list"
+    );
+    exec("TRUNCATE TABLE scoring_scope").await;
+    assert_eq!(
+        count("SELECT count() FROM scoring_scope").await,
+        0,
+        "a truncate empties it"
+    );
 }

@@ -7,6 +7,12 @@
 //! the statements carry `ON CLUSTER` and the tables use the `Replicated*`
 //! engines; without one they are run on every node in turn with the plain
 //! engines (replicas are then not kept in sync: one replica per shard).
+//!
+//! Scoring's per-run work lists (`scoring_*`: the senders a run rescores,
+//! its suspects, candidate reporters) are not sharded: each node keeps its
+//! own, which the scoring instance connected to it fills, truncates
+//! (`TRUNCATE` on a `Distributed` table would leave the shards' rows in
+//! place) and reads with `GLOBAL IN`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,6 +47,13 @@ struct Schema {
     tables: BTreeMap<String, String>,
     /// Materialized views.
     views: BTreeSet<String>,
+    /// Tables kept whole on every node (work lists).
+    node_local: BTreeSet<String>,
+}
+
+/// Scoring's per-run work lists: kept on each node, not sharded.
+fn is_work_list(table: &str) -> bool {
+    table.starts_with("scoring_")
 }
 
 /// The cluster statements of every migration, in order, by file name.
@@ -116,6 +129,10 @@ fn split_name<'a>(stmt: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
 fn create_table(stmt: &str, spec: &ClusterSpec, schema: &mut Schema) -> Option<Vec<String>> {
     let prefix = "CREATE TABLE IF NOT EXISTS";
     let (name, rest) = split_name(stmt, prefix)?;
+    if is_work_list(name) {
+        schema.node_local.insert(name.to_string());
+        return Some(vec![format!("{prefix} {name}{}{rest}", on_cluster(spec))]);
+    }
     let engine_at = rest.to_ascii_uppercase().find("ENGINE")?;
     let (columns, engine_clause) = rest.split_at(engine_at);
     let key = sharding_key(columns, engine_clause)?;
@@ -284,6 +301,9 @@ fn alter_table(stmt: &str, spec: &ClusterSpec, schema: &mut Schema) -> Option<Ve
             local_sources(rest, schema)
         )]);
     }
+    if schema.node_local.contains(name) {
+        return Some(vec![format!("ALTER TABLE {name}{cluster}{rest}")]);
+    }
     schema.tables.contains_key(name).then_some(())?;
     let upper = rest.to_ascii_uppercase();
     let (actions, settings) = match upper.rfind(" SETTINGS ") {
@@ -316,8 +336,11 @@ fn alter_table(stmt: &str, spec: &ClusterSpec, schema: &mut Schema) -> Option<Ve
 
 fn drop_table(stmt: &str, spec: &ClusterSpec, schema: &mut Schema) -> Option<Vec<String>> {
     let (name, _) = split_name(stmt, "DROP TABLE IF EXISTS")?;
-    schema.tables.remove(name);
     let cluster = on_cluster(spec);
+    if schema.node_local.remove(name) {
+        return Some(vec![format!("DROP TABLE IF EXISTS {name}{cluster} SYNC")]);
+    }
+    schema.tables.remove(name);
     Some(vec![
         format!("DROP TABLE IF EXISTS {name}{cluster} SYNC"),
         format!("DROP TABLE IF EXISTS {name}_local{cluster} SYNC"),

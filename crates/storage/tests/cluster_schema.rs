@@ -38,14 +38,8 @@ fn every_table_gets_a_shard_table_and_a_distributed_front() {
     assert_eq!(front, "CREATE TABLE IF NOT EXISTS complaints ON CLUSTER ricochet AS complaints_local ENGINE = Distributed(ricochet, currentDatabase(), complaints_local, cityHash64(esp, sender))");
     let deliveries = find(&all, "CREATE TABLE IF NOT EXISTS deliveries_local");
     assert!(deliveries.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/deliveries_local', '{replica}', received_at)"), "{deliveries}");
-    let candidates = find(
-        &all,
-        "CREATE TABLE IF NOT EXISTS scoring_reporter_candidates ON",
-    );
-    assert!(
-        candidates.ends_with("cityHash64(h))"),
-        "a table without esp is sharded by its first sorting column: {candidates}"
-    );
+    let reports = find(&all, "CREATE TABLE IF NOT EXISTS complaint_reports ON");
+    assert!(reports.ends_with("cityHash64(esp, sender))"), "{reports}");
     let dispatch = find(&all, "CREATE TABLE IF NOT EXISTS penalty_dispatch ON");
     assert!(dispatch.ends_with("cityHash64(esp))"), "{dispatch}");
 }
@@ -100,7 +94,19 @@ fn views_and_alters_go_where_their_rows_are() {
     assert!(query.contains("FROM deliveries_local"), "{query}");
     find(
         &all,
-        "DROP TABLE IF EXISTS scoring_group_scope_local ON CLUSTER ricochet SYNC",
+        "DROP TABLE IF EXISTS scoring_group_scope ON CLUSTER ricochet SYNC",
+    );
+    let scope = find(
+        &all,
+        "CREATE TABLE IF NOT EXISTS scoring_scope ON CLUSTER ricochet",
+    );
+    assert!(
+        scope.contains("ENGINE = MergeTree"),
+        "a work list is kept whole on each node: {scope}"
+    );
+    assert!(
+        !all.iter().any(|s| s.contains("scoring_scope_local")),
+        "work lists are not sharded"
     );
 }
 

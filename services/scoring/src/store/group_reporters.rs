@@ -57,11 +57,17 @@ impl GroupLevel {
             format!("(SELECT {columns} FROM {GROUP_SUSPECTS} WHERE level = '{level}')")
         };
         match self.0 {
-            Level::Esp => format!("esp IN {}", list("esp")),
+            Level::Esp => format!("esp GLOBAL IN {}", list("esp")),
             Level::Campaign => {
-                format!("campaign != '' AND (esp, campaign) IN {}", list("esp, key"))
+                format!(
+                    "campaign != '' AND (esp, campaign) GLOBAL IN {}",
+                    list("esp, key")
+                )
             }
-            Level::Domain => format!("from_domain != '' AND from_domain IN {}", list("key")),
+            Level::Domain => format!(
+                "from_domain != '' AND from_domain GLOBAL IN {}",
+                list("key")
+            ),
             Level::Sender => unreachable!("the sender level has its own lookup"),
         }
     }
@@ -214,7 +220,8 @@ async fn exact_counts(
     levels: &[GroupLevel],
     window: &str,
 ) -> crate::error::Result<Vec<GroupReporterRow>> {
-    let candidate = format!("reporter != '' AND {REPORTER_HASH} IN (SELECT h FROM {CANDIDATES})");
+    let candidate =
+        format!("reporter != '' AND {REPORTER_HASH} GLOBAL IN (SELECT h FROM {CANDIDATES})");
     let listed: Vec<String> = levels.iter().map(|l| format!("({})", l.listed())).collect();
     client
         .query(&format!(

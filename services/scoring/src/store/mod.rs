@@ -12,7 +12,9 @@
 //! - [`standing`]: `sender_standing` and `group_standing`.
 //! - [`penalties`]: the `penalties` chain (heads, one ESP's chain, what
 //!   each domain's carriers were told, when a key last changed tier).
-//! - [`scope`]: the work lists `scoring_scope` and `scoring_suspects`.
+//! - [`scope`]: the work lists `scoring_scope` and `scoring_suspects`
+//!   (kept whole on the node scoring talks to, on a cluster too: every
+//!   subquery over a work list is `GLOBAL IN`).
 //! - [`dispatch`]: `penalty_dispatch`, each delivery channel's cursor.
 //!
 //! - [`feed`]: `complaint_feed`, and the reads of `complaints` that fill it.

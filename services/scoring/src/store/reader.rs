@@ -45,10 +45,12 @@ impl Scope {
 
 /// SQL condition: the row's (esp, sender) is listed in `table`. The
 /// sender-only test comes first: it prunes by the sorting key about twice as
-/// fast as the tuple alone (measured on 50M rows).
+/// fast as the tuple alone (measured on 50M rows). `GLOBAL`: on a cluster
+/// the work lists are kept on the node scoring talks to, and each shard
+/// must test against that list, not its own (empty) copy.
 pub(crate) fn listed_in(table: &str) -> String {
     format!(
-        "sender IN (SELECT sender FROM {table}) AND (esp, sender) IN (SELECT esp, sender FROM {table})"
+        "sender GLOBAL IN (SELECT sender FROM {table}) AND (esp, sender) GLOBAL IN (SELECT esp, sender FROM {table})"
     )
 }
 
