@@ -342,7 +342,28 @@ pub(crate) async fn drive(
 /// A bench's own database on the configured ClickHouse, migrated.
 pub async fn bench_database(name: &str) -> Result<ClickHouseConfig> {
     let ch = ClickHouseConfig::from_env()?.with_database(name);
-    Migrator::new(ch.clone())?
+    let migrator = match &ch.cluster {
+        None => Migrator::new(ch.clone())?,
+        // On a cluster (a two-shard local stack exports both), the cluster
+        // form on every node.
+        Some(cluster) => {
+            let nodes = std::env::var("RICOCHET_CLICKHOUSE_NODES")
+                .context("RICOCHET_CLICKHOUSE_CLUSTER without RICOCHET_CLICKHOUSE_NODES")?;
+            let nodes = nodes
+                .split(',')
+                .map(|url| ClickHouseConfig {
+                    url: url.trim().to_string(),
+                    ..ch.clone()
+                })
+                .collect();
+            let spec = ricochet_storage::cluster::ClusterSpec {
+                cluster: cluster.clone(),
+                coordinated: false,
+            };
+            Migrator::for_cluster(nodes, &spec)?
+        }
+    };
+    migrator
         .run()
         .await
         .context("migrating the bench database")?;
