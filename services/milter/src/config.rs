@@ -99,7 +99,7 @@ pub struct SignConfig {
     #[arg(long, env = "RICOCHET_SEND_LOG")]
     pub send_log: PathBuf,
     /// Sender map (TOML): sender ids by SASL login and by envelope sender;
-    /// see the README. Reloaded when the file changes.
+    /// see the README. Checked for changes every 2 s.
     #[arg(long, env = "RICOCHET_MILTER_SENDERS")]
     pub senders: Option<PathBuf>,
     /// Take the sender id from the `Ricochet-Sender:` header when the

@@ -112,7 +112,8 @@ impl SenderMap {
     }
 }
 
-/// A sender map file, reread when it changes.
+/// A sender map file, reread when it changes (checked by [`watch`](Self::watch),
+/// off the mail path, as the registry and the policy store are).
 #[derive(Debug, Clone)]
 pub struct SenderMapFile {
     path: PathBuf,
@@ -129,28 +130,44 @@ impl SenderMapFile {
         })
     }
 
-    /// The map in force, rereading the file if its modification time
-    /// changed; an invalid new version is logged and the old one kept.
+    /// The map in force.
     pub fn current(&self) -> Arc<SenderMap> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    /// Rereads the file if its modification time changed. Returns whether
+    /// a new version was loaded; an invalid one is refused and the old one
+    /// stays in force.
+    pub fn reload_if_changed(&self) -> Result<bool, SenderMapError> {
         let seen = modified(&self.path);
-        {
-            let guard = self.current.read().unwrap_or_else(|e| e.into_inner());
-            if guard.0 == seen {
-                return guard.1.clone();
-            }
+        if seen == self.current.read().unwrap_or_else(|e| e.into_inner()).0 {
+            return Ok(false);
         }
+        let loaded = SenderMap::load(&self.path);
         let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
-        match SenderMap::load(&self.path) {
-            Ok(map) => {
-                tracing::info!(path = %self.path.display(), "sender map reloaded");
-                *guard = (seen, Arc::new(map));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "sender map not reloaded; keeping the previous one");
-                guard.0 = seen;
-            }
-        }
-        guard.1.clone()
+        guard.0 = seen;
+        guard.1 = Arc::new(loaded?);
+        tracing::info!(path = %self.path.display(), "sender map reloaded");
+        Ok(true)
+    }
+
+    /// Starts a thread that rereads the file every `interval` when it
+    /// changed, for the rest of the process's life.
+    pub fn watch(&self, interval: std::time::Duration) {
+        let file = self.clone();
+        std::thread::Builder::new()
+            .name("senders-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                if let Err(e) = file.reload_if_changed() {
+                    tracing::error!(error = %e, "sender map not reloaded; keeping the previous one");
+                }
+            })
+            .expect("spawn sender map watcher");
     }
 }
 
@@ -217,6 +234,7 @@ mod tests {
             .unwrap()
             .set_modified(later)
             .unwrap();
+        assert!(file.reload_if_changed().unwrap());
         assert_eq!(file.current().resolve(Some("a"), None), Some("two"));
         std::fs::write(&path, "[sasl\n").unwrap();
         std::fs::File::options()
@@ -225,6 +243,7 @@ mod tests {
             .unwrap()
             .set_modified(later + std::time::Duration::from_secs(5))
             .unwrap();
+        assert!(file.reload_if_changed().is_err());
         assert_eq!(file.current().resolve(Some("a"), None), Some("two"));
     }
 }

@@ -42,6 +42,9 @@ pub fn signer(config: &SignConfig, metrics: MilterMetrics) -> Result<Arc<Signer>
         .map(SenderMapFile::open)
         .transpose()
         .context("--senders")?;
+    if let Some(file) = &senders {
+        file.watch(WATCH);
+    }
     anyhow::ensure!(
         senders.is_some() || config.trust_sender_header,
         "no way to find a sender id: give --senders FILE, or --trust-sender-header"
