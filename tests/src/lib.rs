@@ -256,20 +256,13 @@ pub struct ClickHouseServer {
 impl ClickHouseServer {
     /// Starts a server and waits until it answers.
     pub async fn start() -> ClickHouseServer {
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
         let mut c = ClickHouseServer {
             dir: tempfile::tempdir().unwrap(),
-            port: free(),
+            port: free_port(),
             child: None,
             config_file: None,
         };
-        c.restart(free()).await;
+        c.restart(free_port()).await;
         c
     }
 
@@ -346,13 +339,9 @@ impl Drop for ClickHouseServer {
     }
 }
 
-/// A loopback port free at the time of the call.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port free at the time of the call (the harness's, failing the test).
+fn free_port() -> u16 {
+    ricochet_harness::process::free_port().expect("a free loopback port")
 }
 
 /// A local ClickHouse cluster of the test's own: `shards` servers (one

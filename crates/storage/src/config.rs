@@ -120,6 +120,21 @@ impl ClickHouseConfig {
         }
     }
 
+    /// These settings for every node of a cluster: this one first, then
+    /// each other URL of `urls` (same database, user and password).
+    pub fn with_nodes<S: AsRef<str>>(&self, urls: &[S]) -> Vec<Self> {
+        let mut nodes = vec![self.clone()];
+        for url in urls.iter().map(|u| u.as_ref().trim()) {
+            if url != self.url && !url.is_empty() {
+                nodes.push(ClickHouseConfig {
+                    url: url.to_string(),
+                    ..self.clone()
+                });
+            }
+        }
+        nodes
+    }
+
     /// A client with no default database (for server-level statements).
     pub fn server_client(&self) -> clickhouse::Client {
         let client = clickhouse::Client::default()
@@ -154,6 +169,15 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<ClickHouseConfig, clap::Error> {
         Only::try_parse_from(args).map(|o| o.clickhouse)
+    }
+
+    #[test]
+    fn nodes_start_with_this_one_and_skip_it_in_the_list() {
+        let c = parse(&["--clickhouse-url=http://a:8123", "--clickhouse-database=d"]).unwrap();
+        let nodes = c.with_nodes(&["http://a:8123", " http://b:8123", ""]);
+        let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
+        assert_eq!(urls, ["http://a:8123", "http://b:8123"]);
+        assert!(nodes.iter().all(|n| n.database == "d"));
     }
 
     #[test]

@@ -51,18 +51,11 @@ pub async fn run(cmd: DbCommand) -> Result<ExitCode> {
                         coordinated || !nodes.is_empty(),
                         "a cluster without a coordination service needs --nodes URL,URL,..."
                     );
-                    let mut all = vec![config.clone()];
-                    all.extend(nodes.iter().filter(|u| **u != config.url).map(|url| {
-                        ClickHouseConfig {
-                            url: url.clone(),
-                            ..config.clone()
-                        }
-                    }));
                     let spec = ClusterSpec {
                         cluster,
                         coordinated,
                     };
-                    Migrator::for_cluster(all, &spec)?
+                    Migrator::for_cluster(config.with_nodes(&nodes), &spec)?
                 }
             };
             let report = migrator

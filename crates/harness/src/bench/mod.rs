@@ -349,18 +349,12 @@ pub async fn bench_database(name: &str) -> Result<ClickHouseConfig> {
         Some(cluster) => {
             let nodes = std::env::var("RICOCHET_CLICKHOUSE_NODES")
                 .context("RICOCHET_CLICKHOUSE_CLUSTER without RICOCHET_CLICKHOUSE_NODES")?;
-            let nodes = nodes
-                .split(',')
-                .map(|url| ClickHouseConfig {
-                    url: url.trim().to_string(),
-                    ..ch.clone()
-                })
-                .collect();
+            let nodes: Vec<&str> = nodes.split(',').collect();
             let spec = ricochet_storage::cluster::ClusterSpec {
                 cluster: cluster.clone(),
                 coordinated: false,
             };
-            Migrator::for_cluster(nodes, &spec)?
+            Migrator::for_cluster(ch.with_nodes(&nodes), &spec)?
         }
     };
     migrator
