@@ -5,12 +5,13 @@ use std::fmt;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{
-    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::ed25519;
 use crate::jws::{b64_decode, b64_encode};
 
 /// The two signature algorithms a complaint token (or an API bearer token) may use.
@@ -209,6 +210,8 @@ pub struct VerifyingKey {
     kid: String,
     alg: Algorithm,
     public: Vec<u8>,
+    /// The Ed25519 key checked against Ricochet's rule (`None` for P-256).
+    ed25519: Option<ed25519::PublicKey>,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -226,10 +229,20 @@ impl VerifyingKey {
         if jwk.kid.is_empty() {
             return Err(jwk.invalid("empty kid".into()));
         }
+        let alg = jwk.algorithm()?;
+        let public = jwk.public_bytes()?;
+        let ed25519 = match alg {
+            Algorithm::EdDSA => Some(
+                ed25519::check_public_key(&public)
+                    .map_err(|why| jwk.invalid(format!("x is {why}")))?,
+            ),
+            Algorithm::ES256 => None,
+        };
         Ok(VerifyingKey {
             kid: jwk.kid.clone(),
-            alg: jwk.algorithm()?,
-            public: jwk.public_bytes()?,
+            alg,
+            public,
+            ed25519,
         })
     }
 
@@ -248,15 +261,24 @@ impl VerifyingKey {
         &self.public
     }
 
-    /// True if `signature` is a valid signature of `message` by this key.
+    /// True if `signature` is a valid signature of `message` by this key
+    /// (Ed25519 by Ricochet's rule, see [`crate::ed25519`]; P-256 by ring).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let alg: &dyn signature::VerificationAlgorithm = match self.alg {
-            Algorithm::EdDSA => &signature::ED25519,
-            Algorithm::ES256 => &ECDSA_P256_SHA256_FIXED,
-        };
-        UnparsedPublicKey::new(alg, &self.public)
-            .verify(message, signature)
-            .is_ok()
+        match &self.ed25519 {
+            Some(key) => ed25519::verify_one(&ed25519::Job {
+                key,
+                message,
+                signature,
+            }),
+            None => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.public)
+                .verify(message, signature)
+                .is_ok(),
+        }
+    }
+
+    /// The Ed25519 key, for batch verification (`None` for P-256).
+    pub(crate) fn ed25519(&self) -> Option<&ed25519::PublicKey> {
+        self.ed25519.as_ref()
     }
 }
 

@@ -16,6 +16,7 @@ pub mod bearer;
 pub mod binding;
 pub mod claims;
 pub mod detached;
+mod ed25519;
 mod error;
 mod jws;
 mod jwt;
@@ -30,7 +31,7 @@ pub use error::TokenError;
 pub use key_file::KeyFileError;
 pub use keys::{Algorithm, Jwk, JwkSet, SigningKey, VerifyingKey};
 pub use mint::{mint, TokenRequest};
-pub use verify::{verify, IssuerKeys, KeyLookup, VerifyOptions};
+pub use verify::{verify, verify_many, IssuerKeys, KeyLookup, VerifyOptions};
 
 /// The `typ` header value every complaint token carries (RFC 8725 explicit typing),
 /// so an API bearer JWT can never be replayed as a complaint token or vice versa.

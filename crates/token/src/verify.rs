@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::claims::{Claims, MAX_LIFETIME_SECS};
+use crate::ed25519;
 use crate::error::TokenError;
 use crate::jws;
 use crate::keys::{Algorithm, VerifyingKey};
@@ -98,8 +99,75 @@ pub fn verify(
     keys: &impl KeyLookup,
     opts: &VerifyOptions,
 ) -> Result<Claims, TokenError> {
-    let claims = verify_signed(token, keys, |typ| typ == Some(TOKEN_TYPE))?;
-    let claims = Claims::from_map(&claims)?;
+    let claims = verify_signed(token, keys, is_complaint_token)?;
+    interpret(&claims, opts)
+}
+
+/// Verifies many tokens at once: exactly the verdicts [`verify`] gives each,
+/// in order, with the Ed25519 signatures among them checked in one batch
+/// equation (P-256 signatures one at a time). Fastest with a few hundred
+/// tokens; see [`crate::ed25519`] for why batch and single agree.
+pub fn verify_many(
+    tokens: &[&str],
+    keys: &impl KeyLookup,
+    opts: &VerifyOptions,
+) -> Vec<Result<Claims, TokenError>> {
+    let fronts: Vec<_> = tokens
+        .iter()
+        .map(|t| check_front(t, keys, is_complaint_token))
+        .collect();
+    let signed = signatures_hold(&fronts);
+    fronts
+        .into_iter()
+        .zip(signed)
+        .map(|(front, holds)| {
+            let (compact, _) = front?;
+            if !holds {
+                return Err(TokenError::BadSignature);
+            }
+            interpret(&compact.claims, opts)
+        })
+        .collect()
+}
+
+/// Whether each token that passed its front checks carries a valid signature.
+fn signatures_hold(fronts: &[Result<(jws::Compact<'_>, &VerifyingKey), TokenError>]) -> Vec<bool> {
+    let mut holds = vec![false; fronts.len()];
+    let (mut jobs, mut at) = (Vec::new(), Vec::new());
+    for (i, (compact, key)) in fronts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some((i, f.as_ref().ok()?)))
+    {
+        let (message, signature) = (compact.signing_input.as_bytes(), &compact.signature);
+        match key.ed25519() {
+            Some(key) => {
+                jobs.push(ed25519::Job {
+                    key,
+                    message,
+                    signature,
+                });
+                at.push(i);
+            }
+            None => holds[i] = key.verify(message, signature),
+        }
+    }
+    for (i, ok) in at.into_iter().zip(ed25519::verify_all(&jobs)) {
+        holds[i] = ok;
+    }
+    holds
+}
+
+fn is_complaint_token(typ: Option<&str>) -> bool {
+    typ == Some(TOKEN_TYPE)
+}
+
+/// The claims' meaning and times, once the signature holds.
+fn interpret(
+    claims: &serde_json::Map<String, Value>,
+    opts: &VerifyOptions,
+) -> Result<Claims, TokenError> {
+    let claims = Claims::from_map(claims)?;
     check_times(&claims, opts)?;
     Ok(claims)
 }

@@ -78,3 +78,42 @@ fn the_catalogue_covers_every_reason() {
         );
     }
 }
+
+#[test]
+fn every_invalid_key_is_refused_with_its_reason() {
+    let (doc, _, _) = load();
+    let keys = doc["invalid_keys"].as_array().unwrap();
+    assert!(keys.len() >= 4);
+    for v in keys {
+        let name = v["name"].as_str().unwrap();
+        let set = serde_json::json!({ "keys": [v["jwk"]] }).to_string();
+        let err = JwkSet::from_json(&set)
+            .and_then(|s| s.verifying_keys())
+            .expect_err(name)
+            .to_string();
+        let why = v["why"].as_str().unwrap();
+        assert!(err.contains(why), "key vector {name}: {err}");
+    }
+}
+
+#[test]
+fn batch_verification_gives_every_vector_its_verdict() {
+    let (doc, keys, opts) = load();
+    let all: Vec<&Value> = doc["valid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(doc["invalid"].as_array().unwrap())
+        .collect();
+    let tokens: Vec<&str> = all.iter().map(|v| v["token"].as_str().unwrap()).collect();
+    let batched = ricochet_token::verify_many(&tokens, &keys, &opts);
+    for ((v, token), got) in all.iter().zip(&tokens).zip(batched) {
+        let single = verify(token, &keys, &opts);
+        assert_eq!(
+            got.map_err(|e| e.to_string()),
+            single.map_err(|e| e.to_string()),
+            "vector {}",
+            v["name"]
+        );
+    }
+}

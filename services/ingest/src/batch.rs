@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::arf;
-use crate::complaints::{check_batch, ComplaintBatch, ComplaintItem, Rejection};
-use crate::config::IngestConfig;
+use crate::complaints::{check_batch, Checking, ComplaintBatch, ComplaintItem, Rejection};
+use crate::config::{IngestConfig, SignatureCheck};
 use crate::deliveries::{check_delivery, DeliveryBatch, DeliveryItem};
 use crate::policy::check_policy_violation;
 use ricochet_http::{JsonLocation, Problem};
@@ -60,7 +60,13 @@ impl BatchKind for Complaints {
             now: at.now_ms / 1000,
             clock_skew_secs: at.state.inner.config.clock_skew_secs,
         };
-        let mut results = check_batch(items, at.provider, at.registry, &opts, at.now_ms, at.pool);
+        let config = &at.state.inner.config;
+        let how = Checking {
+            pool: at.pool,
+            chunk: (config.signature_check == SignatureCheck::Batch)
+                .then_some(config.verify_batch as usize),
+        };
+        let mut results = check_batch(items, at.provider, at.registry, &opts, at.now_ms, how);
         if let Some(policies) = at.state.policies() {
             for r in &mut results {
                 let verdict = r

@@ -18,7 +18,20 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn every_token_vector_gets_its_verdict() {
-    let w = World::in_memory(&[]).await;
+    // Batch verification (the default), with the smallest batches, off the
+    // pool, and one signature at a time: the same verdicts each way.
+    for args in [
+        &[][..],
+        &["--verify-batch=2"],
+        &["--verify-mode=blocking"],
+        &["--signature-check=single"],
+    ] {
+        vectors_get_their_verdicts(args).await;
+    }
+}
+
+async fn vectors_get_their_verdicts(args: &[&str]) {
+    let w = World::in_memory(args).await;
     let v = vectors();
     let valid = v["valid"].as_array().unwrap();
     let invalid = v["invalid"].as_array().unwrap();
@@ -35,16 +48,20 @@ async fn every_token_vector_gets_its_verdict() {
     for (i, t) in valid.iter().enumerate() {
         assert_eq!(
             results[i]["verdict"], "accepted",
-            "valid vector {}: {}",
+            "{args:?}: valid vector {}: {}",
             t["name"], results[i]
         );
     }
     for (i, t) in invalid.iter().enumerate() {
         let r = &results[valid.len() + i];
-        assert_eq!(r["verdict"], "rejected", "invalid vector {}", t["name"]);
+        assert_eq!(
+            r["verdict"], "rejected",
+            "{args:?}: invalid vector {}",
+            t["name"]
+        );
         assert_eq!(
             r["reason"], t["error"],
-            "invalid vector {}: {}",
+            "{args:?}: invalid vector {}: {}",
             t["name"], r["detail"]
         );
     }

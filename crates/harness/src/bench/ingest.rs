@@ -1,5 +1,6 @@
 //! `ricochet bench ingest`: ingest's complaints/s per core used against the
-//! verification rates of this process (baselines A and B), per verify mode.
+//! verification rates of this process (baselines A, B and C, in
+//! [`super::verify_rates`]), per verify mode and signature check.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,34 +9,53 @@ use std::time::Instant;
 
 use crate::process::{service_binary, ServiceProcess};
 use crate::stats::percentile;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 use ricochet_registry::Registry;
 use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
-use ricochet_token::{verify, SigningKey, VerifyOptions};
+use ricochet_token::SigningKey;
 
+use super::verify_rates::{baselines, batch_sizes, Baselines};
 use super::{batch_bodies, bench_world, drive, BenchWorld};
+
+/// What `ricochet bench ingest` was asked to run.
+pub(super) struct IngestBench {
+    pub tokens: usize,
+    pub batch: usize,
+    pub concurrency: usize,
+    pub modes: Vec<String>,
+    pub checks: Vec<String>,
+    pub verify_batch: usize,
+    pub ingest_bin: Option<PathBuf>,
+    pub rounds: usize,
+}
 
 /// What every drive of ingest needs.
 struct DriveSetup<'a> {
     bin: &'a Path,
+    verify_batch: usize,
     registry: &'a Path,
     kafka: &'a KafkaConfig,
     provider: &'a SigningKey,
 }
 
-/// Starts ingest in verify mode `mode` on a fresh topic and drives it with
-/// every body, `concurrency` in flight.
+/// Starts ingest in verify mode `mode` and signature check `check` on a
+/// fresh topic and drives it with every body, `concurrency` in flight.
 async fn drive_mode(
     s: &DriveSetup<'_>,
-    mode: &str,
+    (mode, check): (&str, &str),
     bodies: Arc<Vec<Vec<u8>>>,
     concurrency: usize,
 ) -> Result<Drive> {
-    let topic = format!("bench-complaints-{}-{}", mode, std::process::id());
+    let topic = format!("bench-complaints-{mode}-{check}-{}", std::process::id());
     ensure_topics(s.kafka, &[&topic]).await?;
-    let mut ingest = start_ingest(s.bin, s.registry, &topic, mode, s.kafka)?;
+    let flags = IngestFlags {
+        mode,
+        check,
+        verify_batch: s.verify_batch,
+    };
+    let mut ingest = start_ingest(s.bin, s.registry, &topic, &flags, s.kafka)?;
     ingest.wait_ready().await?;
     let token = mint_bearer(
         s.provider,
@@ -46,7 +66,7 @@ async fn drive_mode(
     )?;
     let bearer = format!("Bearer {token}");
     let batch = bodies.len();
-    eprintln!("driving ingest (verify mode {mode}): {batch} requests, {concurrency} in flight ...");
+    eprintln!("driving ingest (verify mode {mode}, signature check {check}): {batch} requests, {concurrency} in flight ...");
     let cpu_before = ingest.cpu_seconds()?;
     let started = Instant::now();
     let (latencies, accepted) = drive(&ingest.url, &bearer, bodies, concurrency).await?;
@@ -56,6 +76,7 @@ async fn drive_mode(
     ingest.stop();
     Ok(Drive {
         mode: mode.to_string(),
+        check: check.to_string(),
         per_sec: accepted as f64 / wall,
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
@@ -68,6 +89,7 @@ async fn drive_mode(
 /// Figures of one drive of the service.
 struct Drive {
     mode: String,
+    check: String,
     per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -76,117 +98,93 @@ struct Drive {
     accepted: usize,
 }
 
-pub(super) async fn bench_ingest(
-    n: usize,
-    batch: usize,
-    concurrency: usize,
-    modes: &[String],
-    ingest_bin: Option<PathBuf>,
-    rounds: usize,
-) -> Result<ExitCode> {
-    let bin = service_binary("ricochet-ingest", ingest_bin)?;
+pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
+    let bin = service_binary("ricochet-ingest", b.ingest_bin.clone())?;
     let kafka = KafkaConfig::from_env()?;
     let BenchWorld {
         dir: _dir,
         registry_path,
-        esp,
         provider,
         tokens,
-    } = bench_world(n)?;
+    } = bench_world(b.tokens)?;
     let registry = Registry::load(&registry_path)?;
-    let bodies = Arc::new(batch_bodies(&tokens, batch));
-    let mut drives = vec![];
-    let mut baselines = vec![];
-    for round in 1..=rounds {
-        let (verify_rate, signature_rate) = baseline(&tokens, &registry, &esp)?;
-        let all_cores = baseline_all_cores(&tokens, &registry);
-        eprintln!("round {round}/{rounds}: baseline: one core alone {verify_rate:.0} tokens/s verified ({signature_rate:.0} bare signatures/s); all cores at once {all_cores:.0} per core");
-        baselines.push((verify_rate, signature_rate, all_cores));
-        for mode in modes {
-            let setup = DriveSetup {
-                bin: &bin,
-                registry: &registry_path,
-                kafka: &kafka,
-                provider: &provider,
-            };
-            drives.push(drive_mode(&setup, mode, bodies.clone(), concurrency).await?);
+    let bodies = Arc::new(batch_bodies(&tokens, b.batch));
+    let setup = DriveSetup {
+        bin: &bin,
+        verify_batch: b.verify_batch,
+        registry: &registry_path,
+        kafka: &kafka,
+        provider: &provider,
+    };
+    let (mut drives, mut rounds) = (vec![], vec![]);
+    for round in 1..=b.rounds {
+        let base = baselines(&tokens, &registry, b.verify_batch)?;
+        eprintln!(
+            "round {round}/{}: baselines (tokens/s): A {:.0}, B {:.0} per core, C {:.0}",
+            b.rounds, base.single, base.single_all_cores, base.batch
+        );
+        rounds.push(base);
+        for mode in &b.modes {
+            for check in &b.checks {
+                let pair = (mode.as_str(), check.as_str());
+                drives.push(drive_mode(&setup, pair, bodies.clone(), b.concurrency).await?);
+            }
         }
     }
-    let verify_rate = median(baselines.iter().map(|b| b.0));
-    let signature_rate = median(baselines.iter().map(|b| b.1));
-    let all_cores_rate = median(baselines.iter().map(|b| b.2));
-
-    println!();
-    println!("ricochet bench ingest: {n} tokens, batch {batch}, concurrency {concurrency}, {} cores, medians of {rounds} round(s)", std::thread::available_parallelism().map_or(0, |c| c.get()));
-    println!("baseline A (this process, one core alone): {verify_rate:.0} token verifications/s ({signature_rate:.0} bare Ed25519 signature checks/s)");
-    println!("baseline B (this process, every core verifying at once): {all_cores_rate:.0} token verifications/s per core");
-    println!();
-    println!("| verify mode | complaints/s | p50 ms | p99 ms | ingest cores used | per core / A | per core / B | ingest peak RSS MiB |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for mode in modes {
-        let of = |f: fn(&Drive) -> f64| median(drives.iter().filter(|d| &d.mode == mode).map(f));
-        let (per_sec, cores) = (of(|d| d.per_sec), of(|d| d.cores_used));
-        let per_core = of(|d| d.per_sec / d.cores_used.max(0.01));
-        println!(
-            "| {mode} | {per_sec:.0} | {:.1} | {:.1} | {cores:.2} | {:.0} % | {:.0} % | {:.1} |",
-            of(|d| d.p50_ms),
-            of(|d| d.p99_ms),
-            per_core / verify_rate * 100.0,
-            per_core / all_cores_rate * 100.0,
-            of(|d| d.rss_mib),
-        );
-    }
-    if drives.iter().any(|d| d.accepted != n) {
+    eprintln!("measuring batch sizes ...");
+    let sizes = batch_sizes(&tokens, &registry)?;
+    print_report(&b, &rounds, &drives, &sizes);
+    if drives.iter().any(|d| d.accepted != b.tokens) {
         bail!("not every token was accepted; see the table");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Baseline rates on one core in this process: full token verification
-/// (the code path ingest runs per item) and bare Ed25519 signature checks.
-fn baseline(tokens: &[String], registry: &Registry, esp: &SigningKey) -> Result<(f64, f64)> {
-    let opts = VerifyOptions::now();
-    let sample = &tokens[..tokens.len().min(20_000)];
-    let started = Instant::now();
-    for t in sample {
-        verify(t, registry, &opts).context("baseline verification")?;
-    }
-    let verify_rate = sample.len() as f64 / started.elapsed().as_secs_f64();
-    let key = esp.verifying_key();
-    let inputs: Vec<(&str, Vec<u8>)> = sample
-        .iter()
-        .map(|t| {
-            let (input, sig) = t.rsplit_once('.').unwrap();
-            (input, base64_decode(sig))
-        })
-        .collect();
-    let started = Instant::now();
-    for (input, sig) in &inputs {
-        anyhow::ensure!(key.verify(input.as_bytes(), sig), "baseline signature");
-    }
-    Ok((
-        verify_rate,
-        inputs.len() as f64 / started.elapsed().as_secs_f64(),
-    ))
-}
-
-/// Token verifications per second per core when every core verifies at once
-/// (on SMT or shared cores this is lower than one core alone).
-fn baseline_all_cores(tokens: &[String], registry: &Registry) -> f64 {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let sample = &tokens[..tokens.len().min(20_000 * cores)];
-    let opts = VerifyOptions::now();
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for chunk in sample.chunks(sample.len().div_ceil(cores)) {
-            scope.spawn(move || {
-                for t in chunk {
-                    let _ = verify(t, registry, &opts);
-                }
-            });
+/// The figures, as Markdown for BENCHMARKS.md.
+fn print_report(b: &IngestBench, rounds: &[Baselines], drives: &[Drive], sizes: &[String]) {
+    let a = median(rounds.iter().map(|r| r.single));
+    let all_cores = median(rounds.iter().map(|r| r.single_all_cores));
+    let c = median(rounds.iter().map(|r| r.batch));
+    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+    println!();
+    println!("ricochet bench ingest: {} tokens of {} ESP keys, batch {}, concurrency {}, verify batch {}, {cores} cores, medians of {} round(s)", b.tokens, super::BENCH_ESPS, b.batch, b.concurrency, b.verify_batch, b.rounds);
+    println!("baseline A (this process, one core alone, one token at a time): {a:.0} token verifications/s");
+    println!(
+        "baseline B (this process, every core at once, one at a time): {all_cores:.0} per core"
+    );
+    println!("baseline C (this process, one core alone, batches of {}): {c:.0} token verifications/s ({:.2} x A)", b.verify_batch, c / a);
+    println!();
+    println!("| verify mode | signature check | complaints/s | p50 ms | p99 ms | ingest cores used | per core / A | per core / C | ingest peak RSS MiB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for mode in &b.modes {
+        for check in &b.checks {
+            let mine = || {
+                drives
+                    .iter()
+                    .filter(|d| &d.mode == mode && &d.check == check)
+            };
+            let of = |f: fn(&Drive) -> f64| median(mine().map(f));
+            let per_core = of(|d| d.per_sec / d.cores_used.max(0.01));
+            println!(
+                "| {mode} | {check} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} % | {:.0} % | {:.1} |",
+                of(|d| d.per_sec),
+                of(|d| d.p50_ms),
+                of(|d| d.p99_ms),
+                of(|d| d.cores_used),
+                per_core / a * 100.0,
+                per_core / c * 100.0,
+                of(|d| d.rss_mib),
+            );
         }
-    });
-    sample.len() as f64 / started.elapsed().as_secs_f64() / cores as f64
+    }
+    println!();
+    println!("Batch size, one core (last round): valid tokens/s and the ratio to single; tokens whose signature fails (each batch falls back to single checks): tokens/s and the cost against checking them one at a time");
+    println!();
+    println!("| batch | valid/s | x single | all-invalid/s | cost x single |");
+    println!("|---:|---:|---:|---:|---:|");
+    for line in sizes {
+        println!("{line}");
+    }
 }
 
 fn median(values: impl Iterator<Item = f64>) -> f64 {
@@ -195,11 +193,11 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .unwrap_or_default()
+/// How one drive starts ingest.
+struct IngestFlags<'a> {
+    mode: &'a str,
+    check: &'a str,
+    verify_batch: usize,
 }
 
 /// Starts `ricochet-ingest` for the ingest bench on a free loopback port.
@@ -207,7 +205,7 @@ fn start_ingest(
     bin: &Path,
     registry: &Path,
     topic: &str,
-    mode: &str,
+    flags: &IngestFlags<'_>,
     kafka: &KafkaConfig,
 ) -> Result<ServiceProcess> {
     ServiceProcess::spawn(
@@ -219,7 +217,11 @@ fn start_ingest(
             "--complaints-topic",
             topic,
             "--verify-mode",
-            mode,
+            flags.mode,
+            "--signature-check",
+            flags.check,
+            "--verify-batch",
+            &flags.verify_batch.to_string(),
             "--rate-per-sec",
             "1000000",
             "--burst",

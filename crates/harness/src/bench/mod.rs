@@ -24,6 +24,7 @@ mod milter;
 mod overload;
 mod provider_list;
 mod scoring;
+mod verify_rates;
 
 use ingest::bench_ingest;
 
@@ -46,9 +47,15 @@ pub enum BenchCommand {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
-        /// Verification modes to compare: pool, blocking, inline (comma-separated).
-        #[arg(long, default_value = "pool,blocking,inline", value_delimiter = ',')]
+        /// Where ingest verifies, to compare: pool, blocking, inline (comma-separated).
+        #[arg(long, default_value = "pool", value_delimiter = ',')]
         modes: Vec<String>,
+        /// How ingest checks Ed25519 signatures, to compare: single, batch.
+        #[arg(long, default_value = "single,batch", value_delimiter = ',')]
+        signature_checks: Vec<String>,
+        /// Signatures per batch equation (ingest's --verify-batch, and baseline C's).
+        #[arg(long, default_value_t = 128)]
+        verify_batch: usize,
         /// The ingest binary (default: next to this one).
         #[arg(long)]
         ingest_bin: Option<PathBuf>,
@@ -213,17 +220,21 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             batch,
             concurrency,
             modes,
+            signature_checks,
+            verify_batch,
             ingest_bin,
             rounds,
         } => {
-            bench_ingest(
+            bench_ingest(ingest::IngestBench {
                 tokens,
-                batch.max(1),
-                concurrency.max(1),
-                &modes,
+                batch: batch.max(1),
+                concurrency: concurrency.max(1),
+                modes,
+                checks: signature_checks,
+                verify_batch: verify_batch.clamp(2, 1000),
                 ingest_bin,
-                rounds.max(1),
-            )
+                rounds: rounds.max(1),
+            })
             .await
         }
         BenchCommand::Overload { seconds } => overload::bench_overload(seconds.max(1)).await,
@@ -235,11 +246,13 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
     }
 }
 
-/// A registry with one ESP and one provider, and `n` tokens of that ESP.
+/// ESPs in the bench world.
+pub(crate) const BENCH_ESPS: usize = 4;
+
+/// A registry with [`BENCH_ESPS`] ESPs and one provider, and `n` tokens of those ESPs.
 pub(crate) struct BenchWorld {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) registry_path: PathBuf,
-    pub(crate) esp: SigningKey,
     pub(crate) provider: SigningKey,
     pub(crate) tokens: Vec<String>,
 }
@@ -247,13 +260,19 @@ pub(crate) struct BenchWorld {
 pub(crate) fn bench_world(n: usize) -> Result<BenchWorld> {
     let dir = tempfile::tempdir()?;
     let registry_path = dir.path().join("registry.toml");
-    let esp = register(
-        &registry_path,
-        ParticipantKind::Esp,
-        "bench-esp.example",
-        (Algorithm::EdDSA, "bench-esp-1"),
-        &[],
-    )?;
+    // Several ESPs, as a provider's batch mixes them: batch verification is
+    // faster with fewer distinct keys, so one key would flatter it.
+    let esps = (1..=BENCH_ESPS)
+        .map(|i| {
+            register(
+                &registry_path,
+                ParticipantKind::Esp,
+                &format!("bench-esp{i}.example"),
+                (Algorithm::EdDSA, &format!("bench-esp-{i}")),
+                &[],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
     let provider = register(
         &registry_path,
         ParticipantKind::Provider,
@@ -266,21 +285,21 @@ pub(crate) fn bench_world(n: usize) -> Result<BenchWorld> {
     let now = unix_now();
     let tokens: Vec<String> = (0..n)
         .map(|i| {
+            let esp = i % BENCH_ESPS;
             let req = TokenRequest::new(
-                "bench-esp.example",
+                &format!("bench-esp{}.example", esp + 1),
                 &format!("sender-{}", i % 1000),
                 Nature::Marketing,
                 &format!("user{i}@bench.example"),
                 now - 60,
             );
-            mint(&esp, &req).map(|(t, _)| t)
+            mint(&esps[esp], &req).map(|(t, _)| t)
         })
         .collect::<Result<_, _>>()?;
 
     Ok(BenchWorld {
         dir,
         registry_path,
-        esp,
         provider,
         tokens,
     })

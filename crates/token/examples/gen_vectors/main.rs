@@ -137,9 +137,13 @@ fn valid_vectors(ctx: &Ctx) -> Vec<Value> {
 }
 
 mod claims;
+#[path = "../../tests/support/crafted.rs"]
+mod crafted;
+mod edge;
 mod signature;
 
 use claims::{claims_vectors, framing_vectors, time_vectors};
+use edge::{edge_signature_vectors, invalid_key_vectors, torsion_vector};
 use signature::signature_vectors;
 
 fn main() {
@@ -155,9 +159,11 @@ fn main() {
         b: "esp-b.example",
         claims,
     };
-    let valid = valid_vectors(&ctx);
+    let mut valid = valid_vectors(&ctx);
+    valid.push(torsion_vector(&ctx));
     let mut cat = Catalogue::default();
     signature_vectors(&ctx, &mut cat);
+    edge_signature_vectors(&ctx, &mut cat);
     time_vectors(&ctx, &mut cat);
     claims_vectors(&ctx, &mut cat);
     framing_vectors(&ctx, &mut cat);
@@ -184,13 +190,14 @@ fn main() {
         }),
     );
     let doc = json!({
-        "description": "Ricochet complaint-token test vectors. Verify each token at `now` with `clock_skew_secs`, trusting exactly the keys in `issuers`. Every `valid` token must verify to its `claims`; every `invalid` one must be refused with `error` (and, where given, naming `claim`). The private keys are published for reproduction only.",
+        "description": "Ricochet complaint-token test vectors. Verify each token at `now` with `clock_skew_secs`, trusting exactly the keys in `issuers`. Every `valid` token must verify to its `claims`; every `invalid` one must be refused with `error` (and, where given, naming `claim`); every key of `invalid_keys` must be refused when a key set is read, with an error that says `why`. The private keys are published for reproduction only.",
         "now": NOW,
         "clock_skew_secs": 60,
         "issuers": issuers,
         "private_keys_for_tests_only": [a_ed.private_jwk(), a_p256.private_jwk(), b_ed.private_jwk()],
         "valid": valid,
         "invalid": invalid,
+        "invalid_keys": invalid_key_vectors(),
     });
     println!("{}", serde_json::to_string_pretty(&doc).unwrap());
 }

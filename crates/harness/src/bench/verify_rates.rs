@@ -1,0 +1,123 @@
+//! The in-process verification rates `ricochet bench ingest` compares ingest
+//! against: baselines A (one token at a time, one core), B (one at a time,
+//! every core at once, per core) and C (batch verification, one core), and
+//! what batch size and all-invalid batches cost.
+
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use ricochet_registry::Registry;
+use ricochet_token::{verify, verify_many, VerifyOptions};
+
+/// Tokens each rate is measured on (per core for B).
+const SAMPLE: usize = 20_000;
+
+/// Baselines of one round.
+#[derive(Clone, Copy)]
+pub(super) struct Baselines {
+    /// A: token verifications/s, one at a time, one core alone.
+    pub single: f64,
+    /// B: the same with every core verifying at once, per core.
+    pub single_all_cores: f64,
+    /// C: token verifications/s in batches, one core alone.
+    pub batch: f64,
+}
+
+/// Measures A, B and C on `tokens` (all valid) with batches of `chunk`.
+pub(super) fn baselines(tokens: &[String], registry: &Registry, chunk: usize) -> Result<Baselines> {
+    let sample: Vec<&str> = tokens.iter().take(SAMPLE).map(String::as_str).collect();
+    let single = rate(sample.len(), || single_pass(&sample, registry, true))?;
+    let batch = rate(sample.len(), || batch_pass(&sample, registry, chunk, true))?;
+    Ok(Baselines {
+        single,
+        single_all_cores: all_cores(tokens, registry),
+        batch,
+    })
+}
+
+/// One line per batch size: valid tokens/s, and what a batch of tokens that
+/// all fail their signature costs against checking them one at a time.
+pub(super) fn batch_sizes(tokens: &[String], registry: &Registry) -> Result<Vec<String>> {
+    let sample: Vec<&str> = tokens.iter().take(SAMPLE / 2).map(String::as_str).collect();
+    let forged: Vec<String> = sample.iter().map(|t| flip_signature_bit(t)).collect();
+    let forged: Vec<&str> = forged.iter().map(String::as_str).collect();
+    let single = rate(sample.len(), || single_pass(&sample, registry, true))?;
+    let single_forged = rate(forged.len(), || single_pass(&forged, registry, false))?;
+    let mut lines = vec![format!(
+        "| 1 (single) | {single:.0} | 1.00 | {single_forged:.0} | 1.00 |"
+    )];
+    for chunk in [8, 32, 64, 128, 256, 1000] {
+        let batch = rate(sample.len(), || batch_pass(&sample, registry, chunk, true))?;
+        let batch_forged = rate(forged.len(), || batch_pass(&forged, registry, chunk, false))?;
+        lines.push(format!(
+            "| {chunk} | {batch:.0} | {:.2} | {batch_forged:.0} | {:.2} |",
+            batch / single,
+            single_forged / batch_forged,
+        ));
+    }
+    Ok(lines)
+}
+
+/// Items per second of `pass` over `n` items.
+fn rate(n: usize, pass: impl FnOnce() -> Result<()>) -> Result<f64> {
+    let started = Instant::now();
+    pass()?;
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Verifies each token alone; every verdict must be `valid`.
+fn single_pass(tokens: &[&str], registry: &Registry, valid: bool) -> Result<()> {
+    let opts = VerifyOptions::now();
+    for t in tokens {
+        ensure!(
+            verify(t, registry, &opts).is_ok() == valid,
+            "unexpected verdict"
+        );
+    }
+    Ok(())
+}
+
+/// Verifies the tokens `chunk` at a time; every verdict must be `valid`.
+fn batch_pass(tokens: &[&str], registry: &Registry, chunk: usize, valid: bool) -> Result<()> {
+    let opts = VerifyOptions::now();
+    for c in tokens.chunks(chunk) {
+        let verdicts = verify_many(c, registry, &opts);
+        ensure!(
+            verdicts.iter().all(|v| v.is_ok() == valid),
+            "unexpected verdict"
+        );
+    }
+    Ok(())
+}
+
+/// Token verifications per second per core when every core verifies at once
+/// (on SMT or shared cores this is lower than one core alone).
+fn all_cores(tokens: &[String], registry: &Registry) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let sample = &tokens[..tokens.len().min(SAMPLE * cores)];
+    let opts = VerifyOptions::now();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for chunk in sample.chunks(sample.len().div_ceil(cores)) {
+            scope.spawn(move || {
+                for t in chunk {
+                    let _ = verify(t, registry, &opts);
+                }
+            });
+        }
+    });
+    sample.len() as f64 / started.elapsed().as_secs_f64() / cores as f64
+}
+
+/// The token with one bit of its signature flipped: well formed, signed by
+/// a known key, and invalid only at the signature equation.
+fn flip_signature_bit(token: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let (input, sig) = token.rsplit_once('.').unwrap_or((token, ""));
+    let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap_or_default();
+    if let Some(b) = sig.get_mut(40) {
+        *b ^= 0x01;
+    }
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}

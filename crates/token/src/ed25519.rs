@@ -1,0 +1,202 @@
+//! Ed25519 verification as Ricochet enforces it, one signature at a time or
+//! many at once, with the same verdicts both ways.
+//!
+//! The rule (`schemas/complaint-token.md`, "Ed25519 verification rule"):
+//! - the public key is the canonical encoding of a point of prime order
+//!   (checked once, when the key is read: [`check_public_key`]);
+//! - the signature is 64 bytes, `R` a canonical point encoding, `s < L`;
+//! - `[8][s]B = [8]R + [8][k]A` with `k = SHA-512(R ‖ A ‖ M) mod L`: the
+//!   cofactored equation of ZIP-215, which batch verification needs.
+//!
+//! The equation is checked by `ed25519-zebra`, whose single and batch
+//! verification both implement ZIP-215 and agree by construction; the
+//! encoding checks before it are the same for both paths, so a batch can
+//! never accept what a single check refuses, or the reverse (up to the
+//! 2^-128 chance of random batch coefficients hiding a bad signature).
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_zebra::batch;
+use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
+
+/// The order of the prime subgroup, L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+const L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+];
+
+/// The field prime p = 2^255 - 19, little-endian.
+const P: [u8; 32] = [
+    0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+];
+
+/// A public key Ricochet accepts, ready to verify with.
+#[derive(Clone, Copy)]
+pub(crate) struct PublicKey {
+    bytes: [u8; 32],
+    key: VerificationKey,
+}
+
+/// One signature to check: a key, the signed bytes and the signature as sent.
+pub(crate) struct Job<'a> {
+    pub key: &'a PublicKey,
+    pub message: &'a [u8],
+    pub signature: &'a [u8],
+}
+
+/// Why a public key is refused.
+pub(crate) fn check_public_key(bytes: &[u8]) -> Result<PublicKey, &'static str> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| "not 32 bytes")?;
+    if !is_canonical_point_encoding(&bytes) {
+        return Err("not a canonical point encoding");
+    }
+    let point = CompressedEdwardsY(bytes)
+        .decompress()
+        .ok_or("not a point of the curve")?;
+    if point.is_small_order() {
+        return Err("a point of small order (it would verify signatures of any message)");
+    }
+    if !point.is_torsion_free() {
+        return Err("not in the prime-order subgroup (it has a torsion component)");
+    }
+    let key = VerificationKey::try_from(bytes).map_err(|_| "not a point of the curve")?;
+    Ok(PublicKey { bytes, key })
+}
+
+/// Checks one signature.
+pub(crate) fn verify_one(job: &Job<'_>) -> bool {
+    match signature_of(job.signature) {
+        Some(sig) => job.key.key.verify(&sig, job.message).is_ok(),
+        None => false,
+    }
+}
+
+/// Checks every signature, as [`verify_one`] would, in one batch equation;
+/// when the batch fails, each of its signatures is checked alone to find the
+/// bad ones (so an all-bad batch costs one batch more than single checks).
+pub(crate) fn verify_all(jobs: &[Job<'_>]) -> Vec<bool> {
+    let mut verdicts = vec![false; jobs.len()];
+    let mut queued = Vec::with_capacity(jobs.len());
+    for (at, job) in jobs.iter().enumerate() {
+        if let Some(sig) = signature_of(job.signature) {
+            let bytes = VerificationKeyBytes::from(job.key.bytes);
+            queued.push((at, batch::Item::from((bytes, sig, job.message))));
+        }
+    }
+    let batch_holds = queued.len() > 1 && {
+        let mut verifier = batch::Verifier::new();
+        for (_, item) in &queued {
+            verifier.queue(item.clone());
+        }
+        verifier.verify(rand::rng()).is_ok()
+    };
+    for (at, item) in queued {
+        verdicts[at] = batch_holds || item.verify_single().is_ok();
+    }
+    verdicts
+}
+
+/// The signature, if its encoding is one the rule allows (64 bytes,
+/// canonical `R`, `s < L`); the equation is left to the caller.
+fn signature_of(bytes: &[u8]) -> Option<Signature> {
+    let bytes: [u8; 64] = bytes.try_into().ok()?;
+    let (r, s) = bytes.split_at(32);
+    let r: [u8; 32] = r.try_into().ok()?;
+    let s: [u8; 32] = s.try_into().ok()?;
+    (is_canonical_point_encoding(&r) && less_than(&s, &L)).then(|| Signature::from_bytes(&bytes))
+}
+
+/// True if `enc` is the one encoding of its point: y < p, and no sign bit on
+/// x = 0 (the points y = 1 and y = -1). ZIP-215 accepts the other encodings;
+/// Ricochet does not, so a signature has one byte form per (R, s).
+fn is_canonical_point_encoding(enc: &[u8; 32]) -> bool {
+    let mut y = *enc;
+    let negative = y[31] & 0x80 != 0;
+    y[31] &= 0x7f;
+    if !less_than(&y, &P) {
+        return false;
+    }
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let mut minus_one = P;
+    minus_one[0] -= 1;
+    !(negative && (y == one || y == minus_one))
+}
+
+/// `a < b` for little-endian 256-bit integers (variable time: inputs are public).
+fn less_than(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().rev().cmp(b.iter().rev()).is_lt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+
+    #[test]
+    fn canonical_encoding_agrees_with_decompress_then_compress() {
+        let mut cases: Vec<[u8; 32]> = vec![P, L, [0xff; 32], [0; 32]];
+        for small in 0u8..=20 {
+            let mut y = [0u8; 32];
+            y[0] = small;
+            cases.push(y);
+            let mut high = P;
+            high[0] = high[0].wrapping_add(small);
+            cases.push(high);
+        }
+        for t in EIGHT_TORSION.iter() {
+            cases.push(t.compress().0);
+        }
+        for n in 1u64..50 {
+            cases.push((ED25519_BASEPOINT_POINT * Scalar::from(n)).compress().0);
+        }
+        let with_sign: Vec<[u8; 32]> = cases
+            .iter()
+            .map(|c| {
+                let mut c = *c;
+                c[31] ^= 0x80;
+                c
+            })
+            .collect();
+        for enc in cases.into_iter().chain(with_sign) {
+            let round_trip = CompressedEdwardsY(enc)
+                .decompress()
+                .map(|p| p.compress().0 == enc);
+            if let Some(canonical) = round_trip {
+                assert_eq!(is_canonical_point_encoding(&enc), canonical, "{enc:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn weak_keys_are_refused() {
+        let identity = EIGHT_TORSION[0].compress().0;
+        assert!(check_public_key(&identity)
+            .err()
+            .unwrap()
+            .contains("small order"));
+        let a = ED25519_BASEPOINT_POINT * Scalar::from(7u64);
+        assert!(check_public_key(&a.compress().0).is_ok());
+        let mixed = (a + EIGHT_TORSION[1]).compress().0;
+        assert!(check_public_key(&mixed).err().unwrap().contains("torsion"));
+        let mut non_canonical = P;
+        non_canonical[0] += 1; // y = p + 1, the point y = 1 again
+        assert!(check_public_key(&non_canonical).is_err());
+        assert!(check_public_key(&[1u8; 31]).is_err());
+    }
+
+    #[test]
+    fn s_must_be_below_l() {
+        let mut below = L;
+        below[0] -= 1;
+        assert!(less_than(&below, &L));
+        assert!(!less_than(&L, &L));
+        let mut sig = [0u8; 64];
+        sig[0] = 1; // R = identity, canonical
+        sig[32..].copy_from_slice(&L);
+        assert!(signature_of(&sig).is_none());
+        sig[32..].copy_from_slice(&below);
+        assert!(signature_of(&sig).is_some());
+    }
+}
