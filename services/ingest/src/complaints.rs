@@ -226,6 +226,14 @@ pub struct Checking<'a> {
     pub chunk: Option<usize>,
 }
 
+/// The chunk length that splits `len` items into the fewest chunks of at
+/// most `max`, all about the same size: a short last chunk would verify at
+/// a small batch's rate.
+fn even_chunk(len: usize, max: usize) -> usize {
+    let max = max.max(1);
+    len.div_ceil(len.div_ceil(max).max(1)).max(1)
+}
+
 /// Checks a whole batch (call it off the async reactor: it verifies signatures).
 /// A token repeated within one batch is accepted once; its copies are
 /// rejected as `duplicate-in-batch` so the response says exactly what was stored.
@@ -254,16 +262,14 @@ pub fn check_batch(
         };
         chunk.iter().zip(verified).map(finish).collect::<Vec<_>>()
     };
-    let mut results: Vec<_> = match (how.pool, how.chunk) {
+    let chunk = how.chunk.map(|max| even_chunk(items.len(), max));
+    let mut results: Vec<_> = match (how.pool, chunk) {
         (Some(pool), None) => pool.install(|| items.par_iter().map(check).collect()),
         (None, None) => items.iter().map(check).collect(),
-        (Some(pool), Some(n)) => pool.install(|| {
-            items
-                .par_chunks(n.max(1))
-                .flat_map_iter(check_chunk)
-                .collect()
-        }),
-        (None, Some(n)) => items.chunks(n.max(1)).flat_map(check_chunk).collect(),
+        (Some(pool), Some(n)) => {
+            pool.install(|| items.par_chunks(n).flat_map_iter(check_chunk).collect())
+        }
+        (None, Some(n)) => items.chunks(n).flat_map(check_chunk).collect(),
     };
     let mut seen = HashSet::new();
     for r in results.iter_mut() {
@@ -277,4 +283,23 @@ pub fn check_batch(
         }
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::even_chunk;
+
+    #[test]
+    fn chunks_are_even_and_never_over_the_maximum() {
+        assert_eq!(even_chunk(200, 256), 200);
+        assert_eq!(even_chunk(300, 256), 150);
+        assert_eq!(even_chunk(1000, 256), 250);
+        assert_eq!(even_chunk(257, 256), 129);
+        assert_eq!(even_chunk(0, 256), 1);
+        assert_eq!(even_chunk(5, 1), 1);
+        for len in 1..600 {
+            let n = even_chunk(len, 128);
+            assert!(n <= 128 && len.div_ceil(n) == len.div_ceil(128), "{len}");
+        }
+    }
 }

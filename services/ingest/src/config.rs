@@ -90,7 +90,7 @@ pub struct IngestConfig {
     /// Most signatures in one batch equation. A bad signature makes its batch
     /// fall back to single checks, so smaller batches bound what one bad item
     /// costs; larger ones verify faster.
-    #[arg(long, env = "RICOCHET_INGEST_VERIFY_BATCH", default_value_t = 128,
+    #[arg(long, env = "RICOCHET_INGEST_VERIFY_BATCH", default_value_t = 256,
           value_parser = clap::value_parser!(u16).range(2..=1000))]
     pub verify_batch: u16,
     /// Threads verifying signatures (0 = one per core).

@@ -54,7 +54,7 @@ pub enum BenchCommand {
         #[arg(long, default_value = "single,batch", value_delimiter = ',')]
         signature_checks: Vec<String>,
         /// Signatures per batch equation (ingest's --verify-batch, and baseline C's).
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 256)]
         verify_batch: usize,
         /// The ingest binary (default: next to this one).
         #[arg(long)]
