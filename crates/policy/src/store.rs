@@ -12,8 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+
+use ricochet_reload::Reloading;
 
 use crate::model::RecipientPolicy;
 use crate::parse::PolicyError;
@@ -162,36 +163,10 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(paths)
 }
 
-/// Every file of a directory tree with its modification time and length:
-/// what tells that something changed.
-type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
-
-fn fingerprint(dir: &Path) -> Fingerprint {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                todo.push(entry.path());
-            } else {
-                out.push((entry.path(), meta.modified().ok(), meta.len()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// A policy directory that services read, reloaded when it changes.
+/// A policy directory that services read, reloaded when it changes
+/// (`current`, `watch`, `reload_if_changed` come from [`Reloading`]).
 #[derive(Debug, Clone)]
-pub struct PolicyStore {
-    dir: PathBuf,
-    inner: Arc<RwLock<(Fingerprint, Arc<Policies>)>>,
-}
+pub struct PolicyStore(Reloading<Policies, StoreError>);
 
 impl PolicyStore {
     /// Loads `dir` (created if missing); an invalid file is refused at start.
@@ -200,51 +175,14 @@ impl PolicyStore {
             path: dir.into(),
             source,
         })?;
-        let seen = fingerprint(dir);
-        let policies = Policies::load(dir)?;
-        Ok(PolicyStore {
-            dir: dir.into(),
-            inner: Arc::new(RwLock::new((seen, Arc::new(policies)))),
-        })
+        Reloading::open("recipient policies", dir, Policies::load).map(PolicyStore)
     }
+}
 
-    /// The policies in force (a snapshot).
-    pub fn current(&self) -> Arc<Policies> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .1
-            .clone()
-    }
-
-    /// Rereads the directory if anything in it changed. Returns whether a
-    /// new set was loaded; an invalid one is refused and the old one kept.
-    pub fn reload_if_changed(&self) -> Result<bool, StoreError> {
-        let seen = fingerprint(&self.dir);
-        if seen == self.inner.read().unwrap_or_else(|e| e.into_inner()).0 {
-            return Ok(false);
-        }
-        let loaded = Policies::load(&self.dir);
-        let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        guard.0 = seen;
-        guard.1 = Arc::new(loaded?);
-        tracing::info!(dir = %self.dir.display(), domains = guard.1.domains(), "recipient policies reloaded");
-        Ok(true)
-    }
-
-    /// Starts a thread that rereads the directory every `interval` when it
-    /// changed, for the rest of the process's life.
-    pub fn watch(&self, interval: Duration) {
-        let store = self.clone();
-        std::thread::Builder::new()
-            .name("policy-watch".into())
-            .spawn(move || loop {
-                std::thread::sleep(interval);
-                if let Err(e) = store.reload_if_changed() {
-                    tracing::warn!(error = %e, "recipient policies changed but are invalid; keeping the previous ones");
-                }
-            })
-            .expect("spawn policy watcher");
+impl std::ops::Deref for PolicyStore {
+    type Target = Reloading<Policies, StoreError>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 

@@ -136,7 +136,7 @@ impl AppState {
 
     /// The recipient policies in force, if a directory is configured.
     pub fn policies(&self) -> Option<Arc<Policies>> {
-        self.inner.policies.as_ref().map(PolicyStore::current)
+        self.inner.policies.as_ref().map(|p| p.current())
     }
 
     /// Where accepted items go (to flush on shutdown).

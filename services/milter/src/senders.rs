@@ -14,8 +14,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+
+use ricochet_reload::Reloading;
 
 use ricochet_token::claims::is_sender_id;
 use serde::Deserialize;
@@ -112,67 +112,24 @@ impl SenderMap {
     }
 }
 
-/// A sender map file, reread when it changes (checked by [`watch`](Self::watch),
-/// off the mail path, as the registry and the policy store are).
+/// A sender map file, reread when it changes (checked by `watch`, off the
+/// mail path, as the registry and the policy store are; `current` and the
+/// rest come from [`Reloading`]).
 #[derive(Debug, Clone)]
-pub struct SenderMapFile {
-    path: PathBuf,
-    current: Arc<RwLock<(Option<SystemTime>, Arc<SenderMap>)>>,
-}
+pub struct SenderMapFile(Reloading<SenderMap, SenderMapError>);
 
 impl SenderMapFile {
     /// Loads `path`; an invalid file is refused at start.
     pub fn open(path: &Path) -> Result<SenderMapFile, SenderMapError> {
-        let map = SenderMap::load(path)?;
-        Ok(SenderMapFile {
-            path: path.into(),
-            current: Arc::new(RwLock::new((modified(path), Arc::new(map)))),
-        })
-    }
-
-    /// The map in force.
-    pub fn current(&self) -> Arc<SenderMap> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .1
-            .clone()
-    }
-
-    /// Rereads the file if its modification time changed. Returns whether
-    /// a new version was loaded; an invalid one is refused and the old one
-    /// stays in force.
-    pub fn reload_if_changed(&self) -> Result<bool, SenderMapError> {
-        let seen = modified(&self.path);
-        if seen == self.current.read().unwrap_or_else(|e| e.into_inner()).0 {
-            return Ok(false);
-        }
-        let loaded = SenderMap::load(&self.path);
-        let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
-        guard.0 = seen;
-        guard.1 = Arc::new(loaded?);
-        tracing::info!(path = %self.path.display(), "sender map reloaded");
-        Ok(true)
-    }
-
-    /// Starts a thread that rereads the file every `interval` when it
-    /// changed, for the rest of the process's life.
-    pub fn watch(&self, interval: std::time::Duration) {
-        let file = self.clone();
-        std::thread::Builder::new()
-            .name("senders-watch".into())
-            .spawn(move || loop {
-                std::thread::sleep(interval);
-                if let Err(e) = file.reload_if_changed() {
-                    tracing::error!(error = %e, "sender map not reloaded; keeping the previous one");
-                }
-            })
-            .expect("spawn sender map watcher");
+        Reloading::open("sender map", path, SenderMap::load).map(SenderMapFile)
     }
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+impl std::ops::Deref for SenderMapFile {
+    type Target = Reloading<SenderMap, SenderMapError>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +183,7 @@ mod tests {
         std::fs::write(&path, "[sasl]\na = \"one\"\n").unwrap();
         let file = SenderMapFile::open(&path).unwrap();
         assert_eq!(file.current().resolve(Some("a"), None), Some("one"));
-        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
         std::fs::write(&path, "[sasl]\na = \"two\"\n").unwrap();
         std::fs::File::options()
             .write(true)
