@@ -1,7 +1,8 @@
 //! The JWT machinery, from the `jsonwebtoken` crate: signing every token
 //! Ricochet mints, and verifying API bearer tokens (signature, audience).
-//! Complaint tokens are verified by [`crate::verify`] on `ring` directly:
-//! ingest is moving to batch signature checks, which `jsonwebtoken` has not.
+//! Complaint tokens are verified by [`crate::verify`] without it: ingest
+//! checks their Ed25519 signatures in batches ([`crate::ed25519`]), which
+//! `jsonwebtoken` cannot do.
 //!
 //! Ricochet's own rules stay around it. In front ([`crate::verify`]): the
 //! size and ASCII limits, duplicate JSON members, the algorithm allow-list
