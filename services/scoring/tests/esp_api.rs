@@ -152,8 +152,3 @@ async fn each_esp_pulls_only_its_own_offenders_with_a_signature_that_verifies() 
     }
     drop_database(&ch).await;
 }
-
-#[test]
-fn the_openapi_spec_matches_the_routes() {
-    common::assert_spec_matches("esp-api.json", &ricochet_scoring::api::ROUTES);
-}

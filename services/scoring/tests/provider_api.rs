@@ -296,8 +296,3 @@ async fn a_standing_shows_only_the_callers_own_complaints_and_other_tenants_are_
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     drop_database(&ch).await;
 }
-
-#[test]
-fn the_openapi_spec_matches_the_routes() {
-    common::assert_spec_matches("provider-api.json", &ricochet_scoring::provider_api::ROUTES);
-}
