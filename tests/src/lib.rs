@@ -3,6 +3,8 @@
 //! Every test makes its own topic or database with a random name, so tests run
 //! in parallel, can be repeated, and never see each other's data.
 
+pub mod load;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -302,9 +304,29 @@ impl ClickHouseServer {
         }
     }
 
-    /// Starts the server again on the same HTTP port and data.
+    /// Starts the server again on the same HTTP port and data, and waits
+    /// until both its HTTP and its TCP port (the one other shards query)
+    /// answer. A server that exits meanwhile (its TCP port not yet free
+    /// again after a stop) is started again, up to five times.
     pub async fn restart(&mut self, tcp_port: u16) {
-        self.stop();
+        for attempt in 1..=5 {
+            self.stop();
+            self.spawn(tcp_port);
+            if self.serving(tcp_port).await {
+                return;
+            }
+            eprintln!(
+                "test ClickHouse exited while starting (attempt {attempt}); starting it again"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!(
+            "the test ClickHouse did not stay up on HTTP {} and TCP {tcp_port}",
+            self.port
+        );
+    }
+
+    fn spawn(&mut self, tcp_port: u16) {
         let server = std::env::var("RICOCHET_CHDB_SERVER")
             .expect("RICOCHET_CHDB_SERVER (exported by deploy/local/stack env)");
         let lib = std::env::var("RICOCHET_CHDB_LIB").expect("RICOCHET_CHDB_LIB");
@@ -322,14 +344,45 @@ impl ClickHouseServer {
         if let Some(file) = &self.config_file {
             command.arg("--config-file").arg(file);
         }
+        // RICOCHET_TEST_CLICKHOUSE_LOG=1 shows the servers' own output
+        // (why one stopped), interleaved with the test's.
+        let output = || match std::env::var_os("RICOCHET_TEST_CLICKHOUSE_LOG") {
+            Some(_) => std::process::Stdio::inherit(),
+            None => std::process::Stdio::null(),
+        };
         let child = command
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(output())
+            .stderr(output())
             .spawn()
             .expect("start chdb-server");
         self.child = Some(child);
+    }
+
+    /// Whether the server came to answer on both ports (false: it exited).
+    async fn serving(&mut self, tcp_port: u16) -> bool {
         let url = format!("http://127.0.0.1:{}/?query=SELECT%201", self.port);
-        wait_for_http_ok("the test ClickHouse", &url, Duration::from_secs(60)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            let exited =
+                (self.child.as_mut()).is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                return false;
+            }
+            let http = reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tcp_port))
+                .await
+                .is_ok();
+            if http && tcp {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the test ClickHouse did not answer on HTTP {} within 60 s",
+            self.port
+        );
     }
 }
 
@@ -350,6 +403,8 @@ fn free_port() -> u16 {
 pub struct ClickHouseCluster {
     /// The servers, shard 1 first.
     pub nodes: Vec<ClickHouseServer>,
+    /// Each server's TCP port, as `remote_servers` names it.
+    tcp_ports: Vec<u16>,
     _config: tempfile::TempDir,
 }
 
@@ -374,13 +429,20 @@ impl ClickHouseCluster {
         );
         std::fs::write(&file, xml).unwrap();
         let mut nodes = Vec::new();
-        for port in tcp_ports {
-            nodes.push(ClickHouseServer::start_with_config(file.clone(), port).await);
+        for port in &tcp_ports {
+            nodes.push(ClickHouseServer::start_with_config(file.clone(), *port).await);
         }
         ClickHouseCluster {
             nodes,
+            tcp_ports,
             _config: config,
         }
+    }
+
+    /// Starts node `i` again (after [`ClickHouseServer::stop`]) on the
+    /// ports and data it had, so the cluster finds it where it was.
+    pub async fn restart_node(&mut self, i: usize) {
+        self.nodes[i].restart(self.tcp_ports[i]).await;
     }
 
     /// Settings of every node (database `ricochet`).

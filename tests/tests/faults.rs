@@ -11,20 +11,23 @@
 #![cfg(feature = "integration")]
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ricochet_harness::ingest::{Answer, IngestClient};
+use ricochet_harness::ingest::IngestClient;
 use ricochet_harness::participants::{own_key, register};
-use ricochet_harness::process::{free_port, ServiceProcess};
+use ricochet_harness::process::free_port;
+use ricochet_integration_tests::load::{
+    self, drive, forge, progressed, stored_jtis, wait_loaded, Batch, Ledger,
+};
 use ricochet_integration_tests::{wait_for, Broker, ClickHouseServer};
 use ricochet_kafka::{ensure_topics, TOPICS};
 use ricochet_registry::ParticipantKind;
 use ricochet_storage::Migrator;
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const ESP: &str = "esp-faults.example";
 const PROVIDER: &str = "mail-faults.example";
@@ -35,34 +38,6 @@ const BATCH: usize = 50;
 const REQUESTS_PER_SEC: u64 = 10;
 /// Requests of the whole run.
 const REQUESTS: usize = 1_300;
-
-/// Starts `ricochet-<name>` from `bin_dir` and waits until it is ready.
-async fn service(
-    bin_dir: &Path,
-    name: &str,
-    args: &[&str],
-    envs: &[(&str, &str)],
-) -> ServiceProcess {
-    let bin = bin_dir.join(format!("ricochet-{name}"));
-    let mut process = ServiceProcess::spawn(&bin, "--listen", args, envs).unwrap();
-    process.wait_ready().await.unwrap();
-    process
-}
-
-/// What the providers were told.
-#[derive(Default)]
-struct Ledger {
-    accepted: HashSet<String>,
-    forged_accepted: usize,
-    requests_ok: usize,
-    requests_failed: usize,
-    done: usize,
-}
-
-struct Batch {
-    body: Value,
-    forged_jti: String,
-}
 
 fn batches(esp: &SigningKey) -> (Vec<Batch>, Vec<String>) {
     let now = unix_now();
@@ -87,8 +62,7 @@ fn batches(esp: &SigningKey) -> (Vec<Batch>, Vec<String>) {
                 // Forged: the signature's last character changed. Its genuine
                 // twin is never sent, so its jti must never be counted.
                 forged.push(claims.jti.clone());
-                let last = if token.ends_with('A') { 'B' } else { 'A' };
-                format!("{}{last}", &token[..token.len() - 1])
+                forge(&token)
             } else {
                 token
             };
@@ -100,44 +74,6 @@ fn batches(esp: &SigningKey) -> (Vec<Batch>, Vec<String>) {
         });
     }
     (out, forged)
-}
-
-/// Sends every batch at REQUESTS_PER_SEC, resending a batch until it gets a
-/// 200 (what a provider does), and records the verdicts.
-async fn drive(ingest: IngestClient, batches: Vec<Batch>, ledger: Arc<Mutex<Ledger>>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(1000 / REQUESTS_PER_SEC));
-    for batch in batches {
-        loop {
-            tick.tick().await;
-            let answer = tokio::time::timeout(
-                Duration::from_secs(10),
-                ingest.post_json("/v1/complaints", &batch.body),
-            )
-            .await;
-            let Ok(Ok(Answer { status, body: v })) = answer else {
-                ledger.lock().unwrap().requests_failed += 1;
-                continue;
-            };
-            if !status.is_success() {
-                ledger.lock().unwrap().requests_failed += 1;
-                continue;
-            }
-            let mut l = ledger.lock().unwrap();
-            l.requests_ok += 1;
-            for r in v["results"].as_array().unwrap() {
-                if r["verdict"] == "accepted" {
-                    let jti = r["jti"].as_str().unwrap().to_string();
-                    if jti == batch.forged_jti {
-                        l.forged_accepted += 1;
-                    } else {
-                        l.accepted.insert(jti);
-                    }
-                }
-            }
-            l.done += 1;
-            break;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,69 +113,16 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
         ("RICOCHET_CLICKHOUSE_URL", chc.url.as_str()),
         ("RICOCHET_CLICKHOUSE_DATABASE", chc.database.as_str()),
     ];
-    let mut ingest = service(
-        &bin_dir,
-        "ingest",
-        &[
-            "--registry",
-            &reg,
-            "--rate-per-sec",
-            "100000",
-            "--burst",
-            "100000",
-            "--kafka-timeout-ms",
-            "3000",
-        ],
-        &envs,
-    )
-    .await;
-    let mut loader = service(
-        &bin_dir,
-        "loader",
-        &[
-            "--instance-id",
-            "faults-loader-1",
-            "--batch-ms",
-            "200",
-            "--max-backoff-ms",
-            "1000",
-            "--rejoin-after-secs",
-            "20",
-        ],
-        &envs,
-    )
-    .await;
-    let mut scoring = service(
-        &bin_dir,
-        "scoring",
-        &[
-            "--registry",
-            &reg,
-            "--signing-key",
-            &key,
-            "--interval-secs",
-            "1",
-        ],
-        &envs,
-    )
-    .await;
+    let mut ingest = load::ingest(&bin_dir, &reg, &envs).await;
+    let mut loader = load::loader(&bin_dir, "faults-loader-1", &envs).await;
+    let mut scoring = load::scoring(&bin_dir, &reg, &key, &envs).await;
 
     let (all, forged) = batches(&esp);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let started = Instant::now();
     let client = IngestClient::new(&ingest.url, PROVIDER, provider);
-    let load = tokio::spawn(drive(client, all, ledger.clone()));
-    let progressed = |by: usize| {
-        let ledger = ledger.clone();
-        let from = ledger.lock().unwrap().done;
-        async move {
-            wait_for("the load to go on", Duration::from_secs(120), || {
-                let ledger = ledger.clone();
-                async move { (ledger.lock().unwrap().done >= from + by).then_some(()) }
-            })
-            .await
-        }
-    };
+    let load = tokio::spawn(drive(vec![client], all, ledger.clone(), REQUESTS_PER_SEC));
+    let progressed = |by: usize| progressed(&ledger, by);
     progressed(30).await;
     // After each fault the whole pipeline must flow again, not only ingest:
     // complaints reach ClickHouse past the count when the fault ended.
@@ -329,48 +212,8 @@ async fn nothing_accepted_is_lost_or_counted_twice_under_faults() {
 
     // Every accepted token reaches ClickHouse.
     let n = accepted.len() as u64;
-    // Progress every 10 s, per Kafka partition: if this wait ever times out,
-    // the log shows whether the loader stalled on one partition or on all.
-    let last_report = Arc::new(Mutex::new(Instant::now()));
-    wait_for(
-        "every accepted complaint in ClickHouse",
-        Duration::from_secs(240),
-        || {
-            let client = client.clone();
-            let last_report = last_report.clone();
-            async move {
-                let loaded: u64 = client
-                    .query("SELECT uniqExact(jti) FROM complaints")
-                    .fetch_one()
-                    .await
-                    .ok()?;
-                let due = last_report.lock().unwrap().elapsed() >= Duration::from_secs(10);
-                if loaded < n && due {
-                    *last_report.lock().unwrap() = Instant::now();
-                    let partitions: Vec<(u32, u64, u64)> = client
-                        .query(
-                            "SELECT kafka_partition, count(), max(kafka_offset) FROM complaints
-                             GROUP BY kafka_partition ORDER BY kafka_partition",
-                        )
-                        .fetch_all()
-                        .await
-                        .unwrap_or_default();
-                    eprintln!(
-                        "faults: {loaded} of {n} accepted complaints in ClickHouse; \
-                         (partition, rows, last offset): {partitions:?}"
-                    );
-                }
-                (loaded >= n).then_some(())
-            }
-        },
-    )
-    .await;
-    let in_ch: Vec<String> = client
-        .query("SELECT DISTINCT jti FROM complaints")
-        .fetch_all()
-        .await
-        .unwrap();
-    let in_ch: HashSet<String> = in_ch.into_iter().collect();
+    wait_loaded(&client, n, "faults").await;
+    let in_ch = stored_jtis(&client).await;
     let lost = accepted.difference(&in_ch).count();
     let forged_counted = forged.iter().filter(|j| in_ch.contains(*j)).count();
     let unexpected = in_ch.difference(&accepted).count();

@@ -278,6 +278,15 @@ impl ConsumerContext for LoaderContext {
         }
     }
 
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let partitions: Vec<String> = (list.elements().iter())
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect();
+            info!(?partitions, "partitions assigned");
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             info!(
