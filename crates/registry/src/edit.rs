@@ -1,5 +1,6 @@
 //! Adding participants to the file while keeping the operator's comments and layout.
 
+use ricochet_reload::FileError;
 use std::path::Path;
 
 use ricochet_token::Jwk;
@@ -40,10 +41,7 @@ impl NewParticipant {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> RegistryError + '_ {
-    move |source| RegistryError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| FileError::io(path, source)
 }
 
 /// Appends a participant to the registry file (created if missing). The new
@@ -58,10 +56,7 @@ pub fn add_participant(path: &Path, new: &NewParticipant) -> Result<(), Registry
         ),
         Err(e) => return Err(io(path)(e)),
     };
-    let syntax = |e: toml_edit::TomlError| RegistryError::Syntax {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let syntax = |e: toml_edit::TomlError| FileError::syntax(path, e);
     let mut doc: DocumentMut = text.parse().map_err(syntax)?;
     let mut table = Table::new();
     table.insert("id", value(&new.id));
@@ -78,15 +73,10 @@ pub fn add_participant(path: &Path, new: &NewParticipant) -> Result<(), Registry
     }
     let mut keys = ArrayOfTables::new();
     for jwk in &new.keys {
-        let json = toml::Value::try_from(jwk).map_err(|e| RegistryError::Syntax {
-            path: path.to_path_buf(),
-            message: format!("key {}: {e}", jwk.kid),
-        })?;
+        let json = toml::Value::try_from(jwk)
+            .map_err(|e| FileError::syntax(path, format!("key {}: {e}", jwk.kid)))?;
         let key_doc: DocumentMut = toml::to_string(&json)
-            .map_err(|e| RegistryError::Syntax {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?
+            .map_err(|e| FileError::syntax(path, e))?
             .parse()
             .map_err(syntax)?;
         keys.push(key_doc.as_table().clone());
@@ -96,14 +86,9 @@ pub fn add_participant(path: &Path, new: &NewParticipant) -> Result<(), Registry
         .entry(new.kind.table())
         .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
     let Some(list) = entry.as_array_of_tables_mut() else {
-        return Err(RegistryError::Syntax {
-            path: path.to_path_buf(),
-            message: format!(
-                "`{}` must be an array of tables ([[{}]])",
-                new.kind.table(),
-                new.kind.table()
-            ),
-        });
+        let table = new.kind.table();
+        let message = format!("`{table}` must be an array of tables ([[{table}]])");
+        return Err(FileError::syntax(path, message));
     };
     list.push(table);
     let out = format!("{header}{doc}");

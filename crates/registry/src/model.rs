@@ -110,25 +110,13 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn line(&self, span: Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1
-    }
-
     fn invalid(
         &self,
         span: Range<usize>,
         field: String,
         message: impl Into<String>,
     ) -> RegistryError {
-        RegistryError::Invalid {
-            path: self.path.to_path_buf(),
-            line: self.line(span),
-            field,
-            message: message.into(),
-        }
+        RegistryError::invalid((self.path, self.text), span.start, field, message)
     }
 
     fn participant(
@@ -181,19 +169,14 @@ impl Checker<'_> {
 impl Registry {
     /// Reads and validates a registry file.
     pub fn load(path: &Path) -> Result<Self, RegistryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = ricochet_reload::read(path)?;
         Self::parse(path, &text)
     }
 
     /// Validates registry text; `path` is used in error messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Self, RegistryError> {
-        let doc: FileDoc = toml::from_str(text).map_err(|e| RegistryError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let doc: FileDoc =
+            toml::from_str(text).map_err(|e| ricochet_reload::FileError::syntax(path, e))?;
         let check = Checker { path, text };
         let mut reg = Registry::default();
         let mut seen: BTreeMap<String, &'static str> = BTreeMap::new();

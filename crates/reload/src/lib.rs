@@ -6,6 +6,10 @@
 //! file's modification time and length), checked by a watcher thread; a new
 //! version that does not load is refused and the previous one stays in force.
 
+mod file;
+
+pub use file::{read, FileError};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};

@@ -23,23 +23,10 @@ use serde::Deserialize;
 /// Why a sender map could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SenderMapError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Not the TOML described in the module docs.
-    #[error("{path}: {message}")]
-    Syntax {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message, with line and column.
-        message: String,
-    },
+    /// The file could not be read, or is not the TOML described in the
+    /// module docs.
+    #[error(transparent)]
+    File(#[from] ricochet_reload::FileError),
     /// A value that is not a valid sender id.
     #[error(
         "{path}: [{table}] {key:?}: {value:?} is not a sender id (1-128 of A-Z a-z 0-9 . _ : -)"
@@ -71,14 +58,9 @@ pub struct SenderMap {
 impl SenderMap {
     /// Reads and validates a map file.
     pub fn load(path: &Path) -> Result<SenderMap, SenderMapError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SenderMapError::Io {
-            path: path.into(),
-            source,
-        })?;
-        let mut map: SenderMap = toml::from_str(&text).map_err(|e| SenderMapError::Syntax {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let text = ricochet_reload::read(path)?;
+        let mut map: SenderMap =
+            toml::from_str(&text).map_err(|e| ricochet_reload::FileError::syntax(path, e))?;
         map.envelope = map
             .envelope
             .into_iter()

@@ -230,7 +230,7 @@ pub struct PageQuery {
 fn page(
     state: &ApiState,
     headers: &HeaderMap,
-    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    query: PageParams,
 ) -> Result<(String, u64, u64), Problem> {
     let esp = caller(state, headers)?;
     let Ok(Query(q)) = query else {
@@ -251,50 +251,55 @@ fn page(
     Ok((esp, q.since, limit))
 }
 
+/// The page query as the handlers receive it (a bad one is answered 400).
+type PageParams = Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>;
+
 /// `GET /v1/complaints`: the caller's complaint feed after `since`.
 async fn complaints(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    query: PageParams,
 ) -> Response {
-    paged(
-        &state,
-        &headers,
-        query,
-        |client, esp, since, limit| async move {
-            let rows = crate::feed::read(&client, &esp, since, limit).await?;
-            Ok(rows
-                .iter()
-                .map(|r| (r.seq, crate::feed::entry_json(r)))
-                .collect())
-        },
-    )
-    .await
+    paged(&state, &headers, query, feed_page).await
 }
 
 /// `GET /v1/offenders`: the caller's penalty chain after `since`.
 async fn offenders(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    query: PageParams,
 ) -> Response {
-    paged(
-        &state,
-        &headers,
-        query,
-        |client, esp, since, limit| async move {
-            let rows = crate::chain::read_after(&client, &esp, since, limit).await?;
-            Ok(rows
-                .iter()
-                .map(|r| {
-                    let mut item = penalty_json(r);
-                    item["evidence_raw"] = json!(r.evidence);
-                    (r.seq, item)
-                })
-                .collect())
-        },
-    )
-    .await
+    paged(&state, &headers, query, offender_page).await
+}
+
+async fn feed_page(
+    client: Client,
+    esp: String,
+    since: u64,
+    limit: u64,
+) -> crate::error::Result<Vec<(u64, Value)>> {
+    let rows = crate::feed::read(&client, &esp, since, limit).await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.seq, crate::feed::entry_json(r)))
+        .collect())
+}
+
+async fn offender_page(
+    client: Client,
+    esp: String,
+    since: u64,
+    limit: u64,
+) -> crate::error::Result<Vec<(u64, Value)>> {
+    let rows = crate::chain::read_after(&client, &esp, since, limit).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut item = penalty_json(r);
+            item["evidence_raw"] = json!(r.evidence);
+            (r.seq, item)
+        })
+        .collect())
 }
 
 /// A signed page of `(seq, item)` rows that `read` gives for the caller's
@@ -302,7 +307,7 @@ async fn offenders(
 async fn paged<F, Fut>(
     state: &ApiState,
     headers: &HeaderMap,
-    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    query: PageParams,
     read: F,
 ) -> Response
 where

@@ -11,46 +11,15 @@ use std::time::SystemTime;
 
 use ricochet_kafka::ComplaintCode;
 use serde::Deserialize;
-use thiserror::Error;
 use toml::Spanned;
 
 use crate::policy::{Policy, Thresholds};
 use crate::windows::Windows;
 use ricochet_kafka::Level;
 
-/// Why a policy file could not be used.
-#[derive(Debug, Error)]
-pub enum PolicyError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Not TOML, an unknown field, or a value of the wrong type (the message names line and column).
-    #[error("{path}: {message}")]
-    Syntax {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
-    /// A value breaks a rule.
-    #[error("{path}:{line}: {field}: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// Line of the value (of the file's end for a rule across fields).
-        line: usize,
-        /// Dotted name of the field.
-        field: String,
-        /// The rule it breaks.
-        message: String,
-    },
-}
+/// Why a policy file could not be used (the error every reloaded settings
+/// file shares).
+pub use ricochet_reload::FileError as PolicyError;
 
 type V<T> = Option<Spanned<T>>;
 
@@ -139,16 +108,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn invalid(&self, span: Range<usize>, field: &str, message: impl Into<String>) -> PolicyError {
-        let line = self.text[..span.start.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1;
-        PolicyError::Invalid {
-            path: self.path.to_path_buf(),
-            line,
-            field: field.to_string(),
-            message: message.into(),
-        }
+        PolicyError::invalid((self.path, self.text), span.start, field, message)
     }
 
     /// Sets `target` from `value` if present, after `ok` accepts it.
@@ -317,19 +277,14 @@ impl Checker<'_> {
 impl Policy {
     /// Reads and validates a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = ricochet_reload::read(path)?;
         Policy::parse(path, &text)
     }
 
     /// Validates policy text; `path` is used in error messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
-        let doc: FileDoc = toml::from_str(text).map_err(|e| PolicyError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let doc: FileDoc =
+            toml::from_str(text).map_err(|e| ricochet_reload::FileError::syntax(path, e))?;
         Checker { path, text }.policy(&doc)
     }
 }

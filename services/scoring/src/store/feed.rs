@@ -51,6 +51,18 @@ const CANDIDATE_COLUMNS: &str = "toString(esp) AS esp, toUInt64(0) AS seq, jti, 
     toUnixTimestamp64Milli(reported_at) AS reported_at, toUnixTimestamp64Milli(loaded_at) AS loaded_at, \
     toInt64(toUnixTimestamp(token_iat)) * 1000 AS token_iat";
 
+/// Complaints matching `filter` as feed candidates, in (load time, jti)
+/// order, at most `limit` of them. The filter runs in a subquery, before
+/// the candidate columns' aliases shadow the table's.
+fn candidates_sql(filter: &str, limit: Option<u64>) -> String {
+    let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM (
+             SELECT * FROM complaints WHERE {filter} ORDER BY loaded_at, jti{limit})
+         ORDER BY loaded_at, jti"
+    )
+}
+
 /// Reads one ESP's feed after `since`, at most `limit` entries, in order.
 pub async fn read(
     client: &Client,
@@ -93,14 +105,13 @@ pub async fn settled_after(
     page: u64,
 ) -> crate::error::Result<Vec<FeedEntry>> {
     client
-        .query(&format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM (
-                 SELECT * FROM complaints
-                 WHERE loaded_at >= fromUnixTimestamp64Milli(?)
-                   AND (loaded_at, jti) > (fromUnixTimestamp64Milli(?), ?)
-                   AND loaded_at <= now64(3) - toIntervalMillisecond({settle_ms})
-                 ORDER BY loaded_at, jti LIMIT {page})
-             ORDER BY loaded_at, jti"
+        .query(&candidates_sql(
+            &format!(
+                "loaded_at >= fromUnixTimestamp64Milli(?)
+                 AND (loaded_at, jti) > (fromUnixTimestamp64Milli(?), ?)
+                 AND loaded_at <= now64(3) - toIntervalMillisecond({settle_ms})"
+            ),
+            Some(page),
         ))
         .bind(at)
         .bind(at)
@@ -134,11 +145,9 @@ pub async fn loaded_among(
     jtis: Vec<String>,
 ) -> crate::error::Result<Vec<FeedEntry>> {
     client
-        .query(&format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM (
-                 SELECT * FROM complaints WHERE {LOADED_IN} AND has(?, jti)
-                 ORDER BY loaded_at, jti)
-             ORDER BY loaded_at, jti"
+        .query(&candidates_sql(
+            &format!("{LOADED_IN} AND has(?, jti)"),
+            None,
         ))
         .bind(from)
         .bind(to)
@@ -170,18 +179,16 @@ pub async fn missing(
     page: u64,
 ) -> crate::error::Result<Vec<FeedEntry>> {
     client
-        .query(&format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM (
-                 SELECT * FROM complaints
-                 WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)
-                   AND jti NOT IN (SELECT jti FROM complaint_feed
-                                   WHERE loaded_at >= fromUnixTimestamp64Milli(?))
-                 ORDER BY loaded_at, jti LIMIT {page})
-             ORDER BY loaded_at, jti"
+        .query(&candidates_sql(
+            "loaded_at >= fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)
+             AND jti NOT IN (SELECT jti FROM complaint_feed
+                             WHERE loaded_at >= fromUnixTimestamp64Milli(?))",
+            Some(page),
         ))
         .bind(from)
         .bind(mark_ms)
         .bind(from)
         .fetch_all()
-        .await.map_err(Into::into)
+        .await
+        .map_err(Into::into)
 }
