@@ -46,10 +46,7 @@ pub async fn run(records: usize, loader_bin: Option<PathBuf>) -> Result<ExitCode
     println!("| console consumer > /dev/null (broker read ceiling) | {records} | {read_secs:.2} | {:.0} | - |", records as f64 / read_secs);
     println!();
     println!("loader / pipe: {:.2}x", loader_rate / pipe_rate.max(1e-9));
-    ch.server_client()
-        .query(&format!("DROP DATABASE `{}`", ch.database))
-        .execute()
-        .await?;
+    crate::bench::drop_bench_database(&ch).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -358,22 +358,40 @@ pub(crate) async fn drive(
     Ok((all, accepted))
 }
 
+/// Every node `ch` stands for: itself on one node; on a cluster (a
+/// two-shard local stack exports both settings) each node of
+/// RICOCHET_CLICKHOUSE_NODES.
+pub fn bench_nodes(ch: &ClickHouseConfig) -> Result<Vec<ClickHouseConfig>> {
+    if ch.cluster.is_none() {
+        return Ok(vec![ch.clone()]);
+    }
+    let nodes = std::env::var("RICOCHET_CLICKHOUSE_NODES")
+        .context("RICOCHET_CLICKHOUSE_CLUSTER without RICOCHET_CLICKHOUSE_NODES")?;
+    let nodes: Vec<&str> = nodes.split(',').collect();
+    Ok(ch.with_nodes(&nodes))
+}
+
+/// Drops a bench's database from every node it was created on.
+pub async fn drop_bench_database(ch: &ClickHouseConfig) -> Result<()> {
+    for node in bench_nodes(ch)? {
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", ch.database);
+        node.server_client().query(&sql).execute().await?;
+    }
+    Ok(())
+}
+
 /// A bench's own database on the configured ClickHouse, migrated.
 pub async fn bench_database(name: &str) -> Result<ClickHouseConfig> {
     let ch = ClickHouseConfig::from_env()?.with_database(name);
     let migrator = match &ch.cluster {
         None => Migrator::new(ch.clone())?,
-        // On a cluster (a two-shard local stack exports both), the cluster
-        // form on every node.
+        // On a cluster, the cluster form on every node.
         Some(cluster) => {
-            let nodes = std::env::var("RICOCHET_CLICKHOUSE_NODES")
-                .context("RICOCHET_CLICKHOUSE_CLUSTER without RICOCHET_CLICKHOUSE_NODES")?;
-            let nodes: Vec<&str> = nodes.split(',').collect();
             let spec = ricochet_storage::cluster::ClusterSpec {
                 cluster: cluster.clone(),
                 coordinated: false,
             };
-            Migrator::for_cluster(ch.with_nodes(&nodes), &spec)?
+            Migrator::for_cluster(bench_nodes(&ch)?, &spec)?
         }
     };
     migrator

@@ -41,10 +41,7 @@ pub async fn run(keys: u64, requests: usize) -> Result<ExitCode> {
     let run_id = std::process::id();
     let ch = crate::bench::bench_database(&format!("bench_provider_list_{run_id}")).await?;
     let result = measure(&ch, &scoring_bin, run_id, keys, requests).await;
-    ch.server_client()
-        .query(&format!("DROP DATABASE IF EXISTS `{}`", ch.database))
-        .execute()
-        .await?;
+    crate::bench::drop_bench_database(&ch).await?;
     result
 }
 

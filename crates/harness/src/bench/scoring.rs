@@ -43,10 +43,7 @@ pub async fn run(senders: u64, complaints: u64, options: Options) -> Result<Exit
     let client = ch.client();
     let result = measure(&ch, senders, complaints, scorer_only).await;
     if !keep {
-        ch.server_client()
-            .query(&format!("DROP DATABASE IF EXISTS `{}`", ch.database))
-            .execute()
-            .await?;
+        super::drop_bench_database(&ch).await?;
     }
     drop(client);
     result
@@ -62,6 +59,18 @@ async fn timed<F: std::future::Future<Output = Result<T>>, T>(
     let secs = started.elapsed().as_secs_f64();
     eprintln!("{what}: {secs:.2} s");
     Ok((out, secs))
+}
+
+/// Merges `complaints` and `deliveries` to one part per partition: on a
+/// cluster, each node's `_local` tables (a `Distributed` table has none).
+async fn merge(ch: &ClickHouseConfig) -> Result<()> {
+    let suffix = if ch.cluster.is_some() { "_local" } else { "" };
+    for node in super::bench_nodes(ch)? {
+        for table in ["complaints", "deliveries"] {
+            exec(&node, &format!("OPTIMIZE TABLE {table}{suffix} FINAL")).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn exec(ch: &ClickHouseConfig, sql: &str) -> Result<()> {
@@ -179,10 +188,7 @@ async fn measure(
         if state == "merged" {
             timed(
                 "merging (OPTIMIZE FINAL; background merges reach the same state over time)",
-                async {
-                    exec(ch, "OPTIMIZE TABLE complaints FINAL").await?;
-                    exec(ch, "OPTIMIZE TABLE deliveries FINAL").await
-                },
+                merge(ch),
             )
             .await?;
         }

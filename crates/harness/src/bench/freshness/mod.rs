@@ -87,10 +87,7 @@ pub async fn run(a: FreshnessArgs) -> Result<ExitCode> {
         [&ingest_bin, &loader_bin, &scoring_bin],
     )
     .await;
-    ch.server_client()
-        .query(&format!("DROP DATABASE IF EXISTS `{}`", ch.database))
-        .execute()
-        .await?;
+    crate::bench::drop_bench_database(&ch).await?;
     result
 }
 
