@@ -151,6 +151,12 @@ pub(super) fn claims_vectors(ctx: &Ctx, cat: &mut Catalogue) {
             why,
         );
     }
+    issuer_and_duplicate_vectors(ctx, cat);
+}
+
+/// An issuer in the wrong case and duplicate claims.
+fn issuer_and_duplicate_vectors(ctx: &Ctx, cat: &mut Catalogue) {
+    let Ctx { a_ed, claims, .. } = ctx;
     let c = with(claims.clone(), "iss", json!("ESP-A.example"));
     cat.add(
         "iss-upper-case",

@@ -12,8 +12,6 @@ use super::{b64, hdr, unsigned, with, Catalogue, Ctx};
 pub(super) fn signature_vectors(ctx: &Ctx, cat: &mut Catalogue) {
     let Ctx {
         a_ed,
-        a_p256,
-        b_ed,
         impostor,
         claims,
         good,
@@ -66,6 +64,18 @@ pub(super) fn signature_vectors(ctx: &Ctx, cat: &mut Catalogue) {
         unsigned(&hdr("None", a_ed.kid()), claims, b""),
         "alg None",
     );
+    confusion_vectors(ctx, cat);
+}
+
+/// Algorithm confusion, foreign keys and unregistered issuers.
+fn confusion_vectors(ctx: &Ctx, cat: &mut Catalogue) {
+    let Ctx {
+        a_ed,
+        a_p256,
+        b_ed,
+        claims,
+        ..
+    } = ctx;
     let hmac_token = |secret: &[u8]| {
         let h = hdr("HS256", a_ed.kid());
         let input = format!(
