@@ -69,13 +69,8 @@ pub(super) fn signature_vectors(ctx: &Ctx, cat: &mut Catalogue) {
 
 /// Algorithm confusion, foreign keys and unregistered issuers.
 fn confusion_vectors(ctx: &Ctx, cat: &mut Catalogue) {
-    let Ctx {
-        a_ed,
-        a_p256,
-        b_ed,
-        claims,
-        ..
-    } = ctx;
+    let (a_ed, a_p256, b_ed) = (&ctx.a_ed, &ctx.a_p256, &ctx.b_ed);
+    let claims = &ctx.claims;
     let hmac_token = |secret: &[u8]| {
         let h = hdr("HS256", a_ed.kid());
         let input = format!(
