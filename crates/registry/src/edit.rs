@@ -1,6 +1,5 @@
 //! Adding participants to the file while keeping the operator's comments and layout.
 
-use ricochet_reload::FileError;
 use std::path::Path;
 
 use ricochet_token::Jwk;
@@ -41,7 +40,7 @@ impl NewParticipant {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> RegistryError + '_ {
-    move |source| FileError::io(path, source)
+    move |source| RegistryError::io(path, source)
 }
 
 /// Appends a participant to the registry file (created if missing). The new
@@ -56,7 +55,7 @@ pub fn add_participant(path: &Path, new: &NewParticipant) -> Result<(), Registry
         ),
         Err(e) => return Err(io(path)(e)),
     };
-    let syntax = |e: toml_edit::TomlError| FileError::syntax(path, e);
+    let syntax = |e: toml_edit::TomlError| RegistryError::syntax(path, e);
     let mut doc: DocumentMut = text.parse().map_err(syntax)?;
     let mut table = Table::new();
     table.insert("id", value(&new.id));
@@ -74,9 +73,9 @@ pub fn add_participant(path: &Path, new: &NewParticipant) -> Result<(), Registry
     let mut keys = ArrayOfTables::new();
     for jwk in &new.keys {
         let json = toml::Value::try_from(jwk)
-            .map_err(|e| FileError::syntax(path, format!("key {}: {e}", jwk.kid)))?;
+            .map_err(|e| RegistryError::syntax(path, format!("key {}: {e}", jwk.kid)))?;
         let key_doc: DocumentMut = toml::to_string(&json)
-            .map_err(|e| FileError::syntax(path, e))?
+            .map_err(|e| RegistryError::syntax(path, e))?
             .parse()
             .map_err(syntax)?;
         keys.push(key_doc.as_table().clone());
@@ -88,7 +87,7 @@ pub fn add_participant(path: &Path, new: &NewParticipant) -> Result<(), Registry
     let Some(list) = entry.as_array_of_tables_mut() else {
         let table = new.kind.table();
         let message = format!("`{table}` must be an array of tables ([[{table}]])");
-        return Err(FileError::syntax(path, message));
+        return Err(RegistryError::syntax(path, message));
     };
     list.push(table);
     let out = format!("{header}{doc}");

@@ -175,8 +175,7 @@ impl Registry {
 
     /// Validates registry text; `path` is used in error messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Self, RegistryError> {
-        let doc: FileDoc =
-            toml::from_str(text).map_err(|e| ricochet_reload::FileError::syntax(path, e))?;
+        let doc: FileDoc = toml::from_str(text).map_err(|e| RegistryError::syntax(path, e))?;
         let check = Checker { path, text };
         let mut reg = Registry::default();
         let mut seen: BTreeMap<String, &'static str> = BTreeMap::new();

@@ -283,8 +283,7 @@ impl Policy {
 
     /// Validates policy text; `path` is used in error messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
-        let doc: FileDoc =
-            toml::from_str(text).map_err(|e| ricochet_reload::FileError::syntax(path, e))?;
+        let doc: FileDoc = toml::from_str(text).map_err(|e| PolicyError::syntax(path, e))?;
         Checker { path, text }.policy(&doc)
     }
 }
