@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ use ricochet_storage::{ClickHouseConfig, ComplaintRow, DeliveryRow, Migrator};
 use ricochet_token::verify::unix_now;
 use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
 use serde_json::{json, Value};
+use tokio::sync::Mutex as AsyncMutex;
 
 const ESPS: [&str; 2] = ["esp-east.example", "esp-west.example"];
 const PROVIDER: &str = "mail-scale.example";
@@ -202,7 +204,7 @@ async fn two_of_every_service_on_two_shards_under_faults() {
             .expect("RICOCHET_BIN_DIR: where the release binaries are"),
     );
     let broker = Broker::start().await;
-    let mut cluster = ClickHouseCluster::start(2).await;
+    let cluster = ClickHouseCluster::start(2).await;
     let mut kafka = broker.config();
     kafka.idempotence = false;
     let names: Vec<&str> = TOPICS.iter().map(|t| t.name).collect();
@@ -247,6 +249,7 @@ async fn two_of_every_service_on_two_shards_under_faults() {
         key_file.display().to_string(),
     );
     let mut s = start_services(&bin_dir, &kafka.brokers, &nodes, &reg, &key).await;
+    let (cluster, crashes) = supervise(cluster);
     let provider = Arc::new(provider);
     let clients: Vec<IngestClient> = s
         .ingest
@@ -295,9 +298,9 @@ async fn two_of_every_service_on_two_shards_under_faults() {
     s.scoring.wait_ready().await.unwrap();
     progressed(10).await;
     // Shard 2 is away for 30 s (the outage's length is the fault itself).
-    cluster.nodes[1].stop();
+    cluster.lock().await.nodes[1].stop();
     tokio::time::sleep(Duration::from_secs(30)).await;
-    cluster.restart_node(1).await;
+    cluster.lock().await.restart_node(1).await;
     load.await.unwrap();
 
     let (accepted, forged_accepted) = {
@@ -403,4 +406,27 @@ async fn two_of_every_service_on_two_shards_under_faults() {
             .unwrap_or_else(|e| panic!("{esp}'s chain: {e}"));
     }
     drop(s);
+    let crashes = crashes.load(Ordering::Relaxed);
+    if crashes > 0 {
+        eprintln!(
+            "scale-out: ClickHouse nodes exited by themselves {crashes} time(s) and were restarted"
+        );
+    }
+}
+
+/// Restarts a node that exits by itself (a crash, not the test's stop), as
+/// its supervisor would in production, and counts such restarts.
+fn supervise(cluster: ClickHouseCluster) -> (Arc<AsyncMutex<ClickHouseCluster>>, Arc<AtomicUsize>) {
+    let cluster = Arc::new(AsyncMutex::new(cluster));
+    let crashes = Arc::new(AtomicUsize::new(0));
+    let (watched, count) = (Arc::downgrade(&cluster), crashes.clone());
+    tokio::spawn(async move {
+        while let Some(cluster) = watched.upgrade() {
+            let restarted = cluster.lock().await.restart_exited().await;
+            count.fetch_add(restarted, Ordering::Relaxed);
+            drop(cluster);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    (cluster, crashes)
 }
