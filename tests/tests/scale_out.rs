@@ -26,6 +26,7 @@ use ricochet_integration_tests::{
 };
 use ricochet_kafka::{ensure_topics, TOPICS};
 use ricochet_registry::ParticipantKind;
+use ricochet_scoring::partition::Partition;
 use ricochet_scoring::store::standing::{group_standings, sender_standings};
 use ricochet_scoring::{Policy, Tier};
 use ricochet_storage::cluster::ClusterSpec;
@@ -148,8 +149,8 @@ async fn copy_rows(cluster: &clickhouse::Client, single: &ClickHouseConfig) {
 
 /// Every key's tier not `ok`, at every level.
 async fn tiers(client: &clickhouse::Client) -> Option<BTreeMap<String, Tier>> {
-    let senders = sender_standings(client).await.ok()?;
-    let groups = group_standings(client).await.ok()?;
+    let senders = sender_standings(client, Partition::WHOLE).await.ok()?;
+    let groups = group_standings(client, Partition::WHOLE).await.ok()?;
     let senders = senders
         .into_iter()
         .map(|((esp, s), st)| (format!("sender {esp}/{s}"), st.tier));

@@ -119,7 +119,9 @@ async fn the_suppression_list_holds_exactly_the_complained_recipients() {
         &format!("{dan},mallory@mail.example"),
     );
     std::fs::write(d.join("sent.log"), log).unwrap();
-    let mut writer = FeedWriter::open(ch.client()).await.unwrap();
+    let mut writer = FeedWriter::open(ch.client(), ricochet_scoring::partition::Partition::WHOLE)
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut fed = 0;
     while fed < 4 {

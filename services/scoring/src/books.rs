@@ -232,6 +232,98 @@ impl Books {
     pub fn esps(&self) -> impl Iterator<Item = &String> {
         self.esps.keys()
     }
+
+    /// The From domains with a book.
+    pub fn domains(&self) -> impl Iterator<Item = &Name> {
+        self.domains.keys()
+    }
+
+    /// What these books hold of `domain`, as one instance's share of it
+    /// (empty if they hold nothing of it).
+    pub fn domain_share(&self, domain: &str, names: &Names) -> DomainShare {
+        let Some(book) = self.domains.get(domain) else {
+            return DomainShare::default();
+        };
+        let mut share = DomainShare {
+            delivered: book.delivered,
+            ..DomainShare::default()
+        };
+        for (i, per_provider) in book.senders_per_provider.iter().enumerate() {
+            share.providers[i] = (per_provider.iter().enumerate())
+                .filter(|(_, n)| **n > 0)
+                .map(|(p, _)| names.providers[p].clone())
+                .collect();
+        }
+        for ((code, provider), n) in &book.complaints {
+            for (i, n) in n.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let (code, provider) = (
+                    ComplaintCode::ALL[usize::from(*code)],
+                    names.providers[usize::from(*provider)].clone(),
+                );
+                share.complaints.push((code, provider, i as u8, *n));
+            }
+        }
+        share
+    }
+}
+
+/// One scoring instance's share of a From domain's book (see
+/// [`crate::partition`]): what the senders of its ESPs add, per window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DomainShare {
+    /// Messages delivered, per window.
+    pub delivered: [u64; COUNT],
+    /// The providers that delivered some of the mail, per window.
+    pub providers: [Vec<Name>; COUNT],
+    /// (code, provider, window index, complaints).
+    pub complaints: Vec<(ComplaintCode, Name, u8, u64)>,
+}
+
+impl DomainShare {
+    /// Whether the share adds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.delivered == [0; COUNT] && self.complaints.is_empty()
+    }
+
+    /// A domain's counts per window from its instances' shares, as one
+    /// book of all of them would give them.
+    pub fn total<'a>(shares: impl IntoIterator<Item = &'a DomainShare>) -> SenderCounts {
+        let mut delivered = [0u64; COUNT];
+        let mut providers: [BTreeSet<&Name>; COUNT] = Default::default();
+        let mut complaints: BTreeMap<(usize, ComplaintCode, &Name), u64> = BTreeMap::new();
+        for share in shares {
+            for i in 0..COUNT {
+                delivered[i] += share.delivered[i];
+                providers[i].extend(share.providers[i].iter());
+            }
+            for (code, provider, i, n) in &share.complaints {
+                *complaints
+                    .entry((usize::from(*i), *code, provider))
+                    .or_default() += n;
+            }
+        }
+        let mut out = SenderCounts::default();
+        for i in 0..COUNT {
+            let complaints: Vec<ComplaintCount> = (complaints.iter())
+                .filter(|((w, _, _), _)| *w == i)
+                .map(|((_, code, provider), n)| ComplaintCount {
+                    code: *code,
+                    provider: (*provider).clone(),
+                    complaints: *n,
+                })
+                .collect();
+            if delivered[i] == 0 && complaints.is_empty() {
+                continue;
+            }
+            out.windows[i] = Some(WindowCounts {
+                delivered: delivered[i],
+                delivering_providers: providers[i].len() as u32,
+                complaints,
+                heavy_reporters: vec![],
+            });
+        }
+        out
+    }
 }
 
 /// What one slice of a sender adds to its groups' books, per window (cumulative like
@@ -402,6 +494,59 @@ mod tests {
         });
         c.provider_masks[3] = mask;
         c
+    }
+
+    /// Counts with each window's complaints in one order, to compare.
+    fn sorted(mut c: SenderCounts) -> SenderCounts {
+        for w in c.windows.iter_mut().flatten() {
+            w.complaints
+                .sort_by(|a, b| (a.code, &a.provider).cmp(&(b.code, &b.provider)));
+        }
+        c
+    }
+
+    #[test]
+    fn the_shares_of_two_instances_add_up_to_the_book_of_one() {
+        let (unwanted, phishing) = (ComplaintCode::Unwanted, ComplaintCode::Phishing);
+        let (p1, p2): (Name, Name) = ("p1".into(), "p2".into());
+        let slice = Slice {
+            campaign: "".into(),
+            domain: "news.example".into(),
+        };
+        let senders = [
+            sender(900, 0b01, &[(unwanted, &p1, 9)]),
+            sender(500, 0b11, &[(unwanted, &p1, 4), (phishing, &p2, 1)]),
+            sender(300, 0b10, &[(phishing, &p2, 2)]),
+        ];
+        let mut one = (Books::default(), Names::default());
+        let mut halves = [
+            (Books::default(), Names::default()),
+            (Books::default(), Names::default()),
+        ];
+        for (i, s) in senders.iter().enumerate() {
+            for (books, names) in [&mut one, &mut halves[i % 2]] {
+                // Each instance numbers providers in its own order.
+                let order = if i % 2 == 0 {
+                    [p2.clone(), p1.clone()]
+                } else {
+                    [p1.clone(), p2.clone()]
+                };
+                let run = names.for_run(&order).unwrap();
+                let c = Contribution::new(s, &run);
+                books.replace(&format!("esp-{i}"), &[], &[(slice.clone(), c)], None);
+            }
+        }
+        let whole = one.0.counts(
+            &(Level::Domain, String::new(), "news.example".into()),
+            &one.1,
+        );
+        let shares: Vec<DomainShare> = halves
+            .iter()
+            .map(|(b, n)| b.domain_share("news.example", n))
+            .collect();
+        assert!(shares.iter().all(|s| !s.is_empty()));
+        assert_eq!(sorted(DomainShare::total(&shares)), sorted(whole));
+        assert!(one.0.domain_share("other.example", &one.1).is_empty());
     }
 
     #[test]

@@ -20,6 +20,16 @@ pub struct ScoringConfig {
     /// Run once and exit (no API).
     #[arg(long)]
     pub once: bool,
+    /// This instance's index when several scoring instances share the
+    /// database: it scores (and feeds, and delivers to) the ESPs with
+    /// cityHash64(esp) % instances = instance; instance 0 also scores the
+    /// From-domain level. Run each index exactly once (two instances with
+    /// one index would both write those ESPs' chains).
+    #[arg(long, env = "RICOCHET_SCORING_INSTANCE", default_value_t = 0)]
+    pub instance: u16,
+    /// How many scoring instances share the database (see --instance).
+    #[arg(long, env = "RICOCHET_SCORING_INSTANCES", default_value_t = 1)]
+    pub instances: u16,
     /// Address of the ESP API.
     #[arg(
         long,

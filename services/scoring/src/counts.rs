@@ -27,7 +27,7 @@ pub type SliceCounts = Vec<(Slice, SenderCounts)>;
 
 /// One sender's counts per window (indexed like the policy's windows), and when the
 /// oldest counted row leaves a window, after which the sender must be rescored.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct SenderCounts {
     /// Counts per window, `None` where the window holds nothing.
     pub windows: [Option<WindowCounts>; 4],

@@ -106,6 +106,8 @@ pub struct Dispatcher {
     topic: String,
     /// Topic of the complaint feed.
     pub feedback_topic: String,
+    /// The ESPs this instance delivers to (and numbers the feed of).
+    pub part: crate::partition::Partition,
     http: reqwest::Client,
 }
 
@@ -140,6 +142,7 @@ impl Dispatcher {
             producer,
             topic,
             feedback_topic: "feedback.v1".into(),
+            part: crate::partition::Partition::WHOLE,
             http,
         }
     }
@@ -183,7 +186,7 @@ impl Dispatcher {
         outbox: Outbox,
         now_ms: i64,
     ) -> crate::error::Result<DispatchReport> {
-        let esps = esps_in(&self.client, outbox.table()).await?;
+        let esps = esps_in(&self.client, outbox.table(), self.part).await?;
         let mut report = DispatchReport::default();
         for esp in esps {
             report.kafka += self.produce(outbox, &esp, now_ms).await?;

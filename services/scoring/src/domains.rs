@@ -11,7 +11,9 @@ use clickhouse::Client;
 use foldhash::HashMap;
 
 use crate::chain::PenaltyEntry;
+use crate::partition::Partition;
 use crate::policy::{Policy, Tier};
+use crate::store::domain_books::DecisionRow;
 use crate::verdict::{evidence, Decision, Window};
 use ricochet_kafka::Level;
 
@@ -23,10 +25,10 @@ pub const TIER_IN_FORCE: &str = "tier-in-force";
 pub struct Told(HashMap<String, BTreeMap<String, Tier>>);
 
 impl Told {
-    /// Reads what the penalty chains told (a full run's start).
-    pub async fn load(client: &Client) -> crate::error::Result<Told> {
+    /// Reads what the chains of the partition's ESPs told (a full run's start).
+    pub async fn load(client: &Client, part: Partition) -> crate::error::Result<Told> {
         let mut told = Told::default();
-        for (esp, domain, tier) in crate::store::penalties::domain_tiers_told(client).await? {
+        for (esp, domain, tier) in crate::store::penalties::domain_tiers_told(client, part).await? {
             told.0.entry(domain).or_default().insert(esp, tier);
         }
         Ok(told)
@@ -76,6 +78,46 @@ impl Told {
         }
         out
     }
+
+    /// Partitioned scoring: the rows telling this instance's ESPs the tier
+    /// the owner of the domain level put `domain` in (`decision`): every
+    /// ESP here that carries it or was told of it before, whose last word
+    /// differs. One told before hears the change's rule; a new carrier,
+    /// [`TIER_IN_FORCE`].
+    pub fn tell(
+        &mut self,
+        decision: &DecisionRow,
+        tier: Tier,
+        carriers: &BTreeSet<String>,
+        now_ms: i64,
+    ) -> Vec<PenaltyEntry> {
+        let told = self.0.entry(decision.domain.clone()).or_default();
+        let targets: BTreeSet<String> = carriers.iter().chain(told.keys()).cloned().collect();
+        let mut out = vec![];
+        for esp in targets {
+            let before = told.get(&esp).copied();
+            let from = before.unwrap_or(Tier::Ok);
+            if from == tier {
+                continue;
+            }
+            told.insert(esp.clone(), tier);
+            let rule = match before {
+                Some(_) => decision.rule.clone(),
+                None => TIER_IN_FORCE.to_string(),
+            };
+            out.push(PenaltyEntry {
+                level: Level::Domain.as_str().into(),
+                sender: decision.domain.clone(),
+                at_ms: now_ms,
+                from_tier: from.as_str().into(),
+                to_tier: tier.as_str().into(),
+                rule,
+                evidence: decision.evidence.clone(),
+                ..crate::verdict::blank(&esp)
+            });
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +138,40 @@ mod tests {
             }),
             due_ms: None,
         }
+    }
+
+    #[test]
+    fn an_instance_tells_its_own_carriers_what_the_owner_decided() {
+        let mut told = Told::default();
+        let decided = |tier: &str| DecisionRow {
+            domain: "spam.example".into(),
+            tier: tier.into(),
+            rule: "rise-on-lower-bound".into(),
+            evidence: "{}".into(),
+            at_ms: 1,
+        };
+        let a = BTreeSet::from(["esp-a".to_string()]);
+        let rows = told.tell(&decided("exclude"), Tier::Exclude, &a, 5);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].to_tier.as_str(), rows[0].rule.as_str()),
+            ("exclude", TIER_IN_FORCE)
+        );
+        // Read again next run: nothing new to tell.
+        assert!(told
+            .tell(&decided("exclude"), Tier::Exclude, &a, 6)
+            .is_empty());
+        // The tier falls while esp-a no longer carries the domain: it hears the change.
+        let rows = told.tell(&decided("ok"), Tier::Ok, &BTreeSet::new(), 7);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (
+                rows[0].esp.as_str(),
+                rows[0].from_tier.as_str(),
+                rows[0].rule.as_str()
+            ),
+            ("esp-a", "exclude", "rise-on-lower-bound")
+        );
     }
 
     #[test]

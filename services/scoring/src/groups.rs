@@ -17,8 +17,10 @@ use crate::chain::PenaltyEntry;
 use crate::counts::SenderCounts;
 use crate::domains::Told;
 use crate::hysteresis::Standing;
+use crate::partition::Partition;
 use crate::policy::{HeavyReporter, Policy, Tier};
 use crate::store;
+use crate::store::domain_books::DecisionRow;
 use crate::store::group_reporters;
 use crate::store::snapshots::SnapshotWriter;
 use crate::store::standing::GroupStandingRow;
@@ -50,6 +52,9 @@ pub struct GroupVerdicts {
     pub changes: Vec<(Level, PenaltyEntry)>,
     /// Standings that changed.
     pub standing_rows: Vec<GroupStandingRow>,
+    /// Partitioned scoring: the domain level's tier changes, for every
+    /// instance to tell its ESPs (instead of the changes above).
+    pub decisions: Vec<DecisionRow>,
     /// Groups assessed, per level.
     pub assessed: BTreeMap<Level, usize>,
     /// Seconds the reporter lookup took (part of the run's group phase).
@@ -57,11 +62,11 @@ pub struct GroupVerdicts {
 }
 
 impl GroupMemory {
-    /// Reads the group standings in force (a full run's start).
-    pub async fn load(client: &Client) -> crate::error::Result<GroupMemory> {
+    /// Reads the partition's group standings in force (a full run's start).
+    pub async fn load(client: &Client, part: Partition) -> crate::error::Result<GroupMemory> {
         Ok(GroupMemory {
-            standing: store::standing::group_standings(client).await?,
-            told: Told::load(client).await?,
+            standing: store::standing::group_standings(client, part).await?,
+            told: Told::load(client, part).await?,
             ..Default::default()
         })
     }
@@ -79,6 +84,8 @@ impl GroupMemory {
 pub struct GroupRun<'a> {
     /// ClickHouse.
     pub client: &'a Client,
+    /// The ESPs (and perhaps the domain level) this instance scores.
+    pub part: Partition,
     /// The policy in force.
     pub policy: &'a Policy,
     /// Run time.
@@ -89,11 +96,14 @@ pub struct GroupRun<'a> {
 
 impl GroupRun<'_> {
     /// Scores the groups whose books changed (`changed`), those due and,
-    /// in a full run, every group, and writes their snapshots.
+    /// in a full run, every group, and writes their snapshots. A
+    /// partitioned instance's books hold only its share of each domain:
+    /// the domains it scores come with their totals in `domains` instead.
     pub async fn score(
         &self,
         memory: &mut GroupMemory,
         changed: HashSet<GroupKey>,
+        domains: Vec<(GroupKey, SenderCounts)>,
         snapshots: &mut SnapshotWriter,
     ) -> crate::error::Result<GroupVerdicts> {
         let mut keys = changed;
@@ -103,6 +113,9 @@ impl GroupRun<'_> {
             // Groups without rows still step (a cool-down may end).
             keys.extend(memory.standing.keys().cloned());
         }
+        if self.part.is_split() {
+            keys.retain(|k| k.0 != Level::Domain);
+        }
         let mut groups: HashMap<GroupKey, SenderCounts> = keys
             .into_iter()
             .map(|k| {
@@ -110,6 +123,7 @@ impl GroupRun<'_> {
                 (k, counts)
             })
             .collect();
+        groups.extend(domains);
         let started = std::time::Instant::now();
         self.add_heavy_reporters(memory, &mut groups).await?;
         let mut out = GroupVerdicts {
@@ -120,7 +134,7 @@ impl GroupRun<'_> {
         keys.sort_unstable();
         for key in keys {
             let carriers = match key.0 {
-                Level::Domain => memory.books.carriers(&key.2),
+                Level::Domain if !self.part.is_split() => memory.books.carriers(&key.2),
                 _ => Default::default(),
             };
             self.judge(memory, &key, &groups[&key], &carriers, snapshots, &mut out)
@@ -160,9 +174,13 @@ impl GroupRun<'_> {
             .filter(|k| self.full || (k.0 != Level::Esp && !memory.heavy.contains_key(k)))
             .collect();
         if !lookup.is_empty() {
-            let found =
-                group_reporters::heavy_reporters(self.client, self.policy, self.now_ms, &lookup)
-                    .await?;
+            let found = group_reporters::heavy_reporters(
+                self.client,
+                self.part,
+                (self.policy, self.now_ms),
+                &lookup,
+            )
+            .await?;
             for k in lookup {
                 let reporters = found.get(&k).cloned().unwrap_or_default();
                 memory.heavy.insert(k, reporters);
@@ -210,7 +228,15 @@ impl GroupRun<'_> {
             // sender, which changes this book and makes the group dirty.
             None,
         );
-        if *level == Level::Domain {
+        if *level == Level::Domain && self.part.is_split() {
+            out.decisions.extend(d.change.as_ref().map(|c| DecisionRow {
+                domain: group.clone(),
+                tier: c.to_tier.clone(),
+                rule: c.rule.clone(),
+                evidence: c.evidence.clone(),
+                at_ms: c.at_ms,
+            }));
+        } else if *level == Level::Domain {
             let rows = memory
                 .told
                 .fan_out(group, carriers, &d, &assessed, (&policy, self.now_ms));

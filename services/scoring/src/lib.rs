@@ -27,6 +27,7 @@ pub mod groups;
 pub mod hysteresis;
 pub mod listed;
 pub mod metrics;
+pub mod partition;
 pub mod policy;
 pub mod policy_file;
 pub mod provider_api;

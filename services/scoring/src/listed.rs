@@ -190,6 +190,11 @@ impl Publisher {
         (Publisher { client, tx }, rx)
     }
 
+    /// The ClickHouse client the publisher reads through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Whether a board has been published yet.
     pub fn is_ready(&self) -> bool {
         self.tx.borrow().is_ready()

@@ -18,6 +18,7 @@ use crate::dispatch::{Dispatcher, Outbox};
 use crate::engine::{RunReport, Scorer};
 use crate::listed::{Board, Publisher};
 use crate::metrics::Metrics;
+use crate::partition::Partition;
 use crate::policy_file::PolicyFile;
 use crate::streak::Streak;
 use crate::{Level, Policy, Tier};
@@ -27,6 +28,12 @@ pub async fn run(args: ScoringConfig) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.interval_secs.is_finite() && args.interval_secs >= 0.05,
         "--interval-secs must be at least 0.05"
+    );
+    let part = Partition::new(args.instance, args.instances)?;
+    info!(
+        instance = args.instance,
+        instances = args.instances,
+        "scoring partition"
     );
     let client = args.clickhouse.client();
     let (policy_file, policy) = match &args.policy {
@@ -41,9 +48,9 @@ pub async fn run(args: ScoringConfig) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let (board, board_rx) = Publisher::new(client.clone());
     if !args.once {
-        start_beside(&args, &metrics, policy_rx, board_rx).await?;
+        start_beside(&args, part, &metrics, (policy_rx, board_rx)).await?;
     }
-    let mut scorer = Scorer::new(client, policy);
+    let mut scorer = Scorer::new(client, policy).partitioned(part);
     scorer.full_every = args.full_every;
     let mut looping = Loop {
         args: &args,
@@ -60,9 +67,9 @@ pub async fn run(args: ScoringConfig) -> anyhow::Result<()> {
 /// and the penalty dispatch.
 async fn start_beside(
     args: &ScoringConfig,
+    part: Partition,
     metrics: &Metrics,
-    policy: watch::Receiver<Arc<Policy>>,
-    board: watch::Receiver<Arc<Board>>,
+    (policy, board): (watch::Receiver<Arc<Policy>>, watch::Receiver<Arc<Board>>),
 ) -> anyhow::Result<()> {
     let path = args.signing_key.as_ref().expect("required by clap");
     let client = args.clickhouse.client();
@@ -99,6 +106,7 @@ async fn start_beside(
         args.penalties_topic.clone(),
     );
     dispatcher.feedback_topic = args.feedback_topic.clone();
+    dispatcher.part = part;
     let dispatcher = Arc::new(dispatcher);
     let every = Duration::from_millis(args.feed_interval_ms);
     tokio::spawn(crate::feed::serve(
@@ -170,12 +178,23 @@ impl Loop<'_> {
     }
 
     /// Rebuilds the provider list after a run that changed a tier (a tier
-    /// moves only with a penalty entry), or while there is none yet.
+    /// moves only with a penalty entry), or while there is none yet. A
+    /// partitioned instance knows only its own ESPs' standings: it reads
+    /// every instance's from the standing tables, after each run.
     async fn publish(&self, r: &RunReport, now_ms: i64) {
-        if self.board.is_ready() && r.changes.is_empty() {
+        let split = self.scorer.partition().is_split();
+        if self.board.is_ready() && r.changes.is_empty() && !split {
             return;
         }
-        match self.board.publish(self.scorer.standings(), now_ms).await {
+        let standings = match split {
+            false => Ok(self.scorer.standings()),
+            true => crate::store::standing::all_in_force(self.board.client()).await,
+        };
+        let published = match standings {
+            Ok(standings) => self.board.publish(standings, now_ms).await,
+            Err(e) => Err(e),
+        };
+        match published {
             Ok(n) => self.metrics.listed.set(n as i64),
             Err(e) => warn!(error = %e, "the provider list was not rebuilt; it stays as it was"),
         }

@@ -22,6 +22,7 @@ use ricochet_kafka::ensure_topics;
 use ricochet_registry::RegistryHandle;
 use ricochet_scoring::dispatch::{Dispatcher, Outbox};
 use ricochet_scoring::feed::{FeedReport, FeedWriter};
+use ricochet_scoring::partition::Partition;
 use ricochet_storage::{ClickHouseConfig, ComplaintRow, Migrator};
 use ricochet_token::verify::unix_now;
 use ricochet_token::{Algorithm, SigningKey};
@@ -93,7 +94,9 @@ async fn each_complaint_reaches_its_esp_once_in_order_across_a_restart() {
         .chain([complaint("b000", B, "p1.example", "not-spam")])
         .collect();
     insert_rows(&ch, "complaints", &again).await;
-    let mut writer = FeedWriter::open(ch.client()).await.unwrap();
+    let mut writer = FeedWriter::open(ch.client(), Partition::WHOLE)
+        .await
+        .unwrap();
     let report = feed_until(&mut writer, 31).await;
     assert_eq!(report.duplicates, 8, "the eight copies are skipped");
 
@@ -136,7 +139,9 @@ async fn each_complaint_reaches_its_esp_once_in_order_across_a_restart() {
         .map(|j| complaint(j, A, "p2.example", "unwanted"))
         .collect();
     insert_rows(&ch, "complaints", &later).await;
-    let mut writer = FeedWriter::open(ch.client()).await.unwrap();
+    let mut writer = FeedWriter::open(ch.client(), Partition::WHOLE)
+        .await
+        .unwrap();
     feed_until(&mut writer, 2).await;
     // The copy of a007 it skipped is remembered: the look behind the mark
     // neither reads it again nor counts it twice.
@@ -209,7 +214,9 @@ async fn the_feed_reaches_kafka_and_the_webhook_in_order() {
         .map(|i| complaint(&format!("w{i:03}"), A, "p1.example", "unwanted"))
         .collect();
     insert_rows(&ch, "complaints", &rows).await;
-    let mut writer = FeedWriter::open(ch.client()).await.unwrap();
+    let mut writer = FeedWriter::open(ch.client(), Partition::WHOLE)
+        .await
+        .unwrap();
     feed_until(&mut writer, 5).await;
 
     let accepted: Arc<Mutex<Vec<Bytes>>> = Arc::default();

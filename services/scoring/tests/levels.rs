@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::seed::seed;
 use common::{sender_offenders, EspApi};
 use reqwest::StatusCode;
 use ricochet_integration_tests::{clickhouse, complaint_row, drop_database, insert_rows};
@@ -13,51 +14,12 @@ use ricochet_scoring::chain::verify_chain;
 use ricochet_scoring::engine::{score_once, Scorer};
 use ricochet_scoring::store::penalties::penalty_chain;
 use ricochet_scoring::{Level, Policy, Tier};
-use ricochet_storage::{ClickHouseConfig, ComplaintRow, DeliveryRow, Migrator};
+use ricochet_storage::{ClickHouseConfig, ComplaintRow, Migrator};
 use ricochet_token::verify::unix_now;
 use serde_json::Value;
 
 const ESP: &str = "esp-a.example";
 const CAMPAIGN: &str = "spring-blast";
-
-/// `senders` ids of `esp` named `prefix-i`, each with `delivered` messages
-/// (reported per campaign and From domain when they have one) and
-/// `complaints` complaints.
-async fn seed(
-    ch: &ClickHouseConfig,
-    esp: &str,
-    prefix: &str,
-    senders: usize,
-    (delivered, complaints): (u64, u64),
-    (campaign, from_domain): (&str, &str),
-    at_ms: i64,
-) {
-    let mut deliveries = vec![];
-    let mut rows: Vec<ComplaintRow> = vec![];
-    for i in 0..senders {
-        let sender = format!("{prefix}-{i}");
-        deliveries.push(DeliveryRow {
-            esp: esp.into(),
-            sender: sender.clone(),
-            provider: "p1.example".into(),
-            campaign: campaign.into(),
-            from_domain: from_domain.into(),
-            hour: (at_ms / 1000 / 3600 * 3600) as u32,
-            delivered,
-            received_at: at_ms,
-        });
-        for n in 0..complaints {
-            let jti = format!("{esp}-{sender}-{n:08}").replace('.', "_");
-            rows.push(ComplaintRow {
-                campaign: campaign.into(),
-                from_domain: from_domain.into(),
-                ..complaint_row(&jti, esp, &sender, "p1.example", "unwanted", at_ms - 1000)
-            });
-        }
-    }
-    insert_rows(ch, "deliveries", &deliveries).await;
-    insert_rows(ch, "complaints", &rows).await;
-}
 
 /// A migrated database holding [`clean_book`] for [`ESP`], and a scorer
 /// that made its first (full) run on it, with nothing to change.

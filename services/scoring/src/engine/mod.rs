@@ -17,6 +17,7 @@ use crate::chain::{seal, PenaltyEntry};
 use crate::counts::SenderKey;
 use crate::groups::{GroupMemory, GroupRun};
 use crate::hysteresis::Standing;
+use crate::partition::Partition;
 use crate::policy::{Policy, Tier};
 use crate::store::bursts::bursts;
 use crate::store::reader::Scope;
@@ -28,6 +29,7 @@ use crate::verdict::blank;
 pub use crate::verdict::Burst;
 use ricochet_kafka::Level;
 
+mod partitioned;
 mod senders;
 use senders::{bursts_by_sender, SenderPass, Verdicts};
 
@@ -99,6 +101,9 @@ struct Known {
 pub struct Scorer {
     client: Client,
     policy: Policy,
+    part: Partition,
+    /// Whether this instance's work lists exist.
+    lists_ready: bool,
     memory: Option<Memory>,
     /// Runs since the last full one.
     since_full: u32,
@@ -116,11 +121,26 @@ impl Scorer {
         Scorer {
             client,
             policy,
+            part: Partition::WHOLE,
+            lists_ready: true,
             memory: None,
             since_full: 0,
             full_every: 0,
             load_margin_ms: LOAD_MARGIN_MS,
         }
+    }
+
+    /// Scores only the ESPs of `part` (and the domain level if it owns
+    /// it), with its own work lists, created by the first run if missing.
+    pub fn partitioned(mut self, part: Partition) -> Self {
+        self.part = part;
+        self.lists_ready = !part.is_split();
+        self
+    }
+
+    /// The share of the ESPs this scorer scores.
+    pub fn partition(&self) -> Partition {
+        self.part
     }
 
     /// Puts `policy` in force from the next run, which is a full one: every
@@ -157,24 +177,40 @@ impl Scorer {
     pub async fn run(&mut self, now_ms: i64) -> crate::error::Result<RunReport> {
         let full = self.memory.is_none()
             || (self.full_every > 0 && self.since_full + 1 >= self.full_every);
+        if !self.lists_ready {
+            for sql in self.part.create_lists() {
+                self.client.query(&sql).execute().await?;
+            }
+            self.lists_ready = true;
+        }
         let mark = store::scope::server_now_ms(&self.client).await?;
         let mut scope_secs = 0.0;
+        // Partitioned: the domains' shares written since then are rescored.
+        let mut shares_since = None;
         let scope = if full {
-            self.memory = Some(load_memory(&self.client, mark).await?);
+            self.memory = Some(load_memory(&self.client, self.part, mark).await?);
             self.since_full = 0;
-            Scope::All
+            Scope::All(self.part)
         } else {
             self.since_full += 1;
             let memory = self.memory.as_ref().expect("checked above");
             let started = std::time::Instant::now();
             let due = memory.senders.iter().filter(|(_, k)| k.due_ms <= now_ms);
             let since = memory.loaded_mark_ms - self.load_margin_ms;
-            fill_scope(&self.client, since, due.map(|(k, _)| k)).await?;
+            shares_since = Some(since);
+            fill_scope(&self.client, self.part, since, due.map(|(k, _)| k)).await?;
             scope_secs = started.elapsed().as_secs_f64();
-            Scope::Listed
+            Scope::Listed(self.part)
         };
         let memory = self.memory.as_mut().expect("set above");
-        let result = score(&self.client, &self.policy, memory, scope, now_ms).await;
+        let result = score(
+            &self.client,
+            &self.policy,
+            memory,
+            (scope, shares_since),
+            now_ms,
+        )
+        .await;
         match result {
             Ok(mut report) => {
                 memory.loaded_mark_ms = mark;
@@ -205,8 +241,8 @@ pub async fn score_once(
         .await
 }
 
-async fn load_memory(client: &Client, mark: i64) -> crate::error::Result<Memory> {
-    let head = store::penalties::chain_heads(client)
+async fn load_memory(client: &Client, part: Partition, mark: i64) -> crate::error::Result<Memory> {
+    let head = store::penalties::chain_heads(client, part)
         .await?
         .into_iter()
         .map(|h| {
@@ -221,10 +257,10 @@ async fn load_memory(client: &Client, mark: i64) -> crate::error::Result<Memory>
         .collect();
     Ok(Memory {
         loaded_mark_ms: mark,
-        standing: store::standing::sender_standings(client).await?,
+        standing: store::standing::sender_standings(client, part).await?,
         head,
         senders: HashMap::new(),
-        groups: GroupMemory::load(client).await?,
+        groups: GroupMemory::load(client, part).await?,
     })
 }
 
@@ -272,7 +308,7 @@ async fn score(
     client: &Client,
     policy: &Policy,
     memory: &mut Memory,
-    scope: Scope,
+    (scope, shares_since): (Scope, Option<i64>),
     now_ms: i64,
 ) -> crate::error::Result<RunReport> {
     let mut watch = Stopwatch::new();
@@ -280,7 +316,7 @@ async fn score(
     watch.lap("read scope");
     // The burst query is small: it runs while ClickHouse starts on the counts.
     let (bursts, reader) = tokio::try_join!(
-        bursts(client, policy, now_ms),
+        bursts(client, scope.partition(), policy, now_ms),
         crate::store::reader::Reader::open(client, scope, &policy.windows, now_ms)
     )?;
     let sender_policy = policy.for_level(Level::Sender);
@@ -295,6 +331,7 @@ async fn score(
     let mut reputation = SnapshotWriter::new(client, now_ms);
     let pass = SenderPass {
         client,
+        part: scope.partition(),
         policy: &sender_policy,
         now_ms,
     };
@@ -311,10 +348,31 @@ async fn score(
     // The senders' snapshots are complete: their insert ends before the
     // group levels read (an insert left waiting that long times out).
     reputation.end().await?;
-    let full = scope == Scope::All;
+    let full = scope.is_all();
     let changed = remember_senders(memory, std::mem::take(&mut verdicts.next), full);
-    let groups = score_groups(client, policy, memory, changed, full, now_ms, &mut watch).await?;
-    let changes = seal_changes(memory, verdicts.changes, groups.changes);
+    let part = scope.partition();
+    let mut domains = vec![];
+    if part.is_split() {
+        partitioned::publish_shares(client, part, &memory.groups, &changed, full).await?;
+        if part.owns_domains() {
+            let since = shares_since;
+            domains = partitioned::domain_counts(client, &memory.groups, since, now_ms).await?;
+        }
+    }
+    let run = (scope, now_ms);
+    let mut groups =
+        score_groups(client, policy, memory, (changed, domains), run, &mut watch).await?;
+    if part.is_split() {
+        let told =
+            partitioned::tell_own_esps(client, &mut memory.groups, &groups.decisions, now_ms);
+        groups.changes.extend(told.await?);
+    }
+    let changes = seal_changes(
+        memory,
+        verdicts.changes,
+        std::mem::take(&mut groups.changes),
+    );
+    crate::store::domain_books::record(client, &groups.decisions).await?;
     write_run(
         client,
         &changes,
@@ -344,8 +402,11 @@ async fn scope_without_rows(
     scope: Scope,
 ) -> crate::error::Result<HashSet<SenderKey>> {
     Ok(match scope {
-        Scope::All => memory.standing.keys().cloned().collect(),
-        Scope::Listed => store::scope::listed(client).await?.into_iter().collect(),
+        Scope::All(_) => memory.standing.keys().cloned().collect(),
+        Scope::Listed(part) => store::scope::listed(client, part)
+            .await?
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -355,20 +416,23 @@ async fn score_groups(
     client: &Client,
     policy: &Policy,
     memory: &mut Memory,
-    changed: HashSet<crate::books::GroupKey>,
-    full: bool,
-    now_ms: i64,
+    (changed, domains): (
+        HashSet<GroupKey>,
+        Vec<(GroupKey, crate::counts::SenderCounts)>,
+    ),
+    (scope, now_ms): (Scope, i64),
     watch: &mut Stopwatch,
 ) -> crate::error::Result<crate::groups::GroupVerdicts> {
     let mut reputation = SnapshotWriter::new(client, now_ms);
     let group_run = GroupRun {
         client,
+        part: scope.partition(),
         policy,
         now_ms,
-        full,
+        full: scope.is_all(),
     };
     let groups = group_run
-        .score(&mut memory.groups, changed, &mut reputation)
+        .score(&mut memory.groups, changed, domains, &mut reputation)
         .await?;
     watch.lap("ESP, campaign and domain levels");
     watch

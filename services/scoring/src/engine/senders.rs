@@ -95,6 +95,7 @@ pub(super) fn bursts_by_sender(bursts: &[Burst]) -> HashMap<SenderKey, Vec<Burst
 /// The sender level of one run.
 pub(super) struct SenderPass<'a> {
     pub(super) client: &'a Client,
+    pub(super) part: crate::partition::Partition,
     pub(super) policy: &'a Policy,
     pub(super) now_ms: i64,
 }
@@ -156,7 +157,8 @@ impl SenderPass<'_> {
         ));
         watch.0 = std::time::Instant::now();
         let mut heavy =
-            suspects_heavy_reporters(self.client, policy, &suspects, self.now_ms).await?;
+            suspects_heavy_reporters(self.client, self.part, policy, &suspects, self.now_ms)
+                .await?;
         for (key, mut c, contributions) in suspects {
             for (i, reporter) in heavy.remove(&key).unwrap_or_default() {
                 if let Some(w) = c.windows[i].as_mut() {

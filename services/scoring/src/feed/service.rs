@@ -24,6 +24,7 @@ pub async fn serve(
     metrics: crate::metrics::Metrics,
     every: std::time::Duration,
 ) {
+    let part = dispatcher.part;
     let dm = metrics.clone();
     tokio::spawn(async move {
         let mut streak = crate::streak::Streak::default();
@@ -43,6 +44,7 @@ pub async fn serve(
     let (late_tx, mut late_rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(sweeper(
         client.clone(),
+        part,
         mark_rx,
         late_tx,
         every * SWEEP_EVERY,
@@ -52,7 +54,7 @@ pub async fn serve(
     loop {
         let started = std::time::Instant::now();
         let late = late_rx.try_recv().ok();
-        match step(&client, &mut writer, late).await {
+        match step((&client, part), &mut writer, late).await {
             Ok(report) => {
                 streak.ok();
                 record(&metrics, &report);
@@ -73,6 +75,7 @@ pub async fn serve(
 /// latest mark. Rows lost with a failed step are found again next time.
 async fn sweeper(
     client: Client,
+    part: crate::partition::Partition,
     mut mark: tokio::sync::watch::Receiver<Option<i64>>,
     late: tokio::sync::mpsc::Sender<Vec<FeedEntry>>,
     every: std::time::Duration,
@@ -87,7 +90,7 @@ async fn sweeper(
         else {
             return;
         };
-        match late_rows(&client, mark_ms).await {
+        match late_rows(&client, part, mark_ms).await {
             Ok(rows) => {
                 streak.ok();
                 if !rows.is_empty() && late.send(rows).await.is_err() {
@@ -119,12 +122,12 @@ fn record(metrics: &crate::metrics::Metrics, report: &FeedReport) {
 /// One step: open the writer if needed, append a sweep's late rows if
 /// any, read up to [`PAGES_PER_STEP`] pages.
 async fn step(
-    client: &Client,
+    (client, part): (&Client, crate::partition::Partition),
     writer: &mut Option<FeedWriter>,
     late: Option<Vec<FeedEntry>>,
 ) -> crate::error::Result<FeedReport> {
     if writer.is_none() {
-        *writer = Some(FeedWriter::open(client.clone()).await?);
+        *writer = Some(FeedWriter::open(client.clone(), part).await?);
     }
     let w = writer.as_mut().expect("opened above");
     let mut total = match late {

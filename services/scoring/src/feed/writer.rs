@@ -5,6 +5,7 @@ use clickhouse::Client;
 use foldhash::{HashMap, HashSet};
 
 use super::{FeedEntry, FeedReport, PAGE, SETTLE_MS, SWEEP_MS, TRAIL_MS};
+use crate::partition::Partition;
 use crate::store::feed as store;
 
 /// How long before its `iat` a copy of a token may have been loaded, at
@@ -22,6 +23,8 @@ const RECENT_MS: i64 = COPY_MARGIN_MS + 2 * 60_000;
 /// a restart neither skips nor repeats an entry.
 pub struct FeedWriter {
     client: Client,
+    /// The ESPs whose feed this writer numbers (it is their only writer).
+    part: Partition,
     next_seq: HashMap<String, u64>,
     mark: (i64, String),
     /// What this writer fed, by jti hash: every feed entry loaded at or
@@ -65,11 +68,13 @@ impl Recent {
 }
 
 impl FeedWriter {
-    /// Opens the feed: the next `seq` of each ESP and where reading stopped.
-    pub async fn open(client: Client) -> crate::error::Result<FeedWriter> {
-        let (heads, mark) = store::position(&client).await?;
+    /// Opens the feed of the partition's ESPs: the next `seq` of each and
+    /// where reading stopped.
+    pub async fn open(client: Client, part: Partition) -> crate::error::Result<FeedWriter> {
+        let (heads, mark) = store::position(&client, part).await?;
         Ok(FeedWriter {
             client,
+            part,
             next_seq: heads.into_iter().map(|(esp, seq)| (esp, seq + 1)).collect(),
             // Rows loaded at the mark itself are read again; the lookup
             // drops those already fed.
@@ -84,7 +89,8 @@ impl FeedWriter {
     /// Feeds the next page of settled complaints in (load time, jti) order.
     pub async fn pass(&mut self) -> crate::error::Result<FeedReport> {
         let (at, jti) = &self.mark;
-        let rows = store::settled_after(&self.client, (*at, jti), SETTLE_MS, PAGE).await?;
+        let rows =
+            store::settled_after(&self.client, self.part, (*at, jti), (SETTLE_MS, PAGE)).await?;
         if let Some(last) = rows.last() {
             let mark = (last.loaded_at, last.jti.clone());
             let report = self.append(rows).await?;
@@ -105,7 +111,7 @@ impl FeedWriter {
         if from >= to {
             return Ok(FeedReport::default());
         }
-        let jtis = store::jtis_loaded(&self.client, (from, to)).await?;
+        let jtis = store::jtis_loaded(&self.client, self.part, (from, to)).await?;
         // At most a page per step (a query's text is bounded); the next
         // step takes the rest.
         let missing: Vec<String> = jtis
@@ -126,7 +132,7 @@ impl FeedWriter {
     /// Feeds complaints loaded up to [`SWEEP_MS`] before the mark that are
     /// missing from the feed (see [`late_rows`]).
     pub async fn sweep(&mut self) -> crate::error::Result<FeedReport> {
-        let rows = late_rows(&self.client, self.mark.0).await?;
+        let rows = late_rows(&self.client, self.part, self.mark.0).await?;
         self.append(rows).await
     }
 
@@ -193,8 +199,12 @@ impl FeedWriter {
 /// have read them went by. Runs beside the writer, not in its way (a sweep
 /// reads minutes of complaints); the writer's [`FeedWriter::append`] drops
 /// any the passes fed meanwhile.
-pub async fn late_rows(client: &Client, mark_ms: i64) -> crate::error::Result<Vec<FeedEntry>> {
-    store::missing(client, (mark_ms - SWEEP_MS, mark_ms), PAGE).await
+pub async fn late_rows(
+    client: &Client,
+    part: Partition,
+    mark_ms: i64,
+) -> crate::error::Result<Vec<FeedEntry>> {
+    store::missing(client, part, (mark_ms - SWEEP_MS, mark_ms), PAGE).await
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 
+use crate::partition::Partition;
 use crate::policy::Policy;
 use crate::verdict::Burst;
 
@@ -15,23 +16,27 @@ struct BurstAgg {
     complaints: u64,
 }
 
-/// Campaigns over the burst thresholds in the hour before `now_ms`.
+/// Campaigns of the partition's ESPs over the burst thresholds in the
+/// hour before `now_ms`.
 pub async fn bursts(
     client: &Client,
+    part: Partition,
     policy: &Policy,
     now_ms: i64,
 ) -> crate::error::Result<Vec<Burst>> {
     let rows: Vec<BurstAgg> = client
-        .query(
+        .query(&format!(
             "SELECT esp, sender, campaign, complaints FROM (
                  SELECT esp, sender, campaign, uniqExact(jti) AS complaints,
                         sum(uniqExact(jti)) OVER (PARTITION BY esp, sender) AS sender_total
                  FROM complaints
                  WHERE reported_at >= fromUnixTimestamp64Milli(?) AND reported_at <= fromUnixTimestamp64Milli(?)
+                   AND {}
                  GROUP BY esp, sender, campaign)
              WHERE campaign != '' AND complaints >= ? AND complaints >= ? * sender_total
              ORDER BY esp, sender, campaign",
-        )
+            part.esps()
+        ))
         .bind(now_ms - 3_600_000)
         .bind(now_ms)
         .bind(policy.burst_min_complaints)

@@ -49,10 +49,17 @@ pub async fn save(client: &Client, mut c: Cursor, now_ms: i64) -> crate::error::
     super::insert(client, "penalty_dispatch", &[c]).await
 }
 
-/// The ESPs with rows in `table` (`penalties`, `complaint_feed`).
-pub async fn esps_in(client: &Client, table: &str) -> crate::error::Result<Vec<String>> {
+/// The ESPs of the partition with rows in `table` (`penalties`, `complaint_feed`).
+pub async fn esps_in(
+    client: &Client,
+    table: &str,
+    part: crate::partition::Partition,
+) -> crate::error::Result<Vec<String>> {
     client
-        .query(&format!("SELECT DISTINCT toString(esp) FROM {table}"))
+        .query(&format!(
+            "SELECT DISTINCT toString(esp) FROM {table} WHERE {}",
+            part.esps()
+        ))
         .fetch_all()
         .await
         .map_err(Into::into)

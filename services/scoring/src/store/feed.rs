@@ -4,6 +4,8 @@
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
+use crate::partition::Partition;
+
 /// One entry of the feed (a row of `complaint_feed`).
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct FeedEntry {
@@ -81,35 +83,44 @@ pub async fn read(
         .await.map_err(Into::into)
 }
 
-/// The next `seq` less one per ESP, and the newest load time (ms) fed.
-pub async fn position(client: &Client) -> crate::error::Result<(Vec<(String, u64)>, i64)> {
+/// The next `seq` less one per ESP of the partition, and the newest load
+/// time (ms) fed to them.
+pub async fn position(
+    client: &Client,
+    part: Partition,
+) -> crate::error::Result<(Vec<(String, u64)>, i64)> {
+    let esps = part.esps();
     let heads: Vec<(String, u64)> = client
-        .query("SELECT toString(esp), max(seq) FROM complaint_feed GROUP BY esp")
+        .query(&format!(
+            "SELECT toString(esp), max(seq) FROM complaint_feed WHERE {esps} GROUP BY esp"
+        ))
         .fetch_all()
         .await?;
     let mark: i64 = client
-        .query(
-            "SELECT toInt64(ifNull(max(toUnixTimestamp64Milli(loaded_at)), 0)) FROM complaint_feed",
-        )
+        .query(&format!(
+            "SELECT toInt64(ifNull(max(toUnixTimestamp64Milli(loaded_at)), 0)) FROM complaint_feed WHERE {esps}"
+        ))
         .fetch_one()
         .await?;
     Ok((heads, mark))
 }
 
-/// Up to `page` complaints after `(at, jti)` in (load time, jti) order,
-/// loaded at least `settle_ms` ago by the server's clock.
+/// Up to `page` complaints of the partition's ESPs after `(at, jti)` in
+/// (load time, jti) order, loaded at least `settle_ms` ago by the server's clock.
 pub async fn settled_after(
     client: &Client,
+    part: Partition,
     (at, jti): (i64, &str),
-    settle_ms: i64,
-    page: u64,
+    (settle_ms, page): (i64, u64),
 ) -> crate::error::Result<Vec<FeedEntry>> {
     client
         .query(&candidates_sql(
             &format!(
                 "loaded_at >= fromUnixTimestamp64Milli(?)
                  AND (loaded_at, jti) > (fromUnixTimestamp64Milli(?), ?)
-                 AND loaded_at <= now64(3) - toIntervalMillisecond({settle_ms})"
+                 AND loaded_at <= now64(3) - toIntervalMillisecond({settle_ms})
+                 AND {}",
+                part.esps()
             ),
             Some(page),
         ))
@@ -124,13 +135,17 @@ pub async fn settled_after(
 const LOADED_IN: &str =
     "loaded_at > fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)";
 
-/// The jtis of complaints loaded in `(from, to]` (ms).
+/// The jtis of complaints of the partition's ESPs loaded in `(from, to]` (ms).
 pub async fn jtis_loaded(
     client: &Client,
+    part: Partition,
     (from, to): (i64, i64),
 ) -> crate::error::Result<Vec<String>> {
     client
-        .query(&format!("SELECT jti FROM complaints WHERE {LOADED_IN}"))
+        .query(&format!(
+            "SELECT jti FROM complaints WHERE {LOADED_IN} AND {}",
+            part.esps()
+        ))
         .bind(from)
         .bind(to)
         .fetch_all()
@@ -172,17 +187,23 @@ pub async fn fed_among(
         .map_err(Into::into)
 }
 
-/// Up to `page` complaints loaded in `[from, mark]` (ms) missing from the feed.
+/// Up to `page` complaints of the partition's ESPs loaded in `[from,
+/// mark]` (ms) missing from the feed.
 pub async fn missing(
     client: &Client,
+    part: Partition,
     (from, mark_ms): (i64, i64),
     page: u64,
 ) -> crate::error::Result<Vec<FeedEntry>> {
     client
         .query(&candidates_sql(
-            "loaded_at >= fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)
-             AND jti NOT IN (SELECT jti FROM complaint_feed
-                             WHERE loaded_at >= fromUnixTimestamp64Milli(?))",
+            &format!(
+                "loaded_at >= fromUnixTimestamp64Milli(?) AND loaded_at <= fromUnixTimestamp64Milli(?)
+                 AND jti NOT IN (SELECT jti FROM complaint_feed
+                                 WHERE loaded_at >= fromUnixTimestamp64Milli(?))
+                 AND {}",
+                part.esps()
+            ),
             Some(page),
         ))
         .bind(from)

@@ -22,15 +22,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::books::GroupKey;
 use crate::counts::{add_code, over_cap, PerReporter};
+use crate::partition::Partition;
 use crate::policy::{HeavyReporter, Name, Policy};
 use crate::store::reader::{window_counts, FINAL_SETTINGS};
 use ricochet_kafka::Level;
 
-/// Table listing the groups whose reporters a run counts.
+/// Table listing the groups whose reporters a run counts (each
+/// instance's own copy, [`Partition::list`]).
 pub const GROUP_SUSPECTS: &str = "scoring_group_suspects";
 
-/// Table of the reporters (hashes) the exact count reads.
+/// Table of the reporters (hashes) the exact count reads (each instance's own copy).
 const CANDIDATES: &str = "scoring_reporter_candidates";
+
+/// The work lists one instance's lookup uses.
+#[derive(Clone)]
+struct Lists {
+    suspects: String,
+    candidates: String,
+}
+
+impl Lists {
+    fn of(part: Partition) -> Lists {
+        Lists {
+            suspects: part.list(GROUP_SUSPECTS),
+            candidates: part.list(CANDIDATES),
+        }
+    }
+}
 
 /// SQL of one candidate reporter: a 32-bit hash of provider and pseudonym
 /// (half the hash table of a 64-bit one; collisions only add candidates).
@@ -51,11 +69,11 @@ impl GroupLevel {
     /// SQL condition: the row belongs to a group of this level listed in
     /// [`GROUP_SUSPECTS`]. Each test reads one or two columns: an `OR` of
     /// the three in one pass cost four times their sum (measured).
-    fn listed(self) -> String {
+    fn listed(self, lists: &Lists) -> String {
         let level = self.0.as_str();
-        let list = |columns: &str| {
-            format!("(SELECT {columns} FROM {GROUP_SUSPECTS} WHERE level = '{level}')")
-        };
+        let table = &lists.suspects;
+        let list =
+            |columns: &str| format!("(SELECT {columns} FROM {table} WHERE level = '{level}')");
         match self.0 {
             Level::Esp => format!("esp GLOBAL IN {}", list("esp")),
             Level::Campaign => {
@@ -106,8 +124,8 @@ struct GroupReporterRow {
 /// group, (window index, reporter with its per-code counts in that window).
 pub async fn heavy_reporters(
     client: &Client,
-    policy: &Policy,
-    now_ms: i64,
+    part: Partition,
+    (policy, now_ms): (&Policy, i64),
     suspects: &[GroupKey],
 ) -> crate::error::Result<HashMap<GroupKey, Vec<(usize, HeavyReporter)>>> {
     let levels: Vec<GroupLevel> = GroupLevel::ALL
@@ -117,16 +135,17 @@ pub async fn heavy_reporters(
     if levels.is_empty() {
         return Ok(HashMap::default());
     }
-    list_suspects(client, suspects).await?;
+    let lists = Lists::of(part);
+    list_suspects(client, &lists, suspects).await?;
     let window = format!(
         "toUnixTimestamp64Milli(reported_at) BETWEEN {} AND {now_ms}",
         now_ms - policy.windows.longest_ms()
     );
-    if !list_candidates(client, policy, &levels, &window).await? {
+    if !list_candidates(client, &lists, policy, &levels, &window).await? {
         // The usual case: nobody reported a suspect more than the cap allows.
         return Ok(HashMap::default());
     }
-    let rows = exact_counts(client, policy, now_ms, &levels, &window).await?;
+    let rows = exact_counts(client, &lists, (policy, now_ms), &levels, &window).await?;
     let suspects: HashSet<&GroupKey> = suspects.iter().collect();
     let mut per_reporter = PerReporter::default();
     for row in rows {
@@ -154,12 +173,17 @@ struct GroupRow<'a> {
 
 /// Lists `suspects` in [`GROUP_SUSPECTS`], in place of what it held. Lists go
 /// through a table, not the query text, which ClickHouse bounds in size.
-async fn list_suspects(client: &Client, suspects: &[GroupKey]) -> crate::error::Result<()> {
+async fn list_suspects(
+    client: &Client,
+    lists: &Lists,
+    suspects: &[GroupKey],
+) -> crate::error::Result<()> {
+    let table = &lists.suspects;
     client
-        .query(&format!("TRUNCATE TABLE {GROUP_SUSPECTS}"))
+        .query(&format!("TRUNCATE TABLE {table}"))
         .execute()
         .await?;
-    let mut insert = client.insert::<GroupRow>(GROUP_SUSPECTS).await?;
+    let mut insert = client.insert::<GroupRow>(table).await?;
     for (level, esp, key) in suspects {
         let row = GroupRow {
             level: level.as_str(),
@@ -174,12 +198,14 @@ async fn list_suspects(client: &Client, suspects: &[GroupKey]) -> crate::error::
 /// Fills [`CANDIDATES`] (pass 1); returns whether it holds any.
 async fn list_candidates(
     client: &Client,
+    lists: &Lists,
     policy: &Policy,
     levels: &[GroupLevel],
     window: &str,
 ) -> crate::error::Result<bool> {
+    let candidates = &lists.candidates;
     client
-        .query(&format!("TRUNCATE TABLE {CANDIDATES}"))
+        .query(&format!("TRUNCATE TABLE {candidates}"))
         .execute()
         .await?;
     let per_level: Vec<String> = levels
@@ -189,13 +215,13 @@ async fn list_candidates(
             format!(
                 "SELECT {i} AS l, provider, reporter FROM complaints
                  WHERE reporter != '' AND {window} AND {}",
-                l.listed()
+                l.listed(lists)
             )
         })
         .collect();
     client
         .query(&format!(
-            "INSERT INTO {CANDIDATES} SELECT DISTINCT h FROM (
+            "INSERT INTO {candidates} SELECT DISTINCT h FROM (
                  SELECT l, {REPORTER_HASH} AS h FROM ({})
                  GROUP BY l, h HAVING count() > {})",
             per_level.join(" UNION ALL "),
@@ -204,7 +230,7 @@ async fn list_candidates(
         .execute()
         .await?;
     let listed: u64 = client
-        .query(&format!("SELECT count() FROM {CANDIDATES}"))
+        .query(&format!("SELECT count() FROM {candidates}"))
         .fetch_one()
         .await?;
     Ok(listed > 0)
@@ -215,14 +241,19 @@ async fn list_candidates(
 /// their ranges; the copy FINAL keeps must still be a candidate's.
 async fn exact_counts(
     client: &Client,
-    policy: &Policy,
-    now_ms: i64,
+    lists: &Lists,
+    (policy, now_ms): (&Policy, i64),
     levels: &[GroupLevel],
     window: &str,
 ) -> crate::error::Result<Vec<GroupReporterRow>> {
-    let candidate =
-        format!("reporter != '' AND {REPORTER_HASH} GLOBAL IN (SELECT h FROM {CANDIDATES})");
-    let listed: Vec<String> = levels.iter().map(|l| format!("({})", l.listed())).collect();
+    let candidate = format!(
+        "reporter != '' AND {REPORTER_HASH} GLOBAL IN (SELECT h FROM {})",
+        lists.candidates
+    );
+    let listed: Vec<String> = levels
+        .iter()
+        .map(|l| format!("({})", l.listed(lists)))
+        .collect();
     client
         .query(&format!(
             "SELECT esp, campaign, from_domain, toString(provider) AS provider, reporter,

@@ -13,14 +13,17 @@
 //! - [`penalties`]: the `penalties` chain (heads, one ESP's chain, what
 //!   each domain's carriers were told, when a key last changed tier).
 //! - [`scope`]: the work lists `scoring_scope` and `scoring_suspects`
-//!   (kept whole on the node scoring talks to, on a cluster too: every
-//!   subquery over a work list is `GLOBAL IN`).
+//!   (each instance's own copy, kept whole on the node it talks to, on a
+//!   cluster too: every subquery over a work list is `GLOBAL IN`).
 //! - [`dispatch`]: `penalty_dispatch`, each delivery channel's cursor.
+//! - [`domain_books`]: `domain_books` and `domain_decisions`, how
+//!   partitioned instances share the domain level.
 //!
 //! - [`feed`]: `complaint_feed`, and the reads of `complaints` that fill it.
 
 pub mod bursts;
 pub mod dispatch;
+pub mod domain_books;
 pub mod feed;
 pub mod group_reporters;
 pub mod penalties;

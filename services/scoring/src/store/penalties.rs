@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::chain::PenaltyEntry;
 use crate::listed::ListedKey;
+use crate::partition::Partition;
 use crate::ScoringError;
 
 /// The columns of `penalties` as [`PenaltyEntry`] reads them.
@@ -28,10 +29,11 @@ pub struct ChainHead {
     pub hash: String,
 }
 
-/// The newest entry of every ESP's chain (where a scorer resumes sealing).
-pub async fn chain_heads(client: &Client) -> crate::error::Result<Vec<ChainHead>> {
+/// The newest entry of the chain of every ESP of the partition (where its
+/// scorer resumes sealing).
+pub async fn chain_heads(client: &Client, part: Partition) -> crate::error::Result<Vec<ChainHead>> {
     client
-        .query("SELECT toString(esp) AS esp, max(p.seq) AS seq, argMax(p.hash, p.seq) AS hash FROM penalties AS p GROUP BY esp")
+        .query(&format!("SELECT toString(esp) AS esp, max(p.seq) AS seq, argMax(p.hash, p.seq) AS hash FROM penalties AS p WHERE {} GROUP BY esp", part.esps_of("p.esp")))
         .fetch_all()
         .await
         .map_err(Into::into)
@@ -76,12 +78,14 @@ struct ToldRow {
     tier: String,
 }
 
-/// Per (ESP, From domain), the tier the ESP's chain last gave the domain.
+/// Per (ESP of the partition, From domain), the tier the ESP's chain last
+/// gave the domain.
 pub async fn domain_tiers_told(
     client: &Client,
+    part: Partition,
 ) -> crate::error::Result<Vec<(String, String, Tier)>> {
     let rows: Vec<ToldRow> = client
-        .query("SELECT toString(esp) AS esp, sender AS domain, argMax(toString(to_tier), seq) AS tier FROM penalties WHERE level = 'domain' GROUP BY esp, domain")
+        .query(&format!("SELECT toString(esp) AS esp, sender AS domain, argMax(toString(to_tier), seq) AS tier FROM penalties WHERE level = 'domain' AND {} GROUP BY esp, domain", part.esps()))
         .fetch_all()
         .await?;
     rows.into_iter()

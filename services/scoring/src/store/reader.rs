@@ -19,26 +19,40 @@ use serde::Deserialize;
 use super::parse_code;
 use super::tally::{Interner, Tally};
 use crate::counts::{SenderCounts, SenderKey, Slice, SliceCounts};
+use crate::partition::Partition;
 use crate::policy::{ComplaintCode, Name};
 use crate::windows::{Windows, COUNT};
 
 /// The order both reads return rows in.
 pub(super) type RowKey = (SenderKey, Slice);
 
-/// Which senders a read covers.
+/// Which senders a read covers, of the partition's ESPs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Every sender with data.
-    All,
-    /// The senders listed in `scoring_scope`.
-    Listed,
+    All(Partition),
+    /// The senders listed in the partition's `scoring_scope`.
+    Listed(Partition),
 }
 
 impl Scope {
     fn filter(self) -> String {
         match self {
-            Scope::All => String::new(),
-            Scope::Listed => format!("AND {}", listed_in("scoring_scope")),
+            Scope::All(part) if part.is_split() => format!("AND {}", part.esps()),
+            Scope::All(_) => String::new(),
+            Scope::Listed(part) => format!("AND {}", listed_in(&part.list("scoring_scope"))),
+        }
+    }
+
+    /// Whether the read covers every sender of the partition.
+    pub fn is_all(self) -> bool {
+        matches!(self, Scope::All(_))
+    }
+
+    /// The partition read.
+    pub fn partition(self) -> Partition {
+        match self {
+            Scope::All(part) | Scope::Listed(part) => part,
         }
     }
 }

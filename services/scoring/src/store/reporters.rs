@@ -10,6 +10,7 @@ use super::parse_code;
 use super::reader::{listed_in, window_counts, FINAL_SETTINGS};
 use crate::books::Contributions;
 use crate::counts::{add_code, over_cap, PerReporter, SenderCounts, SenderKey};
+use crate::partition::Partition;
 use crate::policy::{HeavyReporter, Name, Policy};
 
 /// A heavy reporter's complaints per code, per window.
@@ -33,6 +34,7 @@ struct ReporterAgg {
 /// ClickHouse bounds in size.
 pub async fn suspects_heavy_reporters(
     client: &Client,
+    part: Partition,
     policy: &Policy,
     suspects: &[(SenderKey, SenderCounts, Contributions)],
     now_ms: i64,
@@ -40,14 +42,14 @@ pub async fn suspects_heavy_reporters(
     if suspects.is_empty() {
         return Ok(HashMap::new());
     }
-    super::scope::list_suspects(client, suspects.iter().map(|(key, _, _)| key)).await?;
-    let candidates = reporter_cap_candidates(client, policy, now_ms).await?;
+    super::scope::list_suspects(client, part, suspects.iter().map(|(key, _, _)| key)).await?;
+    let candidates = reporter_cap_candidates(client, part, policy, now_ms).await?;
     if candidates.is_empty() {
         // The usual case: nobody reported a suspect more than the cap allows.
         return Ok(HashMap::new());
     }
-    super::scope::list_suspects(client, &candidates).await?;
-    heavy_reporters(client, policy, now_ms).await
+    super::scope::list_suspects(client, part, &candidates).await?;
+    heavy_reporters(client, part, policy, now_ms).await
 }
 
 /// The senders listed in `scoring_suspects` with a reporter that may pass
@@ -61,14 +63,16 @@ pub async fn suspects_heavy_reporters(
 /// 0.5 s or more off (50M complaints).
 pub async fn reporter_cap_candidates(
     client: &Client,
+    part: Partition,
     policy: &Policy,
     now_ms: i64,
 ) -> crate::error::Result<Vec<SenderKey>> {
     let from_ms = now_ms - policy.windows.longest_ms();
-    let suspects = listed_in("scoring_suspects");
+    let list = part.list("scoring_suspects");
+    let suspects = listed_in(&list);
     client
         .query(&format!(
-            "SELECT esp, sender FROM scoring_suspects WHERE cityHash64(esp, sender) IN (
+            "SELECT esp, sender FROM {list} WHERE cityHash64(esp, sender) IN (
                  SELECT s FROM complaints
                  WHERE toUnixTimestamp64Milli(reported_at) BETWEEN {from_ms} AND {now_ms}
                    AND reporter != '' AND {suspects}
@@ -87,10 +91,11 @@ pub async fn reporter_cap_candidates(
 /// window). Counted once per token (FINAL).
 pub async fn heavy_reporters(
     client: &Client,
+    part: Partition,
     policy: &Policy,
     now_ms: i64,
 ) -> crate::error::Result<HashMap<SenderKey, Vec<(usize, HeavyReporter)>>> {
-    let filter = listed_in("scoring_suspects");
+    let filter = listed_in(&part.list("scoring_suspects"));
     let from_ms = now_ms - policy.windows.longest_ms();
     // Only the (sender, provider, reporter) groups over the cap in the
     // longest window come back; [`over_cap`] checks each window.

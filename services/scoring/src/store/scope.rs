@@ -1,12 +1,14 @@
 //! The work lists of a run: `scoring_scope` (the senders an incremental run
 //! rescores) and `scoring_suspects` (the senders whose reporters are looked
-//! up). Lists go through these tables, not the query text, which ClickHouse
-//! bounds in size.
+//! up), each instance's own copy of them (see [`Partition::list`]). Lists
+//! go through these tables, not the query text, which ClickHouse bounds in
+//! size.
 
 use clickhouse::{Client, Row};
 use serde::Serialize;
 
 use crate::counts::SenderKey;
+use crate::partition::Partition;
 
 #[derive(Row, Serialize)]
 struct ScopeRow<'a> {
@@ -14,29 +16,33 @@ struct ScopeRow<'a> {
     sender: &'a str,
 }
 
-/// Lists a run's dirty senders in `scoring_scope`: those with rows loaded
-/// since `since_ms`, and `due` (a row leaves a window, a cool-down ends).
+/// Lists a run's dirty senders in the partition's `scoring_scope`: its
+/// senders with rows loaded since `since_ms`, and `due` (a row leaves a
+/// window, a cool-down ends).
 pub async fn fill_scope<'k>(
     client: &Client,
+    part: Partition,
     since_ms: i64,
     due: impl IntoIterator<Item = &'k SenderKey>,
 ) -> crate::error::Result<()> {
+    let list = part.list("scoring_scope");
+    let esps = part.esps();
     client
-        .query("TRUNCATE TABLE scoring_scope")
+        .query(&format!("TRUNCATE TABLE {list}"))
         .execute()
         .await?;
     client
-        .query(
-            "INSERT INTO scoring_scope
-             SELECT DISTINCT esp, sender FROM complaints WHERE loaded_at >= fromUnixTimestamp64Milli(?)
+        .query(&format!(
+            "INSERT INTO {list}
+             SELECT DISTINCT esp, sender FROM complaints WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND {esps}
              UNION DISTINCT
-             SELECT DISTINCT esp, sender FROM deliveries WHERE loaded_at >= fromUnixTimestamp64Milli(?)",
-        )
+             SELECT DISTINCT esp, sender FROM deliveries WHERE loaded_at >= fromUnixTimestamp64Milli(?) AND {esps}"
+        ))
         .bind(since_ms)
         .bind(since_ms)
         .execute()
         .await?;
-    insert_keys(client, "scoring_scope", due).await
+    insert_keys(client, &list, due).await
 }
 
 /// Appends senders to a list table (`scoring_scope`, `scoring_suspects`).
@@ -56,22 +62,27 @@ pub async fn insert_keys<'k>(
     insert.end().await.map_err(Into::into)
 }
 
-/// Lists `senders` in `scoring_suspects`, in place of what it held.
+/// Lists `senders` in the partition's `scoring_suspects`, in place of what it held.
 pub async fn list_suspects<'k>(
     client: &Client,
+    part: Partition,
     senders: impl IntoIterator<Item = &'k SenderKey>,
 ) -> crate::error::Result<()> {
+    let list = part.list("scoring_suspects");
     client
-        .query("TRUNCATE TABLE scoring_suspects")
+        .query(&format!("TRUNCATE TABLE {list}"))
         .execute()
         .await?;
-    insert_keys(client, "scoring_suspects", senders).await
+    insert_keys(client, &list, senders).await
 }
 
-/// The senders listed in `scoring_scope`.
-pub async fn listed(client: &Client) -> crate::error::Result<Vec<SenderKey>> {
+/// The senders listed in the partition's `scoring_scope`.
+pub async fn listed(client: &Client, part: Partition) -> crate::error::Result<Vec<SenderKey>> {
     client
-        .query("SELECT esp, sender FROM scoring_scope")
+        .query(&format!(
+            "SELECT esp, sender FROM {}",
+            part.list("scoring_scope")
+        ))
         .fetch_all::<(String, String)>()
         .await
         .map_err(Into::into)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::books::GroupKey;
 use crate::counts::SenderKey;
 use crate::hysteresis::Standing;
+use crate::partition::Partition;
 use crate::ScoringError;
 
 /// A row of `sender_standing`.
@@ -66,12 +67,14 @@ fn in_force(
     Ok((s != Standing::default()).then_some(s))
 }
 
-/// The senders' standings in force that differ from the default.
+/// The standings in force that differ from the default of the senders of
+/// the partition's ESPs.
 pub async fn sender_standings(
     client: &Client,
+    part: Partition,
 ) -> crate::error::Result<HashMap<SenderKey, Standing>> {
     let rows: Vec<StandingRow> = client
-        .query("SELECT esp, sender, toString(tier) AS tier, below_since, updated_at FROM sender_standing FINAL")
+        .query(&format!("SELECT esp, sender, toString(tier) AS tier, below_since, updated_at FROM sender_standing FINAL WHERE {}", part.esps()))
         .fetch_all()
         .await?;
     let mut standing = HashMap::new();
@@ -83,10 +86,20 @@ pub async fn sender_standings(
     Ok(standing)
 }
 
-/// The groups' standings in force that differ from the default.
-pub async fn group_standings(client: &Client) -> crate::error::Result<HashMap<GroupKey, Standing>> {
+/// The standings in force that differ from the default of the partition's
+/// groups: those of its ESPs and, for the instance owning the domain
+/// level, the domains'.
+pub async fn group_standings(
+    client: &Client,
+    part: Partition,
+) -> crate::error::Result<HashMap<GroupKey, Standing>> {
+    let mine = format!(
+        "(level != 'domain' AND {}) OR (level = 'domain' AND {})",
+        part.esps(),
+        u8::from(part.owns_domains())
+    );
     let rows: Vec<GroupStandingRow> = client
-        .query("SELECT toString(level) AS level, toString(esp) AS esp, key, toString(tier) AS tier, below_since, updated_at FROM group_standing FINAL")
+        .query(&format!("SELECT toString(level) AS level, toString(esp) AS esp, key, toString(tier) AS tier, below_since, updated_at FROM group_standing FINAL WHERE {mine}"))
         .fetch_all()
         .await?;
     let mut standing = HashMap::new();
@@ -100,6 +113,19 @@ pub async fn group_standings(client: &Client) -> crate::error::Result<HashMap<Gr
         }
     }
     Ok(standing)
+}
+
+/// Every key's tier in force other than the default, at every level and
+/// of every partition (the provider list of partitioned scoring).
+pub async fn all_in_force(
+    client: &Client,
+) -> crate::error::Result<Vec<(crate::listed::ListedKey, ricochet_kafka::Tier)>> {
+    let senders = sender_standings(client, Partition::WHOLE).await?;
+    let groups = group_standings(client, Partition::WHOLE).await?;
+    let senders =
+        (senders.into_iter()).map(|((esp, sender), s)| ((Level::Sender, esp, sender), s.tier));
+    let groups = groups.into_iter().map(|(key, s)| (key, s.tier));
+    Ok(senders.chain(groups).collect())
 }
 
 /// The standing in force of `key` at `level` of `esp`, if not the default.

@@ -4,6 +4,8 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
+pub mod seed;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
