@@ -1,9 +1,12 @@
 //! Scale-out under faults: a two-shard ClickHouse cluster, two ingest
-//! processes, two loaders in one consumer group and scoring on the cluster.
-//! Under load, one loader and scoring are each killed with -9 and
-//! restarted, and shard 2 is stopped for 30 s. Afterwards every accepted complaint is counted
-//! exactly once, no forged one at all, each ESP's chain is intact, and every
-//! tier equals what a scorer gives over the same rows on a single node.
+//! processes, two loaders in one consumer group and two scoring instances
+//! partitioned by ESP (each the only writer of one ESP; a From domain
+//! spans both). Under load, one loader and scoring instance 0 (which also
+//! owns the domain level) are each killed with -9 and restarted, and shard
+//! 2 is stopped for 30 s. Afterwards every accepted complaint is counted
+//! exactly once, no forged one at all, each ESP's chain is intact with one
+//! writer and tells the domain's tier, and every tier equals what a single
+//! scorer gives over the same rows on a single node.
 //!
 //! Like the fault suite, it runs on a broker and servers of its own with the
 //! release binaries in RICOCHET_BIN_DIR: `deploy/local/stack faults`.
@@ -36,9 +39,20 @@ use ricochet_token::{mint, Algorithm, Nature, SigningKey, TokenRequest};
 use serde_json::{json, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
+/// Two ESPs, one per scoring instance (cityHash64(esp) % 2 is 0 and 1).
 const ESPS: [&str; 2] = ["esp-east.example", "esp-west.example"];
 const PROVIDER: &str = "mail-scale.example";
 const DOMAIN: &str = "scale.example";
+/// The From domain of every third sender of each ESP: its book is the sum
+/// of both scoring instances' shares.
+const FROM_DOMAIN: &str = "news.scale-sender.example";
+/// Scoring instances.
+const SCORERS: usize = 2;
+
+/// The From domain sender `s` mails from, if any.
+fn from_domain(s: usize) -> Option<&'static str> {
+    (s % 3 == 0).then_some(FROM_DOMAIN)
+}
 /// Senders per ESP; sender k draws `COMPLAINTS_PER_STEP * k` complaints
 /// over `DELIVERED` messages, so their tiers run from `ok` to `exclude`.
 const SENDERS: usize = 10;
@@ -82,7 +96,10 @@ fn batches(esps: &[SigningKey]) -> Vec<Batch> {
     let item = |token: String, reporter: String| json!({"token": token, "code": "unwanted", "reported_at": reported_at, "reporter": reporter});
     let request = |e: usize, s: usize, recipient: String| {
         let sender = format!("sender-{s}");
-        TokenRequest::new(ESPS[e], &sender, Nature::Marketing, &recipient, now - 60)
+        TokenRequest {
+            dom: from_domain(s).map(String::from),
+            ..TokenRequest::new(ESPS[e], &sender, Nature::Marketing, &recipient, now - 60)
+        }
     };
     let mut out = vec![];
     for (r, chunk) in complaint_plan().chunks(BATCH).enumerate() {
@@ -114,7 +131,7 @@ async fn post_deliveries(ingest: &IngestClient) {
     let rows: Vec<Value> = ESPS
         .iter()
         .flat_map(|esp| (0..SENDERS).map(move |s| (esp, s)))
-        .map(|(esp, s)| json!({"esp": esp, "sender": format!("sender-{s}"), "hour": hour, "delivered": DELIVERED}))
+        .map(|(esp, s)| json!({"esp": esp, "sender": format!("sender-{s}"), "hour": hour, "delivered": DELIVERED, "from_domain": from_domain(s)}))
         .collect();
     let answer = ingest
         .post_json("/v1/deliveries", &json!({ "deliveries": rows }))
@@ -165,11 +182,12 @@ async fn tiers(client: &clickhouse::Client) -> Option<BTreeMap<String, Tier>> {
     )
 }
 
-/// The services of the test: two ingest, two loaders, one scoring.
+/// The services of the test: two of each.
 struct Services {
     ingest: Vec<ServiceProcess>,
     loaders: Vec<ServiceProcess>,
-    scoring: ServiceProcess,
+    /// Scoring instance i of [`SCORERS`], talking to node i.
+    scoring: Vec<ServiceProcess>,
 }
 
 async fn start_services(
@@ -189,7 +207,14 @@ async fn start_services(
         let id = format!("scale-loader-{i}");
         loaders.push(load::loader(bin_dir, &id, &envs).await);
     }
-    let scoring = load::scoring(bin_dir, registry, key, &envs(kafka, &nodes[0])).await;
+    let mut scoring = vec![];
+    for (i, node) in nodes.iter().enumerate().take(SCORERS) {
+        let index = i.to_string();
+        let mut envs = envs(kafka, node).to_vec();
+        envs.push(("RICOCHET_SCORING_INSTANCE", &index));
+        envs.push(("RICOCHET_SCORING_INSTANCES", "2"));
+        scoring.push(load::scoring(bin_dir, registry, key, &envs).await);
+    }
     Services {
         ingest,
         loaders,
@@ -220,6 +245,16 @@ async fn two_of_every_service_on_two_shards_under_faults() {
         .run()
         .await
         .unwrap();
+
+    let owners: (u8, u8) = nodes[0]
+        .client()
+        .query("SELECT toUInt8(cityHash64(?) % 2), toUInt8(cityHash64(?) % 2)")
+        .bind(ESPS[0])
+        .bind(ESPS[1])
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(owners, (0, 1), "one ESP per scoring instance");
 
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.toml");
@@ -292,11 +327,13 @@ async fn two_of_every_service_on_two_shards_under_faults() {
     s.loaders[1].start().unwrap();
     s.loaders[1].wait_ready().await.unwrap();
     progressed(20).await;
-    // Scoring dies and comes back (it is the only writer of the chains).
-    s.scoring.kill9();
+    // Scoring instance 0 (its ESPs' only writer, and the domain level's)
+    // dies; its supervisor restarts it with the same index, and it takes
+    // its ESPs back.
+    s.scoring[0].kill9();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    s.scoring.start().unwrap();
-    s.scoring.wait_ready().await.unwrap();
+    s.scoring[0].start().unwrap();
+    s.scoring[0].wait_ready().await.unwrap();
     progressed(10).await;
     // Shard 2 is away for 30 s (the outage's length is the fault itself).
     cluster.lock().await.nodes[1].stop();
@@ -380,6 +417,10 @@ async fn two_of_every_service_on_two_shards_under_faults() {
         expected.values().any(|t| *t >= Tier::Exclude),
         "the input reaches exclude: {expected:?}"
     );
+    let domain_key = format!("domain /{FROM_DOMAIN}");
+    let domain_tier = *expected
+        .get(&domain_key)
+        .unwrap_or_else(|| panic!("the From domain reaches a tier: {expected:?}"));
     let last = Arc::new(Mutex::new(BTreeMap::new()));
     let waited = tokio::time::timeout(
         Duration::from_secs(90),
@@ -398,6 +439,8 @@ async fn two_of_every_service_on_two_shards_under_faults() {
         "tiers differ: cluster {:?}, single node {expected:?}",
         last.lock().unwrap()
     );
+    // Each ESP's chain has one writer (its instance): it verifies, its
+    // positions are unique, and it tells the domain's tier to its ESP.
     for esp in ESPS {
         let chain = ricochet_scoring::store::penalties::penalty_chain(&client, esp)
             .await
@@ -405,7 +448,18 @@ async fn two_of_every_service_on_two_shards_under_faults() {
         assert!(!chain.is_empty(), "{esp} has penalties");
         ricochet_scoring::chain::verify_chain(&chain)
             .unwrap_or_else(|e| panic!("{esp}'s chain: {e}"));
+        let told = chain
+            .iter()
+            .rfind(|e| e.level == "domain" && e.sender == FROM_DOMAIN)
+            .map(|e| e.to_tier.clone());
+        assert_eq!(told.as_deref(), Some(domain_tier.as_str()), "{esp}");
     }
+    let (rows, positions): (u64, u64) = client
+        .query("SELECT count(), uniqExact(esp, seq) FROM penalties")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(rows, positions, "no position of a chain written twice");
     drop(s);
     let crashes = crashes.load(Ordering::Relaxed);
     if crashes > 0 {
