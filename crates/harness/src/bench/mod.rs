@@ -24,6 +24,7 @@ mod milter;
 mod overload;
 mod provider_list;
 mod scoring;
+mod scoring_instances;
 mod verify_rates;
 
 use ingest::bench_ingest;
@@ -103,6 +104,12 @@ pub enum BenchCommand {
         /// profiling; the figures are not comparable to a whole run's).
         #[arg(long)]
         scorer_only: bool,
+        /// After each round's one-instance runs, also run this many scoring
+        /// instances side by side (partitioned by ESP, as
+        /// `ricochet-scoring --instances N`) over the same parts, and print
+        /// their times and whether they reach the same tiers (1: skip).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        instances: u16,
     },
     /// End-to-end freshness: from a provider's 200 to the tier change in the
     /// ESP's offenders API, under steady background load.
@@ -201,11 +208,13 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             keep,
             database,
             scorer_only,
+            instances,
         } => {
             let options = scoring::Options {
                 keep,
                 database,
                 scorer_only,
+                instances,
             };
             scoring::run(senders, complaints, options).await
         }

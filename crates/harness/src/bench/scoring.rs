@@ -23,6 +23,9 @@ pub struct Options {
     pub database: Option<String>,
     /// Time only the scorer, on the parts as found.
     pub scorer_only: bool,
+    /// Scoring instances to run side by side after the one-instance runs
+    /// of each round (1: none).
+    pub instances: u16,
 }
 
 /// Runs the bench and prints its table.
@@ -31,6 +34,7 @@ pub async fn run(senders: u64, complaints: u64, options: Options) -> Result<Exit
         keep,
         database,
         scorer_only,
+        instances,
     } = options;
     anyhow::ensure!(
         senders >= 100 && complaints >= senders,
@@ -41,7 +45,7 @@ pub async fn run(senders: u64, complaints: u64, options: Options) -> Result<Exit
     )
     .await?;
     let client = ch.client();
-    let result = measure(&ch, senders, complaints, scorer_only).await;
+    let result = measure(&ch, (senders, complaints), scorer_only, instances).await;
     if !keep {
         super::drop_bench_database(&ch).await?;
     }
@@ -156,13 +160,17 @@ struct Round {
     incr_senders: usize,
     /// The phases of the full and the incremental run.
     phases: [String; 2],
+    /// Senders per tier after the incremental run.
+    per_tier: std::collections::BTreeMap<Tier, usize>,
+    /// The same on N instances side by side, if asked.
+    split: Option<super::scoring_instances::SplitRound>,
 }
 
 async fn measure(
     ch: &ClickHouseConfig,
-    senders: u64,
-    complaints: u64,
+    (senders, complaints): (u64, u64),
     scorer_only: bool,
+    instances: u16,
 ) -> Result<ExitCode> {
     let fill_secs = ensure_filled(ch, senders, complaints).await?;
     let offenders = senders / 100;
@@ -192,7 +200,7 @@ async fn measure(
             )
             .await?;
         }
-        rounds.push(round(ch, state, senders, scorer_only).await?);
+        rounds.push(round(ch, state, senders, (scorer_only, instances)).await?);
     }
     print_rounds(senders, complaints, fill_secs, &rounds);
     Ok(ExitCode::SUCCESS)
@@ -222,7 +230,7 @@ async fn round(
     ch: &ClickHouseConfig,
     state: &'static str,
     senders: u64,
-    scorer_only: bool,
+    (scorer_only, instances): (bool, u16),
 ) -> Result<Round> {
     let client = ch.client();
     let now_ms = NOW_S * 1000;
@@ -246,6 +254,15 @@ async fn round(
     })
     .await?;
     print_tiers(&full);
+    let split = match instances {
+        0 | 1 => None,
+        n => {
+            let later = now_ms + 2_000;
+            let prefix = format!("{state}-split");
+            let trickled = trickle(ch, &prefix, senders, later);
+            Some(super::scoring_instances::split_round(ch, n, later, trickled).await?)
+        }
+    };
     let phases = |r: &RunReport| {
         let list: Vec<String> = r
             .phases
@@ -263,6 +280,8 @@ async fn round(
         incr_secs,
         incr_senders: incr.senders,
         phases: [phases(&full), phases(&incr)],
+        per_tier: incr.per_tier.clone(),
+        split,
     })
 }
 
@@ -365,6 +384,7 @@ fn print_rounds(
             r.full_secs / r.floor
         );
     }
+    print_split(rounds);
     println!("phases:");
     for r in rounds {
         println!("  {}, full: {}", r.state, r.phases[0]);
@@ -374,6 +394,44 @@ fn print_rounds(
     // each sender's contributions to the books) is most of the peak.
     if let Some(peak) = peak_rss() {
         println!("peak resident memory of this process (scorer included): {peak}");
+    }
+}
+
+/// The table of the rounds run on several instances too, if any.
+fn print_split(rounds: &[Round]) {
+    let split: Vec<(&Round, &super::scoring_instances::SplitRound)> = (rounds.iter())
+        .filter_map(|r| r.split.as_ref().map(|s| (r, s)))
+        .collect();
+    if split.is_empty() {
+        return;
+    }
+    println!();
+    println!("the same parts scored by N instances side by side (partitioned by ESP), after the one-instance runs:");
+    println!(
+        "{:<12} {:>10} {:>9} {:>12} {:>14} {:>16} {:>10}",
+        "parts", "full s", "senders", "incremental", "1 inst/N full", "1 inst/N incr", "same tiers"
+    );
+    for (r, s) in split {
+        println!(
+            "{:<12} {:>10.2} {:>9} {:>10.2} s {:>13.2}x {:>15.2}x {:>10}",
+            r.state,
+            s.full_secs,
+            s.full_senders,
+            s.incr_secs,
+            r.full_secs / s.full_secs,
+            r.incr_secs / s.incr_secs,
+            if s.per_tier == r.per_tier {
+                "yes"
+            } else {
+                "NO"
+            }
+        );
+        if s.per_tier != r.per_tier {
+            println!(
+                "  one instance: {:?}; N instances: {:?}",
+                r.per_tier, s.per_tier
+            );
+        }
     }
 }
 

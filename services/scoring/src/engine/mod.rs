@@ -195,10 +195,15 @@ impl Scorer {
             self.since_full += 1;
             let memory = self.memory.as_ref().expect("checked above");
             let started = std::time::Instant::now();
-            let due = memory.senders.iter().filter(|(_, k)| k.due_ms <= now_ms);
+            // Collected first: a lazy filter held across the await would
+            // make the run's future not `Send` (a scorer per spawned task).
+            let due: Vec<&SenderKey> = (memory.senders.iter())
+                .filter(|(_, k)| k.due_ms <= now_ms)
+                .map(|(k, _)| k)
+                .collect();
             let since = memory.loaded_mark_ms - self.load_margin_ms;
             shares_since = Some(since);
-            fill_scope(&self.client, self.part, since, due.map(|(k, _)| k)).await?;
+            fill_scope(&self.client, self.part, since, due).await?;
             scope_secs = started.elapsed().as_secs_f64();
             Scope::Listed(self.part)
         };
