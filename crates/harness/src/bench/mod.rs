@@ -25,6 +25,7 @@ mod overload;
 mod provider_list;
 mod scoring;
 mod scoring_instances;
+mod shard_insert;
 mod verify_rates;
 
 use ingest::bench_ingest;
@@ -174,6 +175,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// On a cluster: insert the same kind of complaint rows through the
+    /// `Distributed` table with foreground inserts (as the loader does) and
+    /// split per shard straight into each shard's `_local` table, rounds
+    /// alternating; print rows/s of each and the ratio. Needs the stack
+    /// started with RICOCHET_CLICKHOUSE_SHARDS=2 (or another cluster).
+    ShardInsert {
+        /// Rows per path and round.
+        #[arg(long, default_value_t = 200_000)]
+        rows: usize,
+        /// Rows per insert (the loader's batches run about 20,000 here).
+        #[arg(long, default_value_t = 20_000)]
+        batch: usize,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Print every record of a topic's value, one per line, then exit at the end
     /// of every partition (the console consumer of the naive pipe).
     #[command(hide = true)]
@@ -251,6 +268,11 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             records,
             loader_bin,
         } => loader::run(records, loader_bin).await,
+        BenchCommand::ShardInsert {
+            rows,
+            batch,
+            rounds,
+        } => shard_insert::run(rows.max(1), batch.max(1), rounds.max(1)).await,
         BenchCommand::ConsumeJson { topic } => loader::consume_json(&topic),
     }
 }
