@@ -24,7 +24,9 @@ use crate::store::domain_books::DecisionRow;
 use crate::store::group_reporters;
 use crate::store::snapshots::SnapshotWriter;
 use crate::store::standing::GroupStandingRow;
-use crate::verdict::{assess_windows, decide, evidence_tier, write_snapshots, Subject};
+use crate::verdict::{
+    assess_windows, decide, evidence, evidence_tier, write_snapshots, Decision, Subject, Window,
+};
 use ricochet_kafka::Level;
 
 /// What the scorer remembers of the groups between runs.
@@ -43,6 +45,9 @@ pub struct GroupMemory {
     /// Per suspect group, its reporters over the cap as the last lookup
     /// found them (see [`GroupRun::add_heavy_reporters`]).
     pub heavy: HashMap<GroupKey, Vec<(usize, HeavyReporter)>>,
+    /// Partitioned, the owner of the domain level: the domains with a
+    /// stored decision (the others get one when first judged above `ok`).
+    pub decided: HashSet<String>,
 }
 
 /// What the group levels of one run decided.
@@ -64,9 +69,16 @@ pub struct GroupVerdicts {
 impl GroupMemory {
     /// Reads the partition's group standings in force (a full run's start).
     pub async fn load(client: &Client, part: Partition) -> crate::error::Result<GroupMemory> {
+        let decided = match part.is_split() && part.owns_domains() {
+            true => (store::domain_books::decisions(client).await?.into_iter())
+                .map(|d| d.domain)
+                .collect(),
+            false => HashSet::default(),
+        };
         Ok(GroupMemory {
             standing: store::standing::group_standings(client, part).await?,
             told: Told::load(client, part).await?,
+            decided,
             ..Default::default()
         })
     }
@@ -229,13 +241,12 @@ impl GroupRun<'_> {
             None,
         );
         if *level == Level::Domain && self.part.is_split() {
-            out.decisions.extend(d.change.as_ref().map(|c| DecisionRow {
-                domain: group.clone(),
-                tier: c.to_tier.clone(),
-                rule: c.rule.clone(),
-                evidence: c.evidence.clone(),
-                at_ms: c.at_ms,
-            }));
+            let judged = (&assessed[..], &policy);
+            let decision = decision_of((&d, group), &memory.decided, judged, self.now_ms);
+            if let Some(row) = decision {
+                memory.decided.insert(group.clone());
+                out.decisions.push(row);
+            }
         } else if *level == Level::Domain {
             let rows = memory
                 .told
@@ -265,6 +276,34 @@ impl GroupRun<'_> {
         };
         Ok(())
     }
+}
+
+/// Partitioned: the decision to record for a domain just judged, if any —
+/// its tier change, or, for a domain above `ok` without a stored decision
+/// (its tier was set while one instance scored everything), its tier in
+/// force, so every instance can tell its carriers.
+fn decision_of(
+    (d, domain): (&Decision, &str),
+    decided: &HashSet<String>,
+    (assessed, policy): (&[Window<'_>], &Policy),
+    now_ms: i64,
+) -> Option<DecisionRow> {
+    if let Some(c) = &d.change {
+        return Some(DecisionRow {
+            domain: domain.to_string(),
+            tier: c.to_tier.clone(),
+            rule: c.rule.clone(),
+            evidence: c.evidence.clone(),
+            at_ms: c.at_ms,
+        });
+    }
+    (d.after.tier != Tier::Ok && !decided.contains(domain)).then(|| DecisionRow {
+        domain: domain.to_string(),
+        tier: d.after.tier.as_str().into(),
+        rule: crate::domains::TIER_IN_FORCE.into(),
+        evidence: evidence(Level::Domain, assessed, None, policy, &[]),
+        at_ms: now_ms,
+    })
 }
 
 /// Tiers in force per level above the sender (groups in the default

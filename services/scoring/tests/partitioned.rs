@@ -193,3 +193,39 @@ async fn two_instances_reach_the_tiers_of_one_and_each_writes_only_its_esps() {
     drop_database(&split).await;
     drop_database(&whole).await;
 }
+
+#[tokio::test]
+async fn a_domain_penalized_by_one_instance_is_told_by_two_after_the_switch() {
+    let ch = clickhouse("it_partition_switch");
+    Migrator::new(ch.clone()).unwrap().run().await.unwrap();
+    let esps = esps_by_instance(&ch).await;
+    let now = unix_now() * 1000;
+    seed_world(&ch, &esps, now).await;
+    // One instance scores everything: the domain gets its tier, and no
+    // decision row (a single instance tells carriers itself).
+    score_once(&ch.client(), &Policy::default(), now)
+        .await
+        .unwrap();
+    let key = ("domain".to_string(), String::new(), DOMAIN.to_string());
+    let tier = tiers(&ch)
+        .await
+        .get(&key)
+        .cloned()
+        .expect("the domain has a tier");
+    // Now two instances, and instance 1's other ESP starts carrying it.
+    seed(&ch, &esps[1][1], "moved", 1, (500, 0), ("", DOMAIN), now).await;
+    let mut scorers = [0, 1].map(|i| {
+        Scorer::new(ch.client(), Policy::default()).partitioned(Partition::new(i, 2).unwrap())
+    });
+    run_round(&mut scorers, now + 1_000).await;
+    let rows = domain_rows(&ch, &esps[1][1]).await;
+    assert_eq!(
+        rows,
+        [(tier.clone(), "tier-in-force".to_string())],
+        "the new carrier learns the tier set before the switch"
+    );
+    // The carriers told before the switch are not told again.
+    assert_eq!(domain_rows(&ch, &esps[0][0]).await.len(), 1);
+    assert_eq!(domain_rows(&ch, &esps[1][0]).await.len(), 1);
+    drop_database(&ch).await;
+}
