@@ -2,30 +2,18 @@
 #![cfg(feature = "integration")]
 
 use clickhouse::Row;
-use ricochet_integration_tests::clickhouse;
+use ricochet_integration_tests::{clickhouse, complaint_row};
 use ricochet_storage::{ComplaintRow, DeliveryRow, Migration, MigrationError, Migrator};
 use serde::Deserialize;
 
 fn complaint(jti: &str, provider: &str, offset: u64) -> ComplaintRow {
     ComplaintRow {
-        jti: jti.into(),
-        esp: "esp-a.example".into(),
-        sender: "acct-1".into(),
-        provider: provider.into(),
-        code: "unwanted".into(),
-        nature: "marketing".into(),
-        campaign: String::new(),
-        recipient_domain: "mail.example".into(),
-        from_domain: String::new(),
-        reporter: String::new(),
-        rcb: String::new(),
-        recipient_proven: false,
         token_iat: 1_790_000_000,
         token_exp: 1_790_000_000 + 14 * 86_400,
         reported_at: 1_790_000_100_000,
         received_at: 1_790_000_101_000 + offset as i64,
-        kafka_partition: 0,
         kafka_offset: offset,
+        ..complaint_row(jti, "esp-a.example", "acct-1", provider, "unwanted", 0)
     }
 }
 

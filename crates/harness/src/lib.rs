@@ -8,6 +8,7 @@
 //!   loopback port (ready, stopped, killed, restarted);
 //! - [`stats`]: percentiles of latencies;
 //! - [`clock`]: times in RFC 3339;
+//! - [`rows`]: synthetic ClickHouse rows;
 //! - [`smtp`]: an SMTP client, and [`postfix`]: Postfix instances of
 //!   their own on loopback, for the mail-flow tests and benchmarks;
 //! - [`bench`]: the benchmarks (`ricochet bench ...`) and [`simulate`]: the
@@ -21,6 +22,7 @@ pub mod ingest;
 pub mod participants;
 pub mod postfix;
 pub mod process;
+pub mod rows;
 pub mod simulate;
 pub mod smtp;
 pub mod stats;

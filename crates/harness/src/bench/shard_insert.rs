@@ -97,25 +97,14 @@ fn make_batches(round: usize, rows: usize, batch: usize, senders: usize) -> Vec<
     let now_ms = ricochet_token::verify::unix_now() * 1000;
     let row = |i: usize| {
         let s = i % senders;
+        let (jti, esp, sender) = (
+            format!("shard-bench-{round}-{i}"),
+            format!("esp-{}", s % 20),
+            format!("sender-{s}"),
+        );
         ComplaintRow {
-            jti: format!("shard-bench-{round}-{i}"),
-            esp: format!("esp-{}", s % 20),
-            sender: format!("sender-{s}"),
-            provider: "p1.example".into(),
-            code: "unwanted".into(),
-            nature: "marketing".into(),
-            campaign: String::new(),
-            recipient_domain: "mail.example".into(),
-            from_domain: String::new(),
-            reporter: String::new(),
-            rcb: String::new(),
-            recipient_proven: false,
-            token_iat: (now_ms / 1000 - 3600) as u32,
-            token_exp: (now_ms / 1000 + 86_400) as u32,
-            reported_at: now_ms,
-            received_at: now_ms,
-            kafka_partition: 0,
             kafka_offset: i as u64,
+            ..crate::rows::complaint_row(&jti, &esp, &sender, "p1.example", "unwanted", now_ms)
         }
     };
     (0..rows)

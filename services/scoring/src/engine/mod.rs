@@ -360,8 +360,8 @@ async fn score(
     if part.is_split() {
         partitioned::publish_shares(client, part, &memory.groups, &changed, full).await?;
         if part.owns_domains() {
-            let since = shares_since;
-            domains = partitioned::domain_counts(client, &memory.groups, since, now_ms).await?;
+            domains =
+                partitioned::domain_counts(client, &memory.groups, shares_since, now_ms).await?;
         }
     }
     let run = (scope, now_ms);
