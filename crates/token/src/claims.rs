@@ -109,7 +109,8 @@ pub struct Claims {
 impl Claims {
     /// Reads and format-checks claims from a decoded JSON object. Time rules are
     /// checked by [`crate::verify`], which knows the clock.
-    pub(crate) fn from_map(map: &Map<String, Value>) -> Result<Self, TokenError> {
+    pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, TokenError> {
+        let map = &mut map;
         let iss = string(map, "iss")?;
         check_participant_id("iss", &iss)?;
         let sub = string(map, "sub")?;
@@ -154,7 +155,7 @@ impl Claims {
     /// Checks every format rule (used before minting, so no ESP signs a token ingest would refuse).
     pub fn check_format(&self) -> Result<(), TokenError> {
         match serde_json::to_value(self) {
-            Ok(Value::Object(map)) => Claims::from_map(&map).map(|_| ()),
+            Ok(Value::Object(map)) => Claims::from_map(map).map(|_| ()),
             _ => Err(TokenError::Malformed("claims do not serialize".into())),
         }
     }
@@ -167,10 +168,11 @@ fn invalid(claim: &'static str, why: impl Into<String>) -> TokenError {
     }
 }
 
-fn string(map: &Map<String, Value>, claim: &'static str) -> Result<String, TokenError> {
-    match map.get(claim) {
+/// Takes the string claim out of `map` (moved, not copied).
+fn string(map: &mut Map<String, Value>, claim: &'static str) -> Result<String, TokenError> {
+    match map.remove(claim) {
         None | Some(Value::Null) => Err(TokenError::MissingClaim(claim)),
-        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::String(s)) => Ok(s),
         Some(other) => Err(invalid(claim, format!("expected a string, found {other}"))),
     }
 }

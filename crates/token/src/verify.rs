@@ -100,7 +100,32 @@ pub fn verify(
     opts: &VerifyOptions,
 ) -> Result<Claims, TokenError> {
     let claims = verify_signed(token, keys, is_complaint_token)?;
-    interpret(&claims, opts)
+    interpret(claims, opts)
+}
+
+/// [`verify`] with an Ed25519 signature checked by `ring`, one at a time
+/// (RFC 8032's cofactorless equation), as ingest checked tokens before batch
+/// verification: the single-signature limit `ricochet bench ingest`
+/// compares against. For benchmarks only; Ricochet's rule is [`verify`]'s.
+#[cfg(feature = "bench-baselines")]
+pub fn verify_on_ring(
+    token: &str,
+    keys: &impl KeyLookup,
+    opts: &VerifyOptions,
+) -> Result<Claims, TokenError> {
+    use ring::signature::{UnparsedPublicKey, ED25519};
+    let (compact, key) = check_front(token, keys, is_complaint_token)?;
+    let (message, signature) = (compact.signing_input.as_bytes(), &compact.signature);
+    let holds = match key.algorithm() {
+        Algorithm::EdDSA => UnparsedPublicKey::new(&ED25519, key.public_bytes())
+            .verify(message, signature)
+            .is_ok(),
+        Algorithm::ES256 => key.verify(message, signature),
+    };
+    if !holds {
+        return Err(TokenError::BadSignature);
+    }
+    interpret(compact.claims, opts)
 }
 
 /// Verifies many tokens at once: exactly the verdicts [`verify`] gives each,
@@ -125,7 +150,7 @@ pub fn verify_many(
             if !holds {
                 return Err(TokenError::BadSignature);
             }
-            interpret(&compact.claims, opts)
+            interpret(compact.claims, opts)
         })
         .collect()
 }
@@ -164,7 +189,7 @@ fn is_complaint_token(typ: Option<&str>) -> bool {
 
 /// The claims' meaning and times, once the signature holds.
 fn interpret(
-    claims: &serde_json::Map<String, Value>,
+    claims: serde_json::Map<String, Value>,
     opts: &VerifyOptions,
 ) -> Result<Claims, TokenError> {
     let claims = Claims::from_map(claims)?;

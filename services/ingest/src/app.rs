@@ -77,7 +77,11 @@ impl AppState {
         kafka: &KafkaConfig,
         clock: Clock,
     ) -> anyhow::Result<Self> {
-        let publisher = Arc::new(KafkaPublisher::new(kafka, config.kafka_timeout())?);
+        let publisher = Arc::new(KafkaPublisher::new(
+            kafka,
+            config.kafka_timeout(),
+            config.kafka_linger(),
+        )?);
         Self::with_publisher(config, publisher, clock)
     }
 

@@ -64,6 +64,12 @@ pub struct IngestConfig {
         default_value_t = 5_000
     )]
     pub kafka_timeout_ms: u64,
+    /// How long the producer waits to fill a batch before sending it to
+    /// Kafka, ms: a longer wait sends fewer, larger requests (less CPU per
+    /// complaint) and adds at most that much to each answer.
+    #[arg(long, env = "RICOCHET_INGEST_KAFKA_LINGER_MS", default_value_t = 5,
+          value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub kafka_linger_ms: u16,
     /// Recipient policy directory (`DOMAIN.json` and their history, as
     /// `ricochet policy publish` writes it), checked for changes every 2 s:
     /// served at /.well-known/ricochet-policy/DOMAIN and used to refuse
@@ -102,6 +108,11 @@ impl IngestConfig {
     /// The request deadline.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// How long the producer fills a batch.
+    pub fn kafka_linger(&self) -> Duration {
+        Duration::from_millis(self.kafka_linger_ms.into())
     }
 
     /// The Kafka acknowledgement deadline.

@@ -97,7 +97,9 @@ where
     for (index, outcome) in checked.into_iter().enumerate() {
         match outcome {
             Ok(rec) => {
-                let payload = serde_json::to_vec(&rec).expect("records serialize");
+                // Sized for a complaint record (its token and ~500 bytes of fields).
+                let mut payload = Vec::with_capacity(1024);
+                serde_json::to_writer(&mut payload, &rec).expect("records serialize");
                 results.push(ItemResult::accepted(index, K::id(&rec)));
                 records.push((K::key(&rec), payload));
             }
@@ -105,13 +107,32 @@ where
         }
     }
     publish::<K>(state, &provider, &records).await?;
-    for r in &results {
-        let labels = [K::ROUTE, r.verdict, r.reason.unwrap_or("none")];
-        inner.metrics.items.with_label_values(&labels).inc();
-    }
+    count_items::<K>(state, &results);
     let response = BatchResponse::new(results);
     info!(provider = %provider, route = K::ROUTE, accepted = response.accepted, rejected = response.rejected, "batch");
     Ok(Json(response).into_response())
+}
+
+/// Adds the request's verdicts to the items counter: one update per
+/// (verdict, reason) seen, not one per item.
+fn count_items<K: BatchKind>(state: &AppState, results: &[ItemResult]) {
+    let mut counts: Vec<((&str, &str), u64)> = Vec::new();
+    for r in results {
+        let key = (r.verdict, r.reason.unwrap_or("none"));
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+    for ((verdict, reason), n) in counts {
+        let labels = [K::ROUTE, verdict, reason];
+        state
+            .inner
+            .metrics
+            .items
+            .with_label_values(&labels)
+            .inc_by(n);
+    }
 }
 
 /// The authenticated provider, if it is within its request rate.

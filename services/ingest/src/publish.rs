@@ -5,15 +5,17 @@
 //! production sink; [`MemoryPublisher`] keeps records in memory so the HTTP
 //! behaviour (authentication, limits, verdicts) is testable without a broker.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::future::{join_all, BoxFuture};
+use futures::future::BoxFuture;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
 use ricochet_kafka::KafkaConfig;
 use thiserror::Error;
+use tokio::sync::Notify;
 
 /// Why a batch is not (entirely) durable.
 #[derive(Debug, Error)]
@@ -55,52 +57,120 @@ pub trait Publish: Send + Sync + 'static {
 }
 
 /// A durable producer: idempotent, `acks=all`, bounded local queue and delivery timeout.
+///
+/// Acknowledgements are counted per batch ([`Acks`]): one counter and one
+/// wake-up per request instead of a future per record, which is most of
+/// what producing cost ingest per record.
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: Arc<ThreadedProducer<AckContext>>,
+}
+
+/// Routes each delivery report to the batch its record belongs to.
+pub struct AckContext;
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Arc<Acks>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, acks: Arc<Acks>) {
+        match result {
+            Ok(_) => acks.settle(None),
+            Err((e, _)) => acks.settle(Some(e.to_string())),
+        }
+    }
+}
+
+/// The records of one batch still waiting for Kafka, and what failed.
+pub struct Acks {
+    /// Records not yet settled, plus one while the batch is still being queued.
+    pending: AtomicUsize,
+    failed: AtomicUsize,
+    first_error: Mutex<Option<String>>,
+    settled: Notify,
+}
+
+impl Acks {
+    fn new(records: usize) -> Arc<Self> {
+        Arc::new(Acks {
+            pending: AtomicUsize::new(records + 1),
+            failed: AtomicUsize::new(0),
+            first_error: Mutex::new(None),
+            settled: Notify::new(),
+        })
+    }
+
+    /// One record is durable (`None`) or refused; wakes the waiter after the last.
+    fn settle(&self, error: Option<String>) {
+        if let Some(e) = error {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            let mut first = self.first_error.lock().expect("acks lock");
+            first.get_or_insert(e);
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // notify_one keeps a permit if the waiter is not waiting yet.
+            self.settled.notify_one();
+        }
+    }
+
+    /// Waits until every record is settled; the error says how many failed.
+    async fn outcome(&self, total: usize) -> Result<(), PublishError> {
+        self.settle(None); // the queuing is over: drop its hold
+        if self.pending.load(Ordering::Acquire) != 0 {
+            self.settled.notified().await;
+        }
+        match self.failed.load(Ordering::Acquire) {
+            0 => Ok(()),
+            failed => Err(PublishError::NotAcknowledged {
+                failed,
+                total,
+                first: self
+                    .first_error
+                    .lock()
+                    .expect("acks lock")
+                    .take()
+                    .unwrap_or_default(),
+            }),
+        }
+    }
 }
 
 impl KafkaPublisher {
-    /// Creates the producer; `timeout` bounds how long a record may wait for its ack.
-    pub fn new(config: &KafkaConfig, timeout: Duration) -> Result<Self, PublishError> {
+    /// Creates the producer; `timeout` bounds how long a record may wait for
+    /// its ack, `linger` how long it waits to fill a batch.
+    pub fn new(
+        config: &KafkaConfig,
+        timeout: Duration,
+        linger: Duration,
+    ) -> Result<Self, PublishError> {
         let mut c = config.producer_config();
         c.set("message.timeout.ms", timeout.as_millis().to_string())
+            .set("linger.ms", linger.as_millis().to_string())
             // Bounded local queue: a full queue fails the request fast instead of growing memory.
             .set("queue.buffering.max.messages", "200000")
             .set("queue.buffering.max.kbytes", "262144");
+        let producer = c
+            .create_with_context(AckContext)
+            .map_err(PublishError::Create)?;
         Ok(KafkaPublisher {
-            producer: c.create().map_err(PublishError::Create)?,
+            producer: Arc::new(producer),
         })
     }
 
     async fn send_all(&self, topic: &str, records: &[Record]) -> Result<Duration, PublishError> {
         let started = Instant::now();
-        let mut pending = Vec::with_capacity(records.len());
-        let mut failures = vec![];
+        let acks = Acks::new(records.len());
         for (key, payload) in records {
-            match self
-                .producer
-                .send_result(FutureRecord::to(topic).key(key).payload(payload))
-            {
-                Ok(f) => pending.push(f),
-                Err((e, _)) => failures.push(e.to_string()),
+            let record = BaseRecord::with_opaque_to(topic, acks.clone())
+                .key(key)
+                .payload(payload);
+            if let Err((e, _)) = self.producer.send(record) {
+                acks.settle(Some(e.to_string()));
             }
         }
-        for r in join_all(pending).await {
-            match r {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => failures.push(e.to_string()),
-                Err(_) => failures.push("producer shut down".into()),
-            }
-        }
-        match failures.is_empty() {
-            true => Ok(started.elapsed()),
-            false => Err(PublishError::NotAcknowledged {
-                failed: failures.len(),
-                total: records.len(),
-                first: failures.swap_remove(0),
-            }),
-        }
+        acks.outcome(records.len()).await?;
+        Ok(started.elapsed())
     }
 }
 
@@ -168,5 +238,48 @@ impl Publish for MemoryPublisher {
 
     fn flush(&self, _timeout: Duration) -> Result<(), PublishError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_batch_is_settled_once_every_record_is() {
+        let acks = Acks::new(3);
+        let waiter = {
+            let acks = acks.clone();
+            tokio::spawn(async move { acks.outcome(3).await })
+        };
+        acks.settle(None);
+        acks.settle(None);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one record is still unsettled");
+        acks.settle(None);
+        let deadline = Duration::from_secs(5);
+        let outcome = tokio::time::timeout(deadline, waiter).await.unwrap();
+        assert!(outcome.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn failures_are_counted_and_the_first_is_kept() {
+        let acks = Acks::new(3);
+        acks.settle(Some("queue full".into()));
+        acks.settle(None);
+        acks.settle(Some("timed out".into()));
+        match acks.outcome(3).await {
+            Err(PublishError::NotAcknowledged {
+                failed,
+                total,
+                first,
+            }) => assert_eq!((failed, total, first.as_str()), (2, 3, "queue full")),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_is_settled_at_once() {
+        assert!(Acks::new(0).outcome(0).await.is_ok());
     }
 }

@@ -120,8 +120,8 @@ pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
     for round in 1..=b.rounds {
         let base = baselines(&tokens, &registry, b.verify_batch)?;
         eprintln!(
-            "round {round}/{}: baselines (tokens/s): A {:.0}, B {:.0} per core, C {:.0}",
-            b.rounds, base.single, base.single_all_cores, base.batch
+            "round {round}/{}: baselines (tokens/s): A {:.0}, B {:.0} per core, C {:.0}, R {:.0}",
+            b.rounds, base.single, base.single_all_cores, base.batch, base.single_ring
         );
         rounds.push(base);
         for mode in &b.modes {
@@ -145,6 +145,7 @@ fn print_report(b: &IngestBench, rounds: &[Baselines], drives: &[Drive], sizes: 
     let a = median(rounds.iter().map(|r| r.single));
     let all_cores = median(rounds.iter().map(|r| r.single_all_cores));
     let c = median(rounds.iter().map(|r| r.batch));
+    let r = median(rounds.iter().map(|r| r.single_ring));
     let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
     println!();
     println!("ricochet bench ingest: {} tokens of {} ESP keys, batch {}, concurrency {}, verify batch {}, {cores} cores, medians of {} round(s)", b.tokens, super::BENCH_ESPS, b.batch, b.concurrency, b.verify_batch, b.rounds);
@@ -153,9 +154,10 @@ fn print_report(b: &IngestBench, rounds: &[Baselines], drives: &[Drive], sizes: 
         "baseline B (this process, every core at once, one at a time): {all_cores:.0} per core"
     );
     println!("baseline C (this process, one core alone, batches of {}): {c:.0} token verifications/s ({:.2} x A)", b.verify_batch, c / a);
+    println!("baseline R (this process, one core alone, one at a time with Ed25519 on ring, as ingest verified before batch verification): {r:.0} token verifications/s ({:.2} x A)", r / a);
     println!();
-    println!("| verify mode | signature check | complaints/s | p50 ms | p99 ms | ingest cores used | per core / A | per core / C | ingest peak RSS MiB |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| verify mode | signature check | complaints/s | p50 ms | p99 ms | ingest cores used | per core / A | per core / R | per core / C | ingest peak RSS MiB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for mode in &b.modes {
         for check in &b.checks {
             let mine = || {
@@ -166,12 +168,13 @@ fn print_report(b: &IngestBench, rounds: &[Baselines], drives: &[Drive], sizes: 
             let of = |f: fn(&Drive) -> f64| median(mine().map(f));
             let per_core = of(|d| d.per_sec / d.cores_used.max(0.01));
             println!(
-                "| {mode} | {check} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} % | {:.0} % | {:.1} |",
+                "| {mode} | {check} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} % | {:.0} % | {:.0} % | {:.1} |",
                 of(|d| d.per_sec),
                 of(|d| d.p50_ms),
                 of(|d| d.p99_ms),
                 of(|d| d.cores_used),
                 per_core / a * 100.0,
+                per_core / r * 100.0,
                 per_core / c * 100.0,
                 of(|d| d.rss_mib),
             );

@@ -1,13 +1,15 @@
 //! The in-process verification rates `ricochet bench ingest` compares ingest
 //! against: baselines A (one token at a time, one core), B (one at a time,
-//! every core at once, per core) and C (batch verification, one core), and
-//! what batch size and all-invalid batches cost.
+//! every core at once, per core), C (batch verification, one core) and R
+//! (one at a time with Ed25519 on `ring`, as ingest verified before batch
+//! verification), and what batch size and all-invalid batches cost.
 
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use ricochet_registry::Registry;
-use ricochet_token::{verify, verify_many, VerifyOptions};
+use ricochet_token::verify::verify_on_ring;
+use ricochet_token::{verify, verify_many, Claims, TokenError, VerifyOptions};
 
 /// Tokens each rate is measured on (per core for B).
 const SAMPLE: usize = 20_000;
@@ -21,6 +23,8 @@ pub(super) struct Baselines {
     pub single_all_cores: f64,
     /// C: token verifications/s in batches, one core alone.
     pub batch: f64,
+    /// R: as A, with Ed25519 signatures checked by `ring`.
+    pub single_ring: f64,
 }
 
 /// Measures A, B and C on `tokens` (all valid) with batches of `chunk`.
@@ -28,10 +32,12 @@ pub(super) fn baselines(tokens: &[String], registry: &Registry, chunk: usize) ->
     let sample: Vec<&str> = tokens.iter().take(SAMPLE).map(String::as_str).collect();
     let single = rate(sample.len(), || single_pass(&sample, registry, true))?;
     let batch = rate(sample.len(), || batch_pass(&sample, registry, chunk, true))?;
+    let single_ring = rate(sample.len(), || ring_pass(&sample, registry))?;
     Ok(Baselines {
         single,
         single_all_cores: all_cores(tokens, registry),
         batch,
+        single_ring,
     })
 }
 
@@ -67,10 +73,25 @@ fn rate(n: usize, pass: impl FnOnce() -> Result<()>) -> Result<f64> {
 
 /// Verifies each token alone; every verdict must be `valid`.
 fn single_pass(tokens: &[&str], registry: &Registry, valid: bool) -> Result<()> {
+    each_alone(tokens, registry, valid, verify)
+}
+
+/// Verifies each (valid) token alone with Ed25519 on `ring`.
+fn ring_pass(tokens: &[&str], registry: &Registry) -> Result<()> {
+    each_alone(tokens, registry, true, verify_on_ring)
+}
+
+/// Verifies each token alone with `check`; every verdict must be `valid`.
+fn each_alone(
+    tokens: &[&str],
+    registry: &Registry,
+    valid: bool,
+    check: fn(&str, &Registry, &VerifyOptions) -> Result<Claims, TokenError>,
+) -> Result<()> {
     let opts = VerifyOptions::now();
     for t in tokens {
         ensure!(
-            verify(t, registry, &opts).is_ok() == valid,
+            check(t, registry, &opts).is_ok() == valid,
             "unexpected verdict"
         );
     }
