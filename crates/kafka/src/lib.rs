@@ -8,6 +8,7 @@
 //! partition count, and exactly-once counting is done downstream by token id.
 
 pub mod config;
+pub mod encode;
 pub mod records;
 pub mod topics;
 pub mod vocabulary;

@@ -41,6 +41,10 @@ pub(crate) trait BatchKind {
     fn check(at: &CheckAt<'_>, items: &[Self::Item]) -> Vec<Result<Self::Record, Rejection>>;
     fn key(record: &Self::Record) -> String;
     fn id(record: &Self::Record) -> Option<String>;
+    /// The record's bytes on the topic (JSON).
+    fn payload(record: &Self::Record) -> Vec<u8> {
+        serde_json::to_vec(record).expect("records serialize")
+    }
 }
 
 /// `POST /v1/complaints`: a JSON batch of complaint tokens.
@@ -84,6 +88,9 @@ impl BatchKind for Complaints {
     }
     fn id(r: &ComplaintRecord) -> Option<String> {
         Some(r.jti.clone())
+    }
+    fn payload(r: &ComplaintRecord) -> Vec<u8> {
+        r.to_json()
     }
 }
 
@@ -146,6 +153,9 @@ impl BatchKind for ArfReports {
     }
     fn id(r: &ComplaintRecord) -> Option<String> {
         Complaints::id(r)
+    }
+    fn payload(r: &ComplaintRecord) -> Vec<u8> {
+        Complaints::payload(r)
     }
 }
 

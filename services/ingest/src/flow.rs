@@ -97,9 +97,7 @@ where
     for (index, outcome) in checked.into_iter().enumerate() {
         match outcome {
             Ok(rec) => {
-                // Sized for a complaint record (its token and ~500 bytes of fields).
-                let mut payload = Vec::with_capacity(1024);
-                serde_json::to_writer(&mut payload, &rec).expect("records serialize");
+                let payload = K::payload(&rec);
                 results.push(ItemResult::accepted(index, K::id(&rec)));
                 records.push((K::key(&rec), payload));
             }
