@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::TokenError;
+use crate::jws::Decoded;
 use crate::jwt::BearerCheck;
 use crate::keys::SigningKey;
 use crate::verify::{check_front, KeyLookup, VerifyOptions};
@@ -79,7 +80,9 @@ pub fn verify_bearer(
     audience: &str,
     opts: &VerifyOptions,
 ) -> Result<BearerClaims, BearerError> {
-    let (compact, key) = check_front(token, keys, |typ| matches!(typ, None | Some("JWT")))?;
+    let mut decoded = Decoded::default();
+    let typ_ok = |typ: Option<&str>| matches!(typ, None | Some("JWT"));
+    let (compact, key) = check_front(token, &mut decoded, keys, typ_ok)?;
     // The signature and the audience are jsonwebtoken's to check.
     let claims = match crate::jwt::decode_bearer(token, key, audience) {
         Ok(claims) => claims,
@@ -90,7 +93,7 @@ pub fn verify_bearer(
                 found: compact
                     .claims
                     .get("aud")
-                    .map(Value::to_string)
+                    .map(ToString::to_string)
                     .unwrap_or_default(),
             })
         }

@@ -4,9 +4,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::TokenError;
+use crate::members::{Member, Members};
 
 /// Default token lifetime: 14 days, long enough for a recipient to read and report.
 pub const DEFAULT_LIFETIME_SECS: i64 = 14 * 86_400;
@@ -109,8 +110,8 @@ pub struct Claims {
 impl Claims {
     /// Reads and format-checks claims from a decoded JSON object. Time rules are
     /// checked by [`crate::verify`], which knows the clock.
-    pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, TokenError> {
-        let map = &mut map;
+    pub(crate) fn from_members(mut members: Members<'_>) -> Result<Self, TokenError> {
+        let map = &mut members;
         let iss = string(map, "iss")?;
         check_participant_id("iss", &iss)?;
         let sub = string(map, "sub")?;
@@ -120,10 +121,7 @@ impl Claims {
         let iat = integer(map, "iat")?;
         let exp = integer(map, "exp")?;
         let nat: Nature = string(map, "nat")?.parse()?;
-        let cmp = match map.get("cmp") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(string(map, "cmp")?),
-        };
+        let cmp = optional_string(map, "cmp")?;
         if let Some(c) = &cmp {
             check_id("cmp", c)?;
         }
@@ -131,10 +129,7 @@ impl Claims {
         check_domain("rdm", &rdm)?;
         let rcb = string(map, "rcb")?;
         check_rcb(&rcb)?;
-        let dom = match map.get("dom") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(string(map, "dom")?),
-        };
+        let dom = optional_string(map, "dom")?;
         if let Some(d) = &dom {
             check_domain("dom", d)?;
         }
@@ -154,10 +149,10 @@ impl Claims {
 
     /// Checks every format rule (used before minting, so no ESP signs a token ingest would refuse).
     pub fn check_format(&self) -> Result<(), TokenError> {
-        match serde_json::to_value(self) {
-            Ok(Value::Object(map)) => Claims::from_map(map).map(|_| ()),
-            _ => Err(TokenError::Malformed("claims do not serialize".into())),
-        }
+        let json = serde_json::to_vec(self)
+            .map_err(|_| TokenError::Malformed("claims do not serialize".into()))?;
+        let members = Members::parse(&json, "claims").map_err(TokenError::Malformed)?;
+        Claims::from_members(members).map(|_| ())
     }
 }
 
@@ -168,19 +163,29 @@ fn invalid(claim: &'static str, why: impl Into<String>) -> TokenError {
     }
 }
 
-/// Takes the string claim out of `map` (moved, not copied).
-fn string(map: &mut Map<String, Value>, claim: &'static str) -> Result<String, TokenError> {
-    match map.remove(claim) {
-        None | Some(Value::Null) => Err(TokenError::MissingClaim(claim)),
-        Some(Value::String(s)) => Ok(s),
+/// Takes the string claim out of `map`.
+fn string(map: &mut Members<'_>, claim: &'static str) -> Result<String, TokenError> {
+    optional_string(map, claim)?.ok_or(TokenError::MissingClaim(claim))
+}
+
+/// Takes the string claim out of `map`; `None` if absent or `null`.
+fn optional_string(
+    map: &mut Members<'_>,
+    claim: &'static str,
+) -> Result<Option<String>, TokenError> {
+    match map.take(claim) {
+        None => Ok(None),
+        Some(Member::Str(s)) => Ok(Some(s.into_owned())),
+        Some(m) if m.is_null() => Ok(None),
         Some(other) => Err(invalid(claim, format!("expected a string, found {other}"))),
     }
 }
 
-fn integer(map: &Map<String, Value>, claim: &'static str) -> Result<i64, TokenError> {
+fn integer(map: &Members<'_>, claim: &'static str) -> Result<i64, TokenError> {
     match map.get(claim) {
-        None | Some(Value::Null) => Err(TokenError::MissingClaim(claim)),
-        Some(Value::Number(n)) => n.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
+        None => Err(TokenError::MissingClaim(claim)),
+        Some(m) if m.is_null() => Err(TokenError::MissingClaim(claim)),
+        Some(Member::Other(Value::Number(n))) => n.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
             invalid(
                 claim,
                 format!("expected whole seconds since the epoch, found {n}"),

@@ -2,7 +2,7 @@
 //! it sends ESPs (API responses, webhooks) so they can prove where it came from.
 
 use crate::error::TokenError;
-use crate::jws::{b64_decode, b64_encode};
+use crate::jws::{b64_decode, b64_encode, json_object};
 use crate::keys::{SigningKey, VerifyingKey};
 use crate::verify::header_algorithm;
 
@@ -26,9 +26,8 @@ pub fn verify_detached(
     let (h, sig) = jws
         .split_once("..")
         .ok_or_else(|| TokenError::Malformed("expected header..signature".into()))?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&b64_decode(h, "header")?)
-            .map_err(|e| TokenError::Malformed(format!("header: {e}")))?;
+    let header_json = b64_decode(h, "header")?;
+    let header = json_object(&header_json, "header")?;
     let alg = header_algorithm(&header)?;
     let kid = header
         .get("kid")

@@ -1,19 +1,26 @@
 //! JWS compact serialization (RFC 7515 §7.1): the byte-level framing only.
 
+use crate::error::TokenError;
+use crate::members::Members;
+use crate::MAX_TOKEN_LEN;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{Map, Value};
 
-use crate::error::TokenError;
-use crate::MAX_TOKEN_LEN;
-
-/// A token split into its three segments, checked for framing but not yet trusted.
-pub(crate) struct Compact<'a> {
+/// A token split into its three segments, checked for framing but not yet
+/// trusted. Its header and claims borrow from a [`Decoded`].
+pub(crate) struct Compact<'t, 'b> {
     /// `base64url(header) "." base64url(claims)`: the bytes the signature covers.
-    pub signing_input: &'a str,
-    pub header: Map<String, Value>,
-    pub claims: Map<String, Value>,
+    pub signing_input: &'t str,
+    pub header: Members<'b>,
+    pub claims: Members<'b>,
     pub signature: Vec<u8>,
+}
+
+/// The decoded header and claims bytes a [`Compact`] reads from.
+#[derive(Default)]
+pub(crate) struct Decoded {
+    header: Vec<u8>,
+    claims: Vec<u8>,
 }
 
 pub(crate) fn b64_encode(bytes: &[u8]) -> String {
@@ -26,8 +33,12 @@ pub(crate) fn b64_decode(segment: &str, what: &str) -> Result<Vec<u8>, TokenErro
         .map_err(|e| TokenError::Malformed(format!("{what} is not base64url: {e}")))
 }
 
-/// Checks size and character set, splits, and decodes the three segments.
-pub(crate) fn parse(token: &str) -> Result<Compact<'_>, TokenError> {
+/// Checks size and character set, splits, and decodes the three segments
+/// (the header and claims into `decoded`).
+pub(crate) fn parse<'t, 'b>(
+    token: &'t str,
+    decoded: &'b mut Decoded,
+) -> Result<Compact<'t, 'b>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Oversize {
             len: token.len(),
@@ -52,8 +63,11 @@ pub(crate) fn parse(token: &str) -> Result<Compact<'_>, TokenError> {
             token.split('.').count()
         )));
     };
-    let header = json_object(&b64_decode(h, "header")?, "header")?;
-    let claims = json_object(&b64_decode(c, "claims")?, "claims")?;
+    let Decoded { header, claims } = decoded;
+    *header = b64_decode(h, "header")?;
+    let header = json_object(header, "header")?;
+    *claims = b64_decode(c, "claims")?;
+    let claims = json_object(claims, "claims")?;
     let signature = b64_decode(s, "signature")?;
     Ok(Compact {
         signing_input: &token[..h.len() + 1 + c.len()],
@@ -63,38 +77,7 @@ pub(crate) fn parse(token: &str) -> Result<Compact<'_>, TokenError> {
     })
 }
 
-fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, TokenError> {
-    serde_json::from_slice::<StrictObject>(bytes)
-        .map(|o| o.0)
-        .map_err(|e| TokenError::Malformed(format!("{what}: {e}")))
-}
-
-/// A JSON object that refuses duplicate member names: RFC 7515 §4 lets a parser
-/// take the last one, which lets a forger show two readers two different values.
-struct StrictObject(Map<String, Value>);
-
-impl<'de> serde::Deserialize<'de> for StrictObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = StrictObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<StrictObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((k, v)) = a.next_entry::<String, Value>()? {
-                    if map.contains_key(&k) {
-                        return Err(serde::de::Error::custom(format!("duplicate member {k:?}")));
-                    }
-                    map.insert(k, v);
-                }
-                Ok(StrictObject(map))
-            }
-        }
-        d.deserialize_map(Visitor)
-    }
+/// The members of the JSON object in `bytes` (duplicates refused).
+pub(crate) fn json_object<'b>(bytes: &'b [u8], what: &str) -> Result<Members<'b>, TokenError> {
+    Members::parse(bytes, what).map_err(TokenError::Malformed)
 }

@@ -22,6 +22,7 @@ mod jws;
 mod jwt;
 pub mod key_file;
 pub mod keys;
+mod members;
 pub mod mint;
 pub mod send_log;
 pub mod verify;

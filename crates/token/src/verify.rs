@@ -7,13 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::claims::{Claims, MAX_LIFETIME_SECS};
 use crate::ed25519;
 use crate::error::TokenError;
-use crate::jws;
+use crate::jws::{self, Decoded};
 use crate::keys::{Algorithm, VerifyingKey};
+use crate::members::{Member, Members};
 use crate::TOKEN_TYPE;
 
 /// Where verification finds an issuer's key.
@@ -99,8 +98,12 @@ pub fn verify(
     keys: &impl KeyLookup,
     opts: &VerifyOptions,
 ) -> Result<Claims, TokenError> {
-    let claims = verify_signed(token, keys, is_complaint_token)?;
-    interpret(claims, opts)
+    let mut decoded = Decoded::default();
+    let (compact, key) = check_front(token, &mut decoded, keys, is_complaint_token)?;
+    if !key.verify(compact.signing_input.as_bytes(), &compact.signature) {
+        return Err(TokenError::BadSignature);
+    }
+    interpret(compact.claims, opts)
 }
 
 /// [`verify`] with an Ed25519 signature checked by `ring`, one at a time
@@ -114,7 +117,8 @@ pub fn verify_on_ring(
     opts: &VerifyOptions,
 ) -> Result<Claims, TokenError> {
     use ring::signature::{UnparsedPublicKey, ED25519};
-    let (compact, key) = check_front(token, keys, is_complaint_token)?;
+    let mut decoded = Decoded::default();
+    let (compact, key) = check_front(token, &mut decoded, keys, is_complaint_token)?;
     let (message, signature) = (compact.signing_input.as_bytes(), &compact.signature);
     let holds = match key.algorithm() {
         Algorithm::EdDSA => UnparsedPublicKey::new(&ED25519, key.public_bytes())
@@ -137,9 +141,11 @@ pub fn verify_many(
     keys: &impl KeyLookup,
     opts: &VerifyOptions,
 ) -> Vec<Result<Claims, TokenError>> {
+    let mut decoded: Vec<Decoded> = tokens.iter().map(|_| Decoded::default()).collect();
     let fronts: Vec<_> = tokens
         .iter()
-        .map(|t| check_front(t, keys, is_complaint_token))
+        .zip(decoded.iter_mut())
+        .map(|(t, d)| check_front(t, d, keys, is_complaint_token))
         .collect();
     let signed = signatures_hold(&fronts);
     fronts
@@ -156,7 +162,7 @@ pub fn verify_many(
 }
 
 /// Whether each token that passed its front checks carries a valid signature.
-fn signatures_hold(fronts: &[Result<(jws::Compact<'_>, &VerifyingKey), TokenError>]) -> Vec<bool> {
+fn signatures_hold(fronts: &[Result<Front<'_, '_, '_>, TokenError>]) -> Vec<bool> {
     let mut holds = vec![false; fronts.len()];
     let (mut jobs, mut at) = (Vec::new(), Vec::new());
     for (i, (compact, key)) in fronts
@@ -188,53 +194,40 @@ fn is_complaint_token(typ: Option<&str>) -> bool {
 }
 
 /// The claims' meaning and times, once the signature holds.
-fn interpret(
-    claims: serde_json::Map<String, Value>,
-    opts: &VerifyOptions,
-) -> Result<Claims, TokenError> {
-    let claims = Claims::from_map(claims)?;
+fn interpret(claims: Members<'_>, opts: &VerifyOptions) -> Result<Claims, TokenError> {
+    let claims = Claims::from_members(claims)?;
     check_times(&claims, opts)?;
     Ok(claims)
 }
 
-/// Checks framing, header, key and signature of any JWS this project accepts
-/// (complaint tokens and API bearer tokens); returns the claims, verified but
-/// not yet interpreted. `typ_ok` decides which `typ` header values are allowed.
-pub(crate) fn verify_signed(
-    token: &str,
-    keys: &impl KeyLookup,
-    typ_ok: impl Fn(Option<&str>) -> bool,
-) -> Result<serde_json::Map<String, Value>, TokenError> {
-    let (compact, key) = check_front(token, keys, typ_ok)?;
-    if !key.verify(compact.signing_input.as_bytes(), &compact.signature) {
-        return Err(TokenError::BadSignature);
-    }
-    Ok(compact.claims)
-}
+/// A token past its front checks, and the key to check its signature with.
+pub(crate) type Front<'t, 'b, 'k> = (jws::Compact<'t, 'b>, &'k VerifyingKey);
 
 /// Everything before the signature: framing, header (`alg` allow-list,
 /// `typ`, `crit`, `kid`), the issuer's key and that it is of the header's
-/// algorithm. Returns the parsed token and the key to check it with.
-pub(crate) fn check_front<'t, 'k>(
+/// algorithm. Returns the parsed token (reading from `decoded`) and the key
+/// to check it with. `typ_ok` decides which `typ` header values are allowed.
+pub(crate) fn check_front<'t, 'b, 'k>(
     token: &'t str,
+    decoded: &'b mut Decoded,
     keys: &'k impl KeyLookup,
     typ_ok: impl Fn(Option<&str>) -> bool,
-) -> Result<(jws::Compact<'t>, &'k VerifyingKey), TokenError> {
-    let compact = jws::parse(token)?;
+) -> Result<Front<'t, 'b, 'k>, TokenError> {
+    let compact = jws::parse(token, decoded)?;
     let alg = header_algorithm(&compact.header)?;
     match compact.header.get("typ") {
         None if typ_ok(None) => {}
-        Some(Value::String(t)) if typ_ok(Some(t)) => {}
-        Some(Value::String(t)) => return Err(TokenError::WrongType(t.clone())),
+        Some(Member::Str(t)) if typ_ok(Some(t)) => {}
+        Some(Member::Str(t)) => return Err(TokenError::WrongType(t.to_string())),
         Some(other) => return Err(TokenError::WrongType(other.to_string())),
         None => return Err(TokenError::WrongType(String::new())),
     }
-    if compact.header.contains_key("crit") {
+    if compact.header.contains("crit") {
         // No extension is understood, so RFC 7515 §4.1.11 requires rejection.
         return Err(TokenError::Malformed("unsupported crit header".into()));
     }
     let kid = match compact.header.get("kid") {
-        Some(Value::String(k)) if !k.is_empty() => k.as_str(),
+        Some(Member::Str(k)) if !k.is_empty() => k.as_ref(),
         None => return Err(TokenError::MissingKid),
         Some(_) => {
             return Err(TokenError::Malformed(
@@ -243,8 +236,9 @@ pub(crate) fn check_front<'t, 'k>(
         }
     };
     let iss = match compact.claims.get("iss") {
-        Some(Value::String(i)) => i.as_str(),
-        None | Some(Value::Null) => return Err(TokenError::MissingClaim("iss")),
+        Some(Member::Str(i)) => i.as_ref(),
+        None => return Err(TokenError::MissingClaim("iss")),
+        Some(m) if m.is_null() => return Err(TokenError::MissingClaim("iss")),
         Some(other) => {
             return Err(TokenError::InvalidClaim {
                 claim: "iss",
@@ -264,12 +258,10 @@ pub(crate) fn check_front<'t, 'k>(
 }
 
 /// Reads `alg` and refuses anything outside the allow-list (`none`, HMAC, RSA, ...).
-pub(crate) fn header_algorithm(
-    header: &serde_json::Map<String, Value>,
-) -> Result<Algorithm, TokenError> {
+pub(crate) fn header_algorithm(header: &Members<'_>) -> Result<Algorithm, TokenError> {
     match header.get("alg") {
-        Some(Value::String(a)) => {
-            Algorithm::from_jose(a).ok_or_else(|| TokenError::AlgNotAllowed(a.clone()))
+        Some(Member::Str(a)) => {
+            Algorithm::from_jose(a).ok_or_else(|| TokenError::AlgNotAllowed(a.to_string()))
         }
         Some(other) => Err(TokenError::AlgNotAllowed(other.to_string())),
         None => Err(TokenError::Malformed("header has no alg".into())),
