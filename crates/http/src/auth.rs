@@ -2,9 +2,12 @@
 
 use axum::http::{header, HeaderMap, StatusCode};
 use ricochet_registry::{ParticipantKind, Registry};
-use ricochet_token::bearer::verify_bearer;
+use std::sync::Arc;
+
+use ricochet_token::bearer::{verify_bearer, BearerClaims};
 use ricochet_token::VerifyOptions;
 
+use crate::bearer_cache::VerifiedBearers;
 use crate::problem::Problem;
 
 /// Longest Authorization header read; anything longer is refused unparsed.
@@ -23,6 +26,32 @@ pub fn authenticate(
     audience: &str,
     opts: &VerifyOptions,
 ) -> Result<String, Problem> {
+    let token = bearer_token(headers)?;
+    check_bearer(token, registry, kind, audience, opts).map(|claims| claims.iss)
+}
+
+/// [`authenticate`], answering from `verified` when this exact token was
+/// verified before against this same `registry` and has not expired since.
+pub fn authenticate_cached(
+    headers: &HeaderMap,
+    registry: &Arc<Registry>,
+    kind: ParticipantKind,
+    audience: &str,
+    opts: &VerifyOptions,
+    verified: &VerifiedBearers,
+) -> Result<String, Problem> {
+    let token = bearer_token(headers)?;
+    let digest = VerifiedBearers::digest(kind, audience, token);
+    if let Some(participant) = verified.get(&digest, registry, opts) {
+        return Ok(participant);
+    }
+    let claims = check_bearer(token, registry, kind, audience, opts)?;
+    verified.insert(digest, registry, &claims.iss, claims.exp, opts);
+    Ok(claims.iss)
+}
+
+/// The token of the `Authorization: Bearer` header, or the 401 why not.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, Problem> {
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         Problem::unauthorized(
             "missing-credentials",
@@ -43,15 +72,22 @@ pub fn authenticate(
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(|| {
             Problem::unauthorized("malformed-credentials", "expected the Bearer scheme")
-        })?
-        .trim();
-    match verify_bearer(token, &registry.keys_of(kind), audience, opts) {
-        Ok(claims) => Ok(claims.iss),
-        Err(e) if e.reason() == "key-of-another-participant" => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            e.reason(),
-            e.to_string(),
-        )),
-        Err(e) => Err(Problem::unauthorized(e.reason(), e.to_string())),
-    }
+        })?;
+    Ok(token.trim())
+}
+
+/// Verifies the bearer token itself: 401, or 403 for another participant's key.
+fn check_bearer(
+    token: &str,
+    registry: &Registry,
+    kind: ParticipantKind,
+    audience: &str,
+    opts: &VerifyOptions,
+) -> Result<BearerClaims, Problem> {
+    verify_bearer(token, &registry.keys_of(kind), audience, opts).map_err(|e| match e.reason() {
+        "key-of-another-participant" => {
+            Problem::new(StatusCode::FORBIDDEN, e.reason(), e.to_string())
+        }
+        _ => Problem::unauthorized(e.reason(), e.to_string()),
+    })
 }

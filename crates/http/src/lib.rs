@@ -5,10 +5,12 @@
 //! metrics endpoints every service serves alike ([`ops`]).
 
 pub mod auth;
+pub mod bearer_cache;
 pub mod ops;
 pub mod problem;
 pub mod server;
 
-pub use auth::authenticate;
+pub use auth::{authenticate, authenticate_cached};
+pub use bearer_cache::VerifiedBearers;
 pub use problem::{JsonLocation, Problem};
 pub use server::{serve, ServerArgs, ServerLimits};

@@ -13,30 +13,36 @@ impl ComplaintRecord {
     pub fn to_json(&self) -> Vec<u8> {
         // The token plus ~500 bytes of other fields: one allocation.
         let mut out = Vec::with_capacity(self.token.len() + 512);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends [`to_json`](Self::to_json)'s bytes to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.reserve(self.token.len() + 512);
         out.push(b'{');
-        string(&mut out, "jti", &self.jti, ',');
-        string(&mut out, "esp", &self.esp, ',');
-        string(&mut out, "sender", &self.sender, ',');
-        string(&mut out, "provider", &self.provider, ',');
-        string(&mut out, "code", &self.code, ',');
-        string(&mut out, "nature", &self.nature, ',');
-        optional(&mut out, "campaign", self.campaign.as_deref());
-        string(&mut out, "recipient_domain", &self.recipient_domain, ',');
-        optional(&mut out, "from_domain", self.from_domain.as_deref());
-        optional(&mut out, "reporter", self.reporter.as_deref());
-        optional(&mut out, "rcb", self.rcb.as_deref());
+        string(out, "jti", &self.jti, ',');
+        string(out, "esp", &self.esp, ',');
+        string(out, "sender", &self.sender, ',');
+        string(out, "provider", &self.provider, ',');
+        string(out, "code", &self.code, ',');
+        string(out, "nature", &self.nature, ',');
+        optional(out, "campaign", self.campaign.as_deref());
+        string(out, "recipient_domain", &self.recipient_domain, ',');
+        optional(out, "from_domain", self.from_domain.as_deref());
+        optional(out, "reporter", self.reporter.as_deref());
+        optional(out, "rcb", self.rcb.as_deref());
         let proven = if self.recipient_proven {
             "true"
         } else {
             "false"
         };
-        raw(&mut out, "recipient_proven", proven);
-        number(&mut out, "token_iat", self.token_iat);
-        number(&mut out, "token_exp", self.token_exp);
-        number(&mut out, "reported_at_ms", self.reported_at_ms);
-        number(&mut out, "received_at_ms", self.received_at_ms);
-        string(&mut out, "token", &self.token, '}');
-        out
+        raw(out, "recipient_proven", proven);
+        number(out, "token_iat", self.token_iat);
+        number(out, "token_exp", self.token_exp);
+        number(out, "reported_at_ms", self.reported_at_ms);
+        number(out, "received_at_ms", self.received_at_ms);
+        string(out, "token", &self.token, '}');
     }
 }
 

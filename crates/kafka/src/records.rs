@@ -74,3 +74,10 @@ pub struct DeliveryRecord {
 pub fn sender_key(esp: &str, sender: &str) -> String {
     format!("{esp}/{sender}")
 }
+
+/// Appends [`sender_key`]'s bytes to `out`.
+pub fn write_sender_key(esp: &str, sender: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(esp.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(sender.as_bytes());
+}

@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) publisher: Arc<dyn Publish>,
     pub(crate) pool: rayon::ThreadPool,
     pub(crate) limiter: DefaultKeyedRateLimiter<String>,
+    /// Providers' bearer tokens already verified (one signature check per token, not per request).
+    pub(crate) bearers: ricochet_http::VerifiedBearers,
     /// Bounds concurrent requests: beyond it, answer 503 at once instead of queueing.
     pub(crate) admission: Semaphore,
     pub(crate) metrics: Metrics,
@@ -120,6 +122,7 @@ impl AppState {
                 publisher,
                 pool,
                 limiter,
+                bearers: ricochet_http::VerifiedBearers::default(),
                 admission: Semaphore::new(max_in_flight),
                 metrics: Metrics::new(),
                 kafka_reachable: AtomicBool::new(false),

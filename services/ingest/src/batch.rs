@@ -3,7 +3,7 @@
 //! [`crate::flow`].
 
 use axum::http::StatusCode;
-use ricochet_kafka::records::sender_key;
+use ricochet_kafka::records::write_sender_key;
 use ricochet_kafka::{ComplaintRecord, DeliveryRecord};
 use ricochet_registry::Registry;
 use ricochet_token::VerifyOptions;
@@ -37,13 +37,15 @@ pub(crate) trait BatchKind {
     type Record: Serialize + Send + 'static;
     /// The items of a request body (a 400 problem if it is not one).
     fn parse(bytes: &[u8], now_ms: i64) -> Result<Vec<Self::Item>, Problem>;
-    /// One verdict per item, in order.
-    fn check(at: &CheckAt<'_>, items: &[Self::Item]) -> Vec<Result<Self::Record, Rejection>>;
-    fn key(record: &Self::Record) -> String;
-    fn id(record: &Self::Record) -> Option<String>;
-    /// The record's bytes on the topic (JSON).
-    fn payload(record: &Self::Record) -> Vec<u8> {
-        serde_json::to_vec(record).expect("records serialize")
+    /// One verdict per item, in order (an item's strings may move into its record).
+    fn check(at: &CheckAt<'_>, items: &mut [Self::Item]) -> Vec<Result<Self::Record, Rejection>>;
+    /// Appends the record's message key.
+    fn write_key(record: &Self::Record, out: &mut Vec<u8>);
+    /// The id the response names an accepted record by, if any.
+    fn into_id(record: Self::Record) -> Option<String>;
+    /// Appends the record's bytes on the topic (JSON).
+    fn write_payload(record: &Self::Record, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, record).expect("records serialize")
     }
 }
 
@@ -59,7 +61,10 @@ impl BatchKind for Complaints {
     fn parse(bytes: &[u8], _: i64) -> Result<Vec<ComplaintItem>, Problem> {
         parse_json::<ComplaintBatch>(bytes).map(|b| b.complaints)
     }
-    fn check(at: &CheckAt<'_>, items: &[ComplaintItem]) -> Vec<Result<ComplaintRecord, Rejection>> {
+    fn check(
+        at: &CheckAt<'_>,
+        items: &mut [ComplaintItem],
+    ) -> Vec<Result<ComplaintRecord, Rejection>> {
         let opts = VerifyOptions {
             now: at.now_ms / 1000,
             clock_skew_secs: at.state.inner.config.clock_skew_secs,
@@ -83,14 +88,14 @@ impl BatchKind for Complaints {
         }
         results
     }
-    fn key(r: &ComplaintRecord) -> String {
-        sender_key(&r.esp, &r.sender)
+    fn write_key(r: &ComplaintRecord, out: &mut Vec<u8>) {
+        write_sender_key(&r.esp, &r.sender, out)
     }
-    fn id(r: &ComplaintRecord) -> Option<String> {
-        Some(r.jti.clone())
+    fn into_id(r: ComplaintRecord) -> Option<String> {
+        Some(r.jti)
     }
-    fn payload(r: &ComplaintRecord) -> Vec<u8> {
-        r.to_json()
+    fn write_payload(r: &ComplaintRecord, out: &mut Vec<u8>) {
+        r.write_json(out)
     }
 }
 
@@ -106,16 +111,19 @@ impl BatchKind for Deliveries {
     fn parse(bytes: &[u8], _: i64) -> Result<Vec<DeliveryItem>, Problem> {
         parse_json::<DeliveryBatch>(bytes).map(|b| b.deliveries)
     }
-    fn check(at: &CheckAt<'_>, items: &[DeliveryItem]) -> Vec<Result<DeliveryRecord, Rejection>> {
+    fn check(
+        at: &CheckAt<'_>,
+        items: &mut [DeliveryItem],
+    ) -> Vec<Result<DeliveryRecord, Rejection>> {
         items
             .iter()
             .map(|i| check_delivery(i, at.provider, at.registry, at.now_ms))
             .collect()
     }
-    fn key(r: &DeliveryRecord) -> String {
-        sender_key(&r.esp, &r.sender)
+    fn write_key(r: &DeliveryRecord, out: &mut Vec<u8>) {
+        write_sender_key(&r.esp, &r.sender, out)
     }
-    fn id(_: &DeliveryRecord) -> Option<String> {
+    fn into_id(_: DeliveryRecord) -> Option<String> {
         None
     }
 }
@@ -134,12 +142,15 @@ impl BatchKind for ArfReports {
             .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))?;
         Ok(vec![arf::to_complaint(&report, now_ms)])
     }
-    fn check(at: &CheckAt<'_>, items: &[Self::Item]) -> Vec<Result<ComplaintRecord, Rejection>> {
-        let valid: Vec<ComplaintItem> = items
+    fn check(
+        at: &CheckAt<'_>,
+        items: &mut [Self::Item],
+    ) -> Vec<Result<ComplaintRecord, Rejection>> {
+        let mut valid: Vec<ComplaintItem> = items
             .iter()
             .filter_map(|i| i.as_ref().ok().cloned())
             .collect();
-        let mut checked = Complaints::check(at, &valid).into_iter();
+        let mut checked = Complaints::check(at, &mut valid).into_iter();
         items
             .iter()
             .map(|i| match i {
@@ -148,14 +159,14 @@ impl BatchKind for ArfReports {
             })
             .collect()
     }
-    fn key(r: &ComplaintRecord) -> String {
-        Complaints::key(r)
+    fn write_key(r: &ComplaintRecord, out: &mut Vec<u8>) {
+        Complaints::write_key(r, out)
     }
-    fn id(r: &ComplaintRecord) -> Option<String> {
-        Complaints::id(r)
+    fn into_id(r: ComplaintRecord) -> Option<String> {
+        Complaints::into_id(r)
     }
-    fn payload(r: &ComplaintRecord) -> Vec<u8> {
-        Complaints::payload(r)
+    fn write_payload(r: &ComplaintRecord, out: &mut Vec<u8>) {
+        Complaints::write_payload(r, out)
     }
 }
 

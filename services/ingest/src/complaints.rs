@@ -125,7 +125,7 @@ impl BatchResponse {
 
 /// Checks one complaint submitted by `provider`; returns the record to publish.
 pub fn check_complaint(
-    item: &ComplaintItem,
+    item: &mut ComplaintItem,
     provider: &str,
     registry: &Registry,
     opts: &VerifyOptions,
@@ -141,8 +141,10 @@ fn token_rejection(e: TokenError) -> Rejection {
 
 /// The checks of one complaint after its token verified: code, times,
 /// provider and recipient domain, recipient proof, reporter.
+///
+/// The record takes the item's token, code and reporter (moved, not copied).
 fn check_claims(
-    item: &ComplaintItem,
+    item: &mut ComplaintItem,
     claims: Claims,
     provider: &str,
     registry: &Registry,
@@ -200,19 +202,19 @@ fn check_claims(
         esp: claims.iss,
         sender: claims.sub,
         provider: provider.to_string(),
-        code: item.code.clone(),
+        code: std::mem::take(&mut item.code),
         nature: claims.nat.to_string(),
         campaign: claims.cmp,
         recipient_domain: claims.rdm,
         from_domain: claims.dom,
-        reporter: item.reporter.clone(),
+        reporter: item.reporter.take(),
         rcb: Some(claims.rcb),
         recipient_proven,
         token_iat: claims.iat,
         token_exp: claims.exp,
         reported_at_ms,
         received_at_ms,
-        token: item.token.clone(),
+        token: std::mem::take(&mut item.token),
     })
 }
 
@@ -235,10 +237,11 @@ fn even_chunk(len: usize, max: usize) -> usize {
 }
 
 /// Checks a whole batch (call it off the async reactor: it verifies signatures).
+/// Each accepted item's strings move into its record.
 /// A token repeated within one batch is accepted once; its copies are
 /// rejected as `duplicate-in-batch` so the response says exactly what was stored.
 pub fn check_batch(
-    items: &[ComplaintItem],
+    items: &mut [ComplaintItem],
     provider: &str,
     registry: &Registry,
     opts: &VerifyOptions,
@@ -247,10 +250,10 @@ pub fn check_batch(
 ) -> Vec<Result<ComplaintRecord, Rejection>> {
     use rayon::prelude::*;
     let check = |item| check_complaint(item, provider, registry, opts, received_at_ms);
-    let check_chunk = |chunk: &[ComplaintItem]| {
+    let check_chunk = |chunk: &mut [ComplaintItem]| {
         let tokens: Vec<&str> = chunk.iter().map(|i| i.token.as_str()).collect();
         let verified = verify_many(&tokens, registry, opts);
-        let finish = |(item, claims): (&ComplaintItem, Result<Claims, TokenError>)| {
+        let finish = |(item, claims): (&mut ComplaintItem, Result<Claims, TokenError>)| {
             check_claims(
                 item,
                 claims.map_err(token_rejection)?,
@@ -260,16 +263,20 @@ pub fn check_batch(
                 received_at_ms,
             )
         };
-        chunk.iter().zip(verified).map(finish).collect::<Vec<_>>()
+        chunk
+            .iter_mut()
+            .zip(verified)
+            .map(finish)
+            .collect::<Vec<_>>()
     };
     let chunk = how.chunk.map(|max| even_chunk(items.len(), max));
     let mut results: Vec<_> = match (how.pool, chunk) {
-        (Some(pool), None) => pool.install(|| items.par_iter().map(check).collect()),
-        (None, None) => items.iter().map(check).collect(),
+        (Some(pool), None) => pool.install(|| items.par_iter_mut().map(check).collect()),
+        (None, None) => items.iter_mut().map(check).collect(),
         (Some(pool), Some(n)) => {
-            pool.install(|| items.par_chunks(n).flat_map_iter(check_chunk).collect())
+            pool.install(|| items.par_chunks_mut(n).flat_map_iter(check_chunk).collect())
         }
-        (None, Some(n)) => items.chunks(n).flat_map(check_chunk).collect(),
+        (None, Some(n)) => items.chunks_mut(n).flat_map(check_chunk).collect(),
     };
     let mut seen = HashSet::new();
     for r in results.iter_mut() {

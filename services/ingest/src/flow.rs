@@ -17,7 +17,8 @@ use crate::app::AppState;
 use crate::batch::{BatchKind, CheckAt};
 use crate::complaints::{BatchResponse, ItemResult};
 use crate::config::VerifyMode;
-use ricochet_http::{authenticate, Problem};
+use crate::publish::Records;
+use ricochet_http::{authenticate_cached, Problem};
 
 pub(crate) async fn respond<K: BatchKind>(state: &AppState, request: Request) -> Response
 where
@@ -93,13 +94,12 @@ where
         .with_label_values(&[K::ROUTE])
         .observe(seconds);
     let mut results = Vec::with_capacity(checked.len());
-    let mut records = vec![];
+    let mut records = Records::with_capacity(checked.len(), 0);
     for (index, outcome) in checked.into_iter().enumerate() {
         match outcome {
             Ok(rec) => {
-                let payload = K::payload(&rec);
-                results.push(ItemResult::accepted(index, K::id(&rec)));
-                records.push((K::key(&rec), payload));
+                records.push(|b| K::write_key(&rec, b), |b| K::write_payload(&rec, b));
+                results.push(ItemResult::accepted(index, K::into_id(rec)));
             }
             Err(rej) => results.push(ItemResult::rejected(index, rej)),
         }
@@ -137,7 +137,7 @@ fn count_items<K: BatchKind>(state: &AppState, results: &[ItemResult]) {
 fn admit(
     state: &AppState,
     headers: &header::HeaderMap,
-    registry: &ricochet_registry::Registry,
+    registry: &std::sync::Arc<ricochet_registry::Registry>,
     now_ms: i64,
 ) -> Result<String, Problem> {
     let config = &state.inner.config;
@@ -146,7 +146,8 @@ fn admit(
         clock_skew_secs: config.clock_skew_secs,
     };
     let kind = ParticipantKind::Provider;
-    let provider = authenticate(headers, registry, kind, &config.audience, &opts)?;
+    let bearers = &state.inner.bearers;
+    let provider = authenticate_cached(headers, registry, kind, &config.audience, &opts, bearers)?;
     if let Err(not_until) = state.inner.limiter.check_key(&provider) {
         let clock = governor::clock::DefaultClock::default();
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
@@ -173,7 +174,7 @@ where
     K::Item: Send,
 {
     let (s, p, r) = (state.clone(), provider.to_string(), registry);
-    let check = move |items: Vec<K::Item>, on_pool: bool| {
+    let check = move |mut items: Vec<K::Item>, on_pool: bool| {
         let pool = on_pool.then_some(&s.inner.pool);
         let at = CheckAt {
             state: &s,
@@ -182,7 +183,7 @@ where
             now_ms: now,
             pool,
         };
-        K::check(&at, &items)
+        K::check(&at, &mut items)
     };
     match state.inner.config.verify_mode {
         VerifyMode::Pool => {
@@ -209,7 +210,7 @@ fn worker_gone<E>(_: E) -> Problem {
 async fn publish<K: BatchKind>(
     state: &AppState,
     provider: &str,
-    records: &[(String, Vec<u8>)],
+    records: &Records,
 ) -> Result<(), Problem> {
     if records.is_empty() {
         return Ok(());

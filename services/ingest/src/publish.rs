@@ -38,6 +38,63 @@ pub enum PublishError {
 /// One keyed record for a topic.
 pub type Record = (String, Vec<u8>);
 
+/// The keyed records of one request, written one after another into a
+/// single buffer: one allocation per request instead of two per record.
+#[derive(Debug, Default, Clone)]
+pub struct Records {
+    bytes: Vec<u8>,
+    /// Per record: where its key starts, where its payload starts, where it ends.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl Records {
+    /// Room for `records` records of about `bytes` bytes in all.
+    pub fn with_capacity(records: usize, bytes: usize) -> Self {
+        Records {
+            bytes: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(records),
+        }
+    }
+
+    /// Appends a record whose key and payload the two functions write.
+    pub fn push(&mut self, key: impl FnOnce(&mut Vec<u8>), payload: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.bytes.len();
+        key(&mut self.bytes);
+        let payload_at = self.bytes.len();
+        payload(&mut self.bytes);
+        self.spans.push((start, payload_at, self.bytes.len()));
+    }
+
+    /// Each record's `(key, payload)`, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let b = &self.bytes;
+        self.spans.iter().map(|&(k, p, end)| (&b[k..p], &b[p..end]))
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+impl FromIterator<Record> for Records {
+    fn from_iter<I: IntoIterator<Item = Record>>(records: I) -> Self {
+        let mut out = Records::default();
+        for (key, payload) in records {
+            out.push(
+                |b| b.extend_from_slice(key.as_bytes()),
+                |b| b.extend_from_slice(&payload),
+            );
+        }
+        out
+    }
+}
+
 /// A durable destination for accepted records.
 pub trait Publish: Send + Sync + 'static {
     /// Sends every `(key, payload)` to `topic` and returns once all are durable;
@@ -46,7 +103,7 @@ pub trait Publish: Send + Sync + 'static {
     fn publish_all<'a>(
         &'a self,
         topic: &'a str,
-        records: &'a [Record],
+        records: &'a Records,
     ) -> BoxFuture<'a, Result<Duration, PublishError>>;
 
     /// Whether the destination answers (readiness); may block up to `timeout`.
@@ -158,10 +215,10 @@ impl KafkaPublisher {
         })
     }
 
-    async fn send_all(&self, topic: &str, records: &[Record]) -> Result<Duration, PublishError> {
+    async fn send_all(&self, topic: &str, records: &Records) -> Result<Duration, PublishError> {
         let started = Instant::now();
         let acks = Acks::new(records.len());
-        for (key, payload) in records {
+        for (key, payload) in records.iter() {
             let record = BaseRecord::with_opaque_to(topic, acks.clone())
                 .key(key)
                 .payload(payload);
@@ -178,7 +235,7 @@ impl Publish for KafkaPublisher {
     fn publish_all<'a>(
         &'a self,
         topic: &'a str,
-        records: &'a [Record],
+        records: &'a Records,
     ) -> BoxFuture<'a, Result<Duration, PublishError>> {
         Box::pin(self.send_all(topic, records))
     }
@@ -216,7 +273,7 @@ impl Publish for MemoryPublisher {
     fn publish_all<'a>(
         &'a self,
         topic: &'a str,
-        records: &'a [Record],
+        records: &'a Records,
     ) -> BoxFuture<'a, Result<Duration, PublishError>> {
         let outcome = if self.down.load(Ordering::Relaxed) {
             Err(PublishError::NotAcknowledged {
@@ -226,7 +283,10 @@ impl Publish for MemoryPublisher {
             })
         } else {
             let mut held = self.records.lock().expect("publisher lock");
-            held.extend(records.iter().map(|r| (topic.to_string(), r.clone())));
+            held.extend(records.iter().map(|(key, payload)| {
+                let key = String::from_utf8_lossy(key).into_owned();
+                (topic.to_string(), (key, payload.to_vec()))
+            }));
             Ok(Duration::ZERO)
         };
         Box::pin(std::future::ready(outcome))

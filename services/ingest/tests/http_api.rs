@@ -439,6 +439,43 @@ async fn a_revoked_esp_key_is_refused_once_the_registry_reloads() {
     assert_eq!(body["accepted"], 1, "{body}");
 }
 
+/// A bearer token is verified once and then remembered, but only for the
+/// registry it was verified with: once the provider's key is revoked, the
+/// very same token is refused.
+#[tokio::test]
+async fn a_remembered_bearer_token_is_refused_once_its_key_is_revoked() {
+    let w = World::in_memory(&[]).await;
+    let bearer = w.bearer();
+    let post = |token: String| {
+        let body = json!({"complaints": [complaint(&token, "unwanted")]});
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let bearer = bearer.clone();
+        let w = &w;
+        async move { w.post_raw("/v1/complaints", Some(&bearer), bytes).await }
+    };
+    for _ in 0..3 {
+        let (status, _, body) = post(w.token("s-bearer", "mail.example")).await;
+        assert_eq!(
+            (status, body["accepted"].as_u64()),
+            (StatusCode::OK, Some(1))
+        );
+    }
+    let old_x = w.provider_key.public_jwk().x.clone();
+    let new_key = SigningKey::generate(Algorithm::EdDSA, "p-rotated").unwrap();
+    w.rewrite_registry(|t| {
+        assert!(t.contains(&old_x));
+        t.replace(&old_x, &new_key.public_jwk().x)
+    });
+    let (status, reason) = wait_for("the registry reload", Duration::from_secs(15), || async {
+        let (status, _, body) = post(w.token("s-bearer", "mail.example")).await;
+        let reason = body["reason"].as_str().map(String::from);
+        (status != StatusCode::OK).then_some((status, reason))
+    })
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reason.as_deref(), Some("bad-signature"));
+}
+
 #[tokio::test]
 async fn a_client_that_stops_sending_its_body_times_out() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

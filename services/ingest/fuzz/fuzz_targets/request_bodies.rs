@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ricochet_ingest::complaints::{check_batch, ComplaintBatch};
+use ricochet_ingest::complaints::{check_batch, Checking, ComplaintBatch};
 use ricochet_ingest::deliveries::{check_delivery, DeliveryBatch};
 use ricochet_registry::Registry;
 use ricochet_token::VerifyOptions;
@@ -28,8 +28,9 @@ fuzz_target!(|data: &[u8]| {
         now: 1_790_000_000,
         clock_skew_secs: 60,
     };
-    if let Ok(batch) = serde_json::from_slice::<ComplaintBatch>(data) {
-        let _ = check_batch(&batch.complaints, "mail.example", registry(), &opts, 1_790_000_000_000, None);
+    if let Ok(mut batch) = serde_json::from_slice::<ComplaintBatch>(data) {
+        let how = Checking { pool: None, chunk: Some(256) };
+        let _ = check_batch(&mut batch.complaints, "mail.example", registry(), &opts, 1_790_000_000_000, how);
     }
     if let Ok(batch) = serde_json::from_slice::<DeliveryBatch>(data) {
         for item in &batch.deliveries {
