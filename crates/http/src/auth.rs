@@ -1,9 +1,9 @@
 //! Who is calling: the participant's own bearer JWT, checked against the registry.
 
-use axum::http::{header, HeaderMap, StatusCode};
-use ricochet_registry::{ParticipantKind, Registry};
 use std::sync::Arc;
 
+use axum::http::{header, HeaderMap, StatusCode};
+use ricochet_registry::{ParticipantKind, Registry};
 use ricochet_token::bearer::{verify_bearer, BearerClaims};
 use ricochet_token::VerifyOptions;
 

@@ -35,6 +35,15 @@ struct State {
     entries: HashMap<Digest, Verified>,
 }
 
+impl State {
+    /// Whether the entries were verified against this very `registry`.
+    fn verified_with(&self, registry: &Arc<Registry>) -> bool {
+        self.registry
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, registry))
+    }
+}
+
 struct Verified {
     participant: String,
     exp: i64,
@@ -85,16 +94,12 @@ impl VerifiedBearers {
         opts: &VerifyOptions,
     ) -> Option<String> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !state
-            .registry
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(r, registry))
-        {
+        if !state.verified_with(registry) {
             return None;
         }
         let hit = state.entries.get(digest)?;
         // The same expiry rule as the full check (`verify_bearer`).
-        (hit.exp + opts.clock_skew_secs > opts.now).then(|| hit.participant.clone())
+        (!opts.expired(hit.exp)).then(|| hit.participant.clone())
     }
 
     /// Remembers a token that just verified against `registry`.
@@ -107,17 +112,12 @@ impl VerifiedBearers {
         opts: &VerifyOptions,
     ) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !state
-            .registry
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(r, registry))
-        {
+        if !state.verified_with(registry) {
             state.entries.clear();
             state.registry = Some(registry.clone());
         }
         if state.entries.len() >= self.capacity {
-            let now = opts.now - opts.clock_skew_secs;
-            state.entries.retain(|_, v| v.exp > now);
+            state.entries.retain(|_, v| !opts.expired(v.exp));
             if state.entries.len() >= self.capacity {
                 state.entries.clear();
             }

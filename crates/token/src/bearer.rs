@@ -101,7 +101,7 @@ pub fn verify_bearer(
     let iss = str_claim(&claims, "iss")?;
     let jti = str_claim(&claims, "jti")?;
     let exp = int_claim(&claims, "exp")?;
-    if exp + opts.clock_skew_secs <= opts.now {
+    if opts.expired(exp) {
         return Err(TokenError::Expired { exp, now: opts.now }.into());
     }
     if exp - opts.now > MAX_BEARER_LIFETIME_SECS + opts.clock_skew_secs {

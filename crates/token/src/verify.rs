@@ -68,6 +68,11 @@ pub struct VerifyOptions {
 }
 
 impl VerifyOptions {
+    /// Whether a token whose `exp` is this has expired, the skew allowed for.
+    pub fn expired(&self, exp: i64) -> bool {
+        exp + self.clock_skew_secs <= self.now
+    }
+
     /// Options at the current system time with a 60 s skew.
     pub fn now() -> Self {
         VerifyOptions {
@@ -287,7 +292,7 @@ fn check_times(c: &Claims, opts: &VerifyOptions) -> Result<(), TokenError> {
             now: opts.now,
         });
     }
-    if c.exp + opts.clock_skew_secs <= opts.now {
+    if opts.expired(c.exp) {
         return Err(TokenError::Expired {
             exp: c.exp,
             now: opts.now,

@@ -94,7 +94,7 @@ where
         .with_label_values(&[K::ROUTE])
         .observe(seconds);
     let mut results = Vec::with_capacity(checked.len());
-    let mut records = Records::with_capacity(checked.len(), 0);
+    let mut records = Records::with_capacity(checked.len());
     for (index, outcome) in checked.into_iter().enumerate() {
         match outcome {
             Ok(rec) => {

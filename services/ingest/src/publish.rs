@@ -40,7 +40,7 @@ pub type Record = (String, Vec<u8>);
 
 /// The keyed records of one request, written one after another into a
 /// single buffer: one allocation per request instead of two per record.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Records {
     bytes: Vec<u8>,
     /// Per record: where its key starts, where its payload starts, where it ends.
@@ -48,10 +48,10 @@ pub struct Records {
 }
 
 impl Records {
-    /// Room for `records` records of about `bytes` bytes in all.
-    pub fn with_capacity(records: usize, bytes: usize) -> Self {
+    /// Room for `records` records (their bytes grow as they are written).
+    pub fn with_capacity(records: usize) -> Self {
         Records {
-            bytes: Vec::with_capacity(bytes),
+            bytes: Vec::new(),
             spans: Vec::with_capacity(records),
         }
     }
@@ -79,19 +79,6 @@ impl Records {
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
-    }
-}
-
-impl FromIterator<Record> for Records {
-    fn from_iter<I: IntoIterator<Item = Record>>(records: I) -> Self {
-        let mut out = Records::default();
-        for (key, payload) in records {
-            out.push(
-                |b| b.extend_from_slice(key.as_bytes()),
-                |b| b.extend_from_slice(&payload),
-            );
-        }
-        out
     }
 }
 
