@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::process::{service_binary, ServiceProcess};
-use crate::stats::percentile;
+use crate::stats::{median, percentile};
 use anyhow::{bail, Result};
 use ricochet_kafka::{ensure_topics, KafkaConfig};
 use ricochet_registry::Registry;
@@ -181,19 +181,13 @@ fn print_report(b: &IngestBench, rounds: &[Baselines], drives: &[Drive], sizes: 
         }
     }
     println!();
-    println!("Batch size, one core (last round): valid tokens/s and the ratio to single; tokens whose signature fails (each batch falls back to single checks): tokens/s and the cost against checking them one at a time");
+    println!("Batch size, one core, after the last round: valid tokens/s and the ratio to single checks; tokens whose signature fails (each batch falls back to single checks): tokens/s and the cost against checking them one at a time. Each ratio is the median of 3 pairs measured back to back");
     println!();
     println!("| batch | valid/s | x single | all-invalid/s | cost x single |");
     println!("|---:|---:|---:|---:|---:|");
     for line in sizes {
         println!("{line}");
     }
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// How one drive starts ingest.

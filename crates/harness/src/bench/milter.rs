@@ -22,7 +22,7 @@ use crate::participants::register;
 use crate::postfix::{Postfix, Route, Settings};
 use crate::process::{free_port, service_binary, start_milter, ServiceProcess};
 use crate::smtp::Session;
-use crate::stats::percentile;
+use crate::stats::{median, percentile};
 
 const ESP: &str = "esp-bench.example";
 
@@ -191,11 +191,6 @@ pub async fn run(count: usize, concurrency: usize, rounds: usize) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn print_table(rounds: &[[Figures; 3]]) {
     println!(
         "{:<22} {:>9} {:>8} {:>8} {:>16} {:>18}",
@@ -205,8 +200,8 @@ fn print_table(rounds: &[[Figures; 3]]) {
         .iter()
         .enumerate()
     {
-        let col = |f: &dyn Fn(&Figures) -> f64| median(rounds.iter().map(|r| f(&r[i])).collect());
-        let ratio = median(rounds.iter().map(|r| r[i].per_sec / r[0].per_sec).collect());
+        let col = |f: &dyn Fn(&Figures) -> f64| median(rounds.iter().map(|r| f(&r[i])));
+        let ratio = median(rounds.iter().map(|r| r[i].per_sec / r[0].per_sec));
         let cpu = rounds[0][i].milter_cpu_us.map_or("-".to_string(), |_| {
             format!("{:.0}", col(&|f| f.milter_cpu_us.unwrap_or(0.0)))
         });

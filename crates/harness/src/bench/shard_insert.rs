@@ -17,6 +17,8 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use ricochet_storage::{ClickHouseConfig, ComplaintRow};
 
+use crate::stats::median;
+
 /// Runs the bench and prints its table.
 pub async fn run(rows: usize, batch: usize, rounds: usize) -> Result<ExitCode> {
     let ch = super::bench_database(&format!("bench_shard_insert_{}", std::process::id())).await?;
@@ -38,7 +40,7 @@ async fn measure(
     let nodes = super::bench_nodes(ch)?;
     let senders = 10_000;
     let shard_of = shards_of_senders(ch, senders, nodes.len()).await?;
-    let (mut distributed, mut per_shard) = (vec![], vec![]);
+    let (mut distributed, mut per_shard) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let batches = make_batches(round, rows, batch, senders);
         let started = Instant::now();
@@ -60,7 +62,7 @@ async fn measure(
         );
     }
     check_placement(ch, &nodes, 2 * rows * rounds).await?;
-    let (d, p) = (median(&mut distributed), median(&mut per_shard));
+    let (d, p) = (median(distributed), median(per_shard));
     println!();
     println!(
         "ricochet bench shard-insert: {} shards, {rows} rows per path and round in batches of {batch}, {rounds} rounds alternating, medians",
@@ -176,9 +178,4 @@ async fn check_placement(
         );
     }
     Ok(())
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }

@@ -7,6 +7,8 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
+
+use crate::stats::median;
 use ricochet_registry::Registry;
 use ricochet_token::verify::verify_on_ring;
 use ricochet_token::{verify, verify_many, Claims, TokenError, VerifyOptions};
@@ -41,27 +43,52 @@ pub(super) fn baselines(tokens: &[String], registry: &Registry, chunk: usize) ->
     })
 }
 
+/// Pairs measured per batch size; the table shows their medians.
+const PAIRS: usize = 3;
+
 /// One line per batch size: valid tokens/s, and what a batch of tokens that
 /// all fail their signature costs against checking them one at a time.
+/// Each ratio is the median of [`PAIRS`] pairs measured back to back (single
+/// checks, then the batch), so a machine that slows down between the
+/// sizes does not show up as a cost.
 pub(super) fn batch_sizes(tokens: &[String], registry: &Registry) -> Result<Vec<String>> {
-    let sample: Vec<&str> = tokens.iter().take(SAMPLE / 2).map(String::as_str).collect();
+    let sample: Vec<&str> = tokens.iter().take(SAMPLE / 4).map(String::as_str).collect();
     let forged: Vec<String> = sample.iter().map(|t| flip_signature_bit(t)).collect();
     let forged: Vec<&str> = forged.iter().map(String::as_str).collect();
-    let single = rate(sample.len(), || single_pass(&sample, registry, true))?;
-    let single_forged = rate(forged.len(), || single_pass(&forged, registry, false))?;
-    let mut lines = vec![format!(
-        "| 1 (single) | {single:.0} | 1.00 | {single_forged:.0} | 1.00 |"
-    )];
+    let (mut singles, mut singles_forged) = (vec![], vec![]);
+    let mut lines = vec![];
     for chunk in [8, 32, 64, 128, 256, 1000] {
-        let batch = rate(sample.len(), || batch_pass(&sample, registry, chunk, true))?;
-        let batch_forged = rate(forged.len(), || batch_pass(&forged, registry, chunk, false))?;
+        let (mut valid, mut invalid) = (vec![], vec![]);
+        for _ in 0..PAIRS {
+            let single = rate(sample.len(), || single_pass(&sample, registry, true))?;
+            let batch = rate(sample.len(), || batch_pass(&sample, registry, chunk, true))?;
+            let single_forged = rate(forged.len(), || single_pass(&forged, registry, false))?;
+            let batch_forged = rate(forged.len(), || batch_pass(&forged, registry, chunk, false))?;
+            singles.push(single);
+            singles_forged.push(single_forged);
+            valid.push((batch, batch / single));
+            invalid.push((batch_forged, single_forged / batch_forged));
+        }
+        let (batch, speedup) = medians(&valid);
+        let (batch_forged, cost) = medians(&invalid);
         lines.push(format!(
-            "| {chunk} | {batch:.0} | {:.2} | {batch_forged:.0} | {:.2} |",
-            batch / single,
-            single_forged / batch_forged,
+            "| {chunk} | {batch:.0} | {speedup:.2} | {batch_forged:.0} | {cost:.2} |"
         ));
     }
+    let (single, single_forged) = (median(singles), median(singles_forged));
+    lines.insert(
+        0,
+        format!("| 1 (single) | {single:.0} | 1.00 | {single_forged:.0} | 1.00 |"),
+    );
     Ok(lines)
+}
+
+/// The medians of the first and of the second values, each on its own.
+fn medians(pairs: &[(f64, f64)]) -> (f64, f64) {
+    (
+        median(pairs.iter().map(|p| p.0)),
+        median(pairs.iter().map(|p| p.1)),
+    )
 }
 
 /// Items per second of `pass` over `n` items.
