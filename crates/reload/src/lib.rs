@@ -15,9 +15,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 /// Every file under a path (the file itself, or a directory tree) with its
-/// modification time and length: what tells that something changed.
+/// modification time, length and inode: what tells that something changed.
+/// The inode tells a file replaced by rename (the documented way to edit)
+/// even when the new one has the same length and, timestamps being coarse,
+/// the same modification time.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Fingerprint(Vec<(PathBuf, Option<SystemTime>, u64)>);
+pub struct Fingerprint(Vec<(PathBuf, Option<SystemTime>, u64, u64)>);
 
 impl Fingerprint {
     /// The fingerprint of `path` now (empty if it does not exist).
@@ -29,7 +32,7 @@ impl Fingerprint {
                 continue;
             };
             if !meta.is_dir() {
-                out.push((p, meta.modified().ok(), meta.len()));
+                out.push((p, meta.modified().ok(), meta.len(), inode(&meta)));
                 continue;
             }
             let Ok(entries) = std::fs::read_dir(&p) else {
@@ -40,6 +43,16 @@ impl Fingerprint {
         out.sort();
         Fingerprint(out)
     }
+}
+
+#[cfg(unix)]
+fn inode(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
 }
 
 /// How a [`Reloading`] value is read from its path.
@@ -160,6 +173,28 @@ mod tests {
     fn number(path: &Path) -> Result<u32, String> {
         let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
         text.trim().parse().map_err(|e| format!("{e}"))
+    }
+
+    #[test]
+    fn a_file_replaced_by_rename_is_seen_with_the_same_length_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.txt");
+        std::fs::write(&path, "1").unwrap();
+        let value = Reloading::open("number", &path, number).unwrap();
+        let tmp = dir.path().join("n.txt.new");
+        std::fs::write(&tmp, "2").unwrap();
+        // Same length, and the time of the file it replaces: as when both
+        // writes fall within one tick of the file system's clock.
+        let old_time = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(old_time)
+            .unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert!(value.reload_if_changed().unwrap());
+        assert_eq!(*value.current(), 2);
     }
 
     #[test]
