@@ -7,11 +7,11 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-
-use crate::stats::median;
 use ricochet_registry::Registry;
 use ricochet_token::verify::verify_on_ring;
 use ricochet_token::{verify, verify_many, Claims, TokenError, VerifyOptions};
+
+use crate::stats::median;
 
 /// Tokens each rate is measured on (per core for B).
 const SAMPLE: usize = 20_000;
