@@ -8,15 +8,24 @@
 //! - `[8][s]B = [8]R + [8][k]A` with `k = SHA-512(R ‖ A ‖ M) mod L`: the
 //!   cofactored equation of ZIP-215, which batch verification needs.
 //!
-//! The equation is checked by `ed25519-zebra`, whose single and batch
-//! verification both implement ZIP-215 and agree by construction; the
-//! encoding checks before it are the same for both paths, so a batch can
+//! A signature alone is checked by `ed25519-zebra`, which implements ZIP-215.
+//! Many are checked in one random linear combination of that same equation
+//! ([`verify_all`]): each signature's terms (`R` decompressed, `s`, `k`) are
+//! computed once, and when the combination fails they are reused to check
+//! each signature alone, so a batch that fails costs little more than single
+//! checks. The encoding checks are the same for both paths, so a batch can
 //! never accept what a single check refuses, or the reverse (up to the
 //! 2^-128 chance of random batch coefficients hiding a bad signature).
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
-use ed25519_zebra::batch;
-use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
+use std::collections::HashMap;
+
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use ed25519_zebra::{Signature, VerificationKey};
+use rand::RngExt;
+use sha2::{Digest, Sha512};
 
 /// The order of the prime subgroup, L = 2^252 + 27742317777372353535851937790883648493, little-endian.
 const L: [u8; 32] = [
@@ -35,6 +44,8 @@ const P: [u8; 32] = [
 pub(crate) struct PublicKey {
     bytes: [u8; 32],
     key: VerificationKey,
+    /// The key's point negated, for `[s]B - [k]A`.
+    minus_a: EdwardsPoint,
 }
 
 /// One signature to check: a key, the signed bytes and the signature as sent.
@@ -60,7 +71,11 @@ pub(crate) fn check_public_key(bytes: &[u8]) -> Result<PublicKey, &'static str> 
         return Err("not in the prime-order subgroup (it has a torsion component)");
     }
     let key = VerificationKey::try_from(bytes).map_err(|_| "not a point of the curve")?;
-    Ok(PublicKey { bytes, key })
+    Ok(PublicKey {
+        bytes,
+        key,
+        minus_a: -point,
+    })
 }
 
 /// Checks one signature.
@@ -72,30 +87,85 @@ pub(crate) fn verify_one(job: &Job<'_>) -> bool {
 }
 
 /// Checks every signature, as [`verify_one`] would, in one batch equation;
-/// when the batch fails, each of its signatures is checked alone to find the
-/// bad ones (so an all-bad batch costs one batch more than single checks).
+/// when the batch fails, each of its signatures is checked alone with the
+/// terms the batch already computed, to find the bad ones.
 pub(crate) fn verify_all(jobs: &[Job<'_>]) -> Vec<bool> {
-    let mut verdicts = vec![false; jobs.len()];
-    let mut queued = Vec::with_capacity(jobs.len());
-    for (at, job) in jobs.iter().enumerate() {
-        if let Some(sig) = signature_of(job.signature) {
-            let bytes = VerificationKeyBytes::from(job.key.bytes);
-            queued.push((at, batch::Item::from((bytes, sig, job.message))));
-        }
+    let terms: Vec<Option<Terms<'_>>> = jobs.iter().map(Terms::of).collect();
+    let well_formed: Vec<&Terms<'_>> = terms.iter().flatten().collect();
+    let batch_holds = well_formed.len() > 1 && batch_equation_holds(&well_formed);
+    terms
+        .iter()
+        .map(|t| t.as_ref().is_some_and(|t| batch_holds || t.hold_alone()))
+        .collect()
+}
+
+/// One signature's terms of the equation `[8]R = [8]([s]B - [k]A)`.
+struct Terms<'a> {
+    key: &'a PublicKey,
+    r: EdwardsPoint,
+    s: Scalar,
+    k: Scalar,
+}
+
+impl<'a> Terms<'a> {
+    /// The terms, if the signature's encoding is one the rule allows and
+    /// `R` is a point.
+    fn of(job: &Job<'a>) -> Option<Self> {
+        let sig = signature_of(job.signature)?;
+        let r = CompressedEdwardsY(*sig.r_bytes()).decompress()?;
+        let s = Option::from(Scalar::from_canonical_bytes(*sig.s_bytes()))?;
+        let hash = Sha512::new()
+            .chain_update(sig.r_bytes())
+            .chain_update(job.key.bytes)
+            .chain_update(job.message);
+        let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
+        Some(Terms {
+            key: job.key,
+            r,
+            s,
+            k,
+        })
     }
-    let batch_holds = queued.len() > 1 && {
-        let mut verifier = batch::Verifier::new();
-        for (_, item) in &queued {
-            verifier.queue(item.clone());
-        }
-        verifier.verify(rand::rng()).is_ok()
-    };
-    for (at, _) in queued {
-        // Alone, each is checked with its key's stored point: rebuilding the
-        // key from the item's bytes would decompress it again, per item.
-        verdicts[at] = batch_holds || verify_one(&jobs[at]);
+
+    /// ZIP-215's single check, as `ed25519-zebra` computes it.
+    fn hold_alone(&self) -> bool {
+        let r_prime =
+            EdwardsPoint::vartime_double_scalar_mul_basepoint(&self.k, &self.key.minus_a, &self.s);
+        (self.r - r_prime).mul_by_cofactor().is_identity()
     }
-    verdicts
+}
+
+/// `[8](Σ z·R - [Σ z·s]B + Σ_keys [Σ z·k]A) = 0` for random 128-bit `z`:
+/// holds (but for a 2^-128 chance) if and only if every equation holds.
+fn batch_equation_holds(terms: &[&Terms<'_>]) -> bool {
+    let mut rng = rand::rng();
+    let mut b_coeff = Scalar::ZERO;
+    let (mut r_coeffs, mut rs) = (
+        Vec::with_capacity(terms.len()),
+        Vec::with_capacity(terms.len()),
+    );
+    // A request holds tokens of a few keys: one term per key, not per token.
+    let mut key_at: HashMap<[u8; 32], usize> = HashMap::new();
+    let (mut a_coeffs, mut minus_as) = (Vec::new(), Vec::new());
+    for t in terms {
+        let z = Scalar::from(rng.random::<u128>());
+        b_coeff += z * t.s;
+        r_coeffs.push(z);
+        rs.push(t.r);
+        let at = *key_at.entry(t.key.bytes).or_insert_with(|| {
+            a_coeffs.push(Scalar::ZERO);
+            minus_as.push(t.key.minus_a);
+            a_coeffs.len() - 1
+        });
+        a_coeffs[at] -= z * t.k;
+    }
+    // Σ z·R - Σ [Σ z·k](-A) - [Σ z·s]B, the signs in the coefficients.
+    let minus_b_coeff = -b_coeff;
+    let sum = EdwardsPoint::vartime_multiscalar_mul(
+        r_coeffs.iter().chain(&a_coeffs).chain([&minus_b_coeff]),
+        rs.iter().chain(&minus_as).chain([&ED25519_BASEPOINT_POINT]),
+    );
+    sum.mul_by_cofactor().is_identity()
 }
 
 /// The signature, if its encoding is one the rule allows (64 bytes,
@@ -133,8 +203,7 @@ fn less_than(a: &[u8; 32], b: &[u8; 32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
-    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::constants::EIGHT_TORSION;
 
     #[test]
     fn canonical_encoding_agrees_with_decompress_then_compress() {
@@ -186,6 +255,51 @@ mod tests {
         non_canonical[0] += 1; // y = p + 1, the point y = 1 again
         assert!(check_public_key(&non_canonical).is_err());
         assert!(check_public_key(&[1u8; 31]).is_err());
+    }
+
+    /// Good signatures of three keys, and the same with one message swapped.
+    fn signed_jobs() -> (Vec<PublicKey>, Vec<Vec<u8>>, Vec<[u8; 64]>) {
+        let signers: Vec<ed25519_zebra::SigningKey> = (1..=3u8)
+            .map(|i| ed25519_zebra::SigningKey::from([i; 32]))
+            .collect();
+        let keys = signers
+            .iter()
+            .map(|sk| check_public_key(VerificationKey::from(sk).as_ref()).unwrap())
+            .collect();
+        let messages: Vec<Vec<u8>> = (0..12).map(|n| format!("m{n}").into_bytes()).collect();
+        let sigs = messages
+            .iter()
+            .enumerate()
+            .map(|(n, m)| signers[n % 3].sign(m).to_bytes())
+            .collect();
+        (keys, messages, sigs)
+    }
+
+    #[test]
+    fn the_batch_equation_holds_exactly_when_every_signature_does() {
+        let (keys, messages, sigs) = signed_jobs();
+        let mut jobs: Vec<Job<'_>> = (0..sigs.len())
+            .map(|n| Job {
+                key: &keys[n % 3],
+                message: &messages[n],
+                signature: &sigs[n],
+            })
+            .collect();
+        let terms = |jobs: &[Job<'_>]| -> Vec<bool> {
+            let t: Vec<Terms<'_>> = jobs.iter().map(|j| Terms::of(j).unwrap()).collect();
+            let all: Vec<&Terms<'_>> = t.iter().collect();
+            let mut holds: Vec<bool> = t.iter().map(Terms::hold_alone).collect();
+            holds.push(batch_equation_holds(&all));
+            holds
+        };
+        assert!(terms(&jobs).iter().all(|h| *h), "good signatures");
+        jobs[5].message = b"another message";
+        let holds = terms(&jobs);
+        assert!(
+            !holds[5] && !holds[12],
+            "one bad signature fails alone and in the batch"
+        );
+        assert_eq!(holds.iter().filter(|h| **h).count(), 11);
     }
 
     #[test]
