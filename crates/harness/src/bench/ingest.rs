@@ -181,7 +181,7 @@ fn print_report(b: &IngestBench, rounds: &[Baselines], drives: &[Drive], sizes: 
         }
     }
     println!();
-    println!("Batch size, one core, after the last round: valid tokens/s and the ratio to single checks; tokens whose signature fails (each batch falls back to single checks): tokens/s and the cost against checking them one at a time. Each ratio is the median of 3 pairs measured back to back");
+    println!("Batch size, one core, after the last round: valid tokens/s and the ratio to single checks; tokens whose signature fails (each batch falls back to single checks): tokens/s and the cost against checking them one at a time. Each ratio is the median of 3 pairs, each timing single checks and batches in alternating slices of the same tokens");
     println!();
     println!("| batch | valid/s | x single | all-invalid/s | cost x single |");
     println!("|---:|---:|---:|---:|---:|");

@@ -4,7 +4,7 @@
 //! (one at a time with Ed25519 on `ring`, as ingest verified before batch
 //! verification), and what batch size and all-invalid batches cost.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use ricochet_registry::Registry;
@@ -46,11 +46,14 @@ pub(super) fn baselines(tokens: &[String], registry: &Registry, chunk: usize) ->
 /// Pairs measured per batch size; the table shows their medians.
 const PAIRS: usize = 3;
 
+/// Tokens per slice of an interleaved pair (rounded up to whole batches).
+const SLICE: usize = 500;
+
 /// One line per batch size: valid tokens/s, and what a batch of tokens that
 /// all fail their signature costs against checking them one at a time.
-/// Each ratio is the median of [`PAIRS`] pairs measured back to back (single
-/// checks, then the batch), so a machine that slows down between the
-/// sizes does not show up as a cost.
+/// Each ratio is the median of [`PAIRS`] pairs; a pair times single checks
+/// and batches in alternating slices of the same tokens, so a machine that
+/// slows down for a moment slows both sides alike.
 pub(super) fn batch_sizes(tokens: &[String], registry: &Registry) -> Result<Vec<String>> {
     let sample: Vec<&str> = tokens.iter().take(SAMPLE / 4).map(String::as_str).collect();
     let forged: Vec<String> = sample.iter().map(|t| flip_signature_bit(t)).collect();
@@ -60,10 +63,8 @@ pub(super) fn batch_sizes(tokens: &[String], registry: &Registry) -> Result<Vec<
     for chunk in [8, 32, 64, 128, 256, 1000] {
         let (mut valid, mut invalid) = (vec![], vec![]);
         for _ in 0..PAIRS {
-            let single = rate(sample.len(), || single_pass(&sample, registry, true))?;
-            let batch = rate(sample.len(), || batch_pass(&sample, registry, chunk, true))?;
-            let single_forged = rate(forged.len(), || single_pass(&forged, registry, false))?;
-            let batch_forged = rate(forged.len(), || batch_pass(&forged, registry, chunk, false))?;
+            let (single, batch) = paired_rates(&sample, registry, chunk, true)?;
+            let (single_forged, batch_forged) = paired_rates(&forged, registry, chunk, false)?;
             singles.push(single);
             singles_forged.push(single_forged);
             valid.push((batch, batch / single));
@@ -81,6 +82,27 @@ pub(super) fn batch_sizes(tokens: &[String], registry: &Registry) -> Result<Vec<
         format!("| 1 (single) | {single:.0} | 1.00 | {single_forged:.0} | 1.00 |"),
     );
     Ok(lines)
+}
+
+/// Tokens/s of single checks and of batches of `chunk` over the same
+/// tokens, timed in alternating slices; every verdict must be `valid`.
+fn paired_rates(
+    tokens: &[&str],
+    registry: &Registry,
+    chunk: usize,
+    valid: bool,
+) -> Result<(f64, f64)> {
+    let (mut single, mut batch) = (Duration::ZERO, Duration::ZERO);
+    for slice in tokens.chunks(SLICE.div_ceil(chunk) * chunk) {
+        let started = Instant::now();
+        single_pass(slice, registry, valid)?;
+        single += started.elapsed();
+        let started = Instant::now();
+        batch_pass(slice, registry, chunk, valid)?;
+        batch += started.elapsed();
+    }
+    let per_second = |took: Duration| tokens.len() as f64 / took.as_secs_f64();
+    Ok((per_second(single), per_second(batch)))
 }
 
 /// The medians of the first and of the second values, each on its own.
