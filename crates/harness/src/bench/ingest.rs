@@ -16,7 +16,7 @@ use ricochet_token::bearer::mint_bearer;
 use ricochet_token::verify::unix_now;
 use ricochet_token::SigningKey;
 
-use super::verify_rates::{baselines, batch_sizes, Baselines};
+use super::verify_rates::{a_key_per_token, baselines, batch_sizes, Baselines, DISTINCT_KEYS};
 use super::{batch_bodies, bench_world, drive, BenchWorld};
 
 /// What `ricochet bench ingest` was asked to run.
@@ -132,8 +132,10 @@ pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
         }
     }
     eprintln!("measuring batch sizes ...");
-    let sizes = batch_sizes(&tokens, &registry)?;
-    print_report(&b, &rounds, &drives, &sizes);
+    let sizes = batch_sizes(&tokens, &registry, &[8, 32, 64, 128, 256, 1000])?;
+    eprintln!("measuring batches of {DISTINCT_KEYS} ESP keys, a key per token ...");
+    let distinct = a_key_per_token()?;
+    print_report(&b, &rounds, &drives, [&sizes, &distinct]);
     if drives.iter().any(|d| d.accepted != b.tokens) {
         bail!("not every token was accepted; see the table");
     }
@@ -141,7 +143,12 @@ pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
 }
 
 /// The figures, as Markdown for BENCHMARKS.md.
-fn print_report(b: &IngestBench, rounds: &[Baselines], drives: &[Drive], sizes: &[String]) {
+fn print_report(
+    b: &IngestBench,
+    rounds: &[Baselines],
+    drives: &[Drive],
+    [sizes, distinct]: [&[String]; 2],
+) {
     let a = median(rounds.iter().map(|r| r.single));
     let all_cores = median(rounds.iter().map(|r| r.single_all_cores));
     let c = median(rounds.iter().map(|r| r.batch));
@@ -186,6 +193,14 @@ fn print_report(b: &IngestBench, rounds: &[Baselines], drives: &[Drive], sizes: 
     println!("| batch | valid/s | x single | all-invalid/s | cost x single |");
     println!("|---:|---:|---:|---:|---:|");
     for line in sizes {
+        println!("{line}");
+    }
+    println!();
+    println!("The same with tokens of {DISTINCT_KEYS} ESPs in turn, a key per token in each batch (the worst case: a forger picks any registered key for free)");
+    println!();
+    println!("| batch | valid/s | x single | all-invalid/s | cost x single |");
+    println!("|---:|---:|---:|---:|---:|");
+    for line in distinct {
         println!("{line}");
     }
 }

@@ -280,7 +280,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
 /// ESPs in the bench world.
 pub(crate) const BENCH_ESPS: usize = 4;
 
-/// A registry with [`BENCH_ESPS`] ESPs and one provider, and `n` tokens of those ESPs.
+/// A registry of ESPs and one provider, and tokens of those ESPs.
 pub(crate) struct BenchWorld {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) registry_path: PathBuf,
@@ -288,12 +288,20 @@ pub(crate) struct BenchWorld {
     pub(crate) tokens: Vec<String>,
 }
 
+/// [`bench_world_of`] with [`BENCH_ESPS`] ESPs.
 pub(crate) fn bench_world(n: usize) -> Result<BenchWorld> {
-    let dir = tempfile::tempdir()?;
-    let registry_path = dir.path().join("registry.toml");
     // Several ESPs, as a provider's batch mixes them: batch verification is
     // faster with fewer distinct keys, so one key would flatter it.
-    let esps = (1..=BENCH_ESPS)
+    bench_world_of(n, BENCH_ESPS)
+}
+
+/// A registry with `esps` ESPs (one key each) and one provider, and `n`
+/// tokens signed by the ESPs in turn.
+pub(crate) fn bench_world_of(n: usize, esps: usize) -> Result<BenchWorld> {
+    let dir = tempfile::tempdir()?;
+    let registry_path = dir.path().join("registry.toml");
+    let keys = esps;
+    let esps = (1..=keys)
         .map(|i| {
             register(
                 &registry_path,
@@ -316,7 +324,7 @@ pub(crate) fn bench_world(n: usize) -> Result<BenchWorld> {
     let now = unix_now();
     let tokens: Vec<String> = (0..n)
         .map(|i| {
-            let esp = i % BENCH_ESPS;
+            let esp = i % keys;
             let req = TokenRequest::new(
                 &format!("bench-esp{}.example", esp + 1),
                 &format!("sender-{}", i % 1000),

@@ -11,6 +11,7 @@ use ricochet_registry::Registry;
 use ricochet_token::verify::verify_on_ring;
 use ricochet_token::{verify, verify_many, Claims, TokenError, VerifyOptions};
 
+use super::bench_world_of;
 use crate::stats::median;
 
 /// Tokens each rate is measured on (per core for B).
@@ -54,13 +55,17 @@ const SLICE: usize = 500;
 /// Each ratio is the median of [`PAIRS`] pairs; a pair times single checks
 /// and batches in alternating slices of the same tokens, so a machine that
 /// slows down for a moment slows both sides alike.
-pub(super) fn batch_sizes(tokens: &[String], registry: &Registry) -> Result<Vec<String>> {
+pub(super) fn batch_sizes(
+    tokens: &[String],
+    registry: &Registry,
+    chunks: &[usize],
+) -> Result<Vec<String>> {
     let sample: Vec<&str> = tokens.iter().take(SAMPLE / 4).map(String::as_str).collect();
     let forged: Vec<String> = sample.iter().map(|t| flip_signature_bit(t)).collect();
     let forged: Vec<&str> = forged.iter().map(String::as_str).collect();
     let (mut singles, mut singles_forged) = (vec![], vec![]);
     let mut lines = vec![];
-    for chunk in [8, 32, 64, 128, 256, 1000] {
+    for &chunk in chunks {
         let (mut valid, mut invalid) = (vec![], vec![]);
         for _ in 0..PAIRS {
             let (single, batch) = paired_rates(&sample, registry, chunk, true)?;
@@ -82,6 +87,19 @@ pub(super) fn batch_sizes(tokens: &[String], registry: &Registry) -> Result<Vec<
         format!("| 1 (single) | {single:.0} | 1.00 | {single_forged:.0} | 1.00 |"),
     );
     Ok(lines)
+}
+
+/// ESP keys in the world of [`a_key_per_token`]: every batch up to this
+/// size holds tokens of as many keys as tokens.
+pub(super) const DISTINCT_KEYS: usize = 256;
+
+/// [`batch_sizes`] for tokens of [`DISTINCT_KEYS`] ESPs in turn: the worst
+/// case of batch verification, as each key is a full-size term of the
+/// equation. A forger picks any registered `kid` for free.
+pub(super) fn a_key_per_token() -> Result<Vec<String>> {
+    let world = bench_world_of(SAMPLE / 4, DISTINCT_KEYS)?;
+    let registry = Registry::load(&world.registry_path)?;
+    batch_sizes(&world.tokens, &registry, &[8, 32, DISTINCT_KEYS])
 }
 
 /// Tokens/s of single checks and of batches of `chunk` over the same
