@@ -36,9 +36,12 @@ pub enum BenchCommand {
     ///
     /// Starts `ricochet-ingest` (next to this binary) against the broker in
     /// RICOCHET_KAFKA_BROKERS with its own registry and topic, measures the
-    /// single-core token-verification rate in this process as the baseline,
-    /// then sends every token and prints complaints/s, latency percentiles,
-    /// the ratio to the baseline per core ingest used, and ingest's peak RSS.
+    /// token-verification baselines in this process (A: one at a time; C:
+    /// in batches; R: one at a time on `ring`), then sends every token and
+    /// prints complaints/s, latency percentiles, the ratios to the baselines
+    /// per core ingest used, and ingest's peak RSS. Last, per batch size, what
+    /// batches of valid and of forged tokens cost against single checks, with
+    /// 4 ESP keys and with a key per token (the worst case).
     Ingest {
         /// Tokens to pre-mint and submit.
         #[arg(long, default_value_t = 50_000)]
