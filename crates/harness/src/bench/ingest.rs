@@ -187,20 +187,18 @@ fn print_report(
             );
         }
     }
+    print_sizes("Batch size, one core, after the last round: valid tokens/s and the ratio to single checks; tokens whose signature fails (each batch falls back to single checks): tokens/s and the cost against checking them one at a time. Each ratio is the median of 3 pairs, each timing single checks and batches in alternating slices of the same tokens", sizes);
+    print_sizes(&format!("The same with tokens of {DISTINCT_KEYS} ESPs in turn, a key per token in each batch (the worst case: a forger picks any registered key for free)"), distinct);
+}
+
+/// One table of batch sizes under its caption.
+fn print_sizes(caption: &str, lines: &[String]) {
     println!();
-    println!("Batch size, one core, after the last round: valid tokens/s and the ratio to single checks; tokens whose signature fails (each batch falls back to single checks): tokens/s and the cost against checking them one at a time. Each ratio is the median of 3 pairs, each timing single checks and batches in alternating slices of the same tokens");
-    println!();
-    println!("| batch | valid/s | x single | all-invalid/s | cost x single |");
-    println!("|---:|---:|---:|---:|---:|");
-    for line in sizes {
-        println!("{line}");
-    }
-    println!();
-    println!("The same with tokens of {DISTINCT_KEYS} ESPs in turn, a key per token in each batch (the worst case: a forger picks any registered key for free)");
+    println!("{caption}");
     println!();
     println!("| batch | valid/s | x single | all-invalid/s | cost x single |");
     println!("|---:|---:|---:|---:|---:|");
-    for line in distinct {
+    for line in lines {
         println!("{line}");
     }
 }

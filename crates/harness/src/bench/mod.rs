@@ -298,12 +298,11 @@ pub(crate) fn bench_world(n: usize) -> Result<BenchWorld> {
     bench_world_of(n, BENCH_ESPS)
 }
 
-/// A registry with `esps` ESPs (one key each) and one provider, and `n`
+/// A registry with `keys` ESPs (one key each) and one provider, and `n`
 /// tokens signed by the ESPs in turn.
-pub(crate) fn bench_world_of(n: usize, esps: usize) -> Result<BenchWorld> {
+pub(crate) fn bench_world_of(n: usize, keys: usize) -> Result<BenchWorld> {
     let dir = tempfile::tempdir()?;
     let registry_path = dir.path().join("registry.toml");
-    let keys = esps;
     let esps = (1..=keys)
         .map(|i| {
             register(
