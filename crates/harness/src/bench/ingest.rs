@@ -75,6 +75,7 @@ async fn drive_mode(
     let rss = ingest.peak_rss_mib()?;
     ingest.stop();
     Ok(Drive {
+        round: 0,
         mode: mode.to_string(),
         check: check.to_string(),
         per_sec: accepted as f64 / wall,
@@ -88,6 +89,8 @@ async fn drive_mode(
 
 /// Figures of one drive of the service.
 struct Drive {
+    /// The round it ran in (index into the rounds' baselines).
+    round: usize,
     mode: String,
     check: String,
     per_sec: f64,
@@ -96,6 +99,13 @@ struct Drive {
     cores_used: f64,
     rss_mib: f64,
     accepted: usize,
+}
+
+impl Drive {
+    /// Complaints/s per core of CPU time ingest used.
+    fn per_core(&self) -> f64 {
+        self.per_sec / self.cores_used.max(0.01)
+    }
 }
 
 pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
@@ -117,18 +127,35 @@ pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
         provider: &provider,
     };
     let (mut drives, mut rounds) = (vec![], vec![]);
-    for round in 1..=b.rounds {
-        let base = baselines(&tokens, &registry, b.verify_batch)?;
-        eprintln!(
-            "round {round}/{}: baselines (tokens/s): A {:.0}, B {:.0} per core, C {:.0}, R {:.0}",
-            b.rounds, base.single, base.single_all_cores, base.batch, base.single_ring
-        );
-        rounds.push(base);
+    for round in 0..b.rounds {
+        // The machine's speed drifts by more than the effects measured here,
+        // so a round's baselines bracket its drives: measured before and
+        // after, and each drive compared with their mean.
+        let before = baselines(&tokens, &registry, b.verify_batch)?;
+        say_baselines(round, b.rounds, "before", &before);
         for mode in &b.modes {
             for check in &b.checks {
                 let pair = (mode.as_str(), check.as_str());
-                drives.push(drive_mode(&setup, pair, bodies.clone(), b.concurrency).await?);
+                let mut d = drive_mode(&setup, pair, bodies.clone(), b.concurrency).await?;
+                d.round = round;
+                drives.push(d);
             }
+        }
+        let after = baselines(&tokens, &registry, b.verify_batch)?;
+        say_baselines(round, b.rounds, "after", &after);
+        rounds.push(before.mean(&after));
+        for d in drives.iter().filter(|d| d.round == round) {
+            let base = &rounds[round];
+            eprintln!(
+                "round {}/{}: {} {}: {:.0} complaints/s per core used, {:.0} % of A, {:.0} % of C",
+                round + 1,
+                b.rounds,
+                d.mode,
+                d.check,
+                d.per_core(),
+                d.per_core() / base.single * 100.0,
+                d.per_core() / base.batch * 100.0
+            );
         }
     }
     eprintln!("measuring batch sizes ...");
@@ -140,6 +167,18 @@ pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
         bail!("not every token was accepted; see the table");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line on stderr: a round's baselines, measured `when` its drives.
+fn say_baselines(round: usize, rounds: usize, when: &str, base: &Baselines) {
+    eprintln!(
+        "round {}/{rounds}: baselines {when} the drives (tokens/s): A {:.0}, B {:.0} per core, C {:.0}, R {:.0}",
+        round + 1,
+        base.single,
+        base.single_all_cores,
+        base.batch,
+        base.single_ring
+    );
 }
 
 /// The figures, as Markdown for BENCHMARKS.md.
@@ -156,6 +195,7 @@ fn print_report(
     let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
     println!();
     println!("ricochet bench ingest: {} tokens of {} ESP keys, batch {}, concurrency {}, verify batch {}, {cores} cores, medians of {} round(s)", b.tokens, super::BENCH_ESPS, b.batch, b.concurrency, b.verify_batch, b.rounds);
+    println!("Each round measures the baselines before and after its drives; a drive's ratios are to their mean.");
     println!("baseline A (this process, one core alone, one token at a time): {a:.0} token verifications/s");
     println!(
         "baseline B (this process, every core at once, one at a time): {all_cores:.0} per core"
@@ -173,16 +213,19 @@ fn print_report(
                     .filter(|d| &d.mode == mode && &d.check == check)
             };
             let of = |f: fn(&Drive) -> f64| median(mine().map(f));
-            let per_core = of(|d| d.per_sec / d.cores_used.max(0.01));
+            // Each drive against its own round's baselines, then the median.
+            let against = |f: fn(&Baselines) -> f64| {
+                median(mine().map(|d| d.per_core() / f(&rounds[d.round]) * 100.0))
+            };
             println!(
                 "| {mode} | {check} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} % | {:.0} % | {:.0} % | {:.1} |",
                 of(|d| d.per_sec),
                 of(|d| d.p50_ms),
                 of(|d| d.p99_ms),
                 of(|d| d.cores_used),
-                per_core / a * 100.0,
-                per_core / r * 100.0,
-                per_core / c * 100.0,
+                against(|r| r.single),
+                against(|r| r.single_ring),
+                against(|r| r.batch),
                 of(|d| d.rss_mib),
             );
         }

@@ -39,7 +39,9 @@ pub enum BenchCommand {
     /// token-verification baselines in this process (A: one at a time; C:
     /// in batches; R: one at a time on `ring`), then sends every token and
     /// prints complaints/s, latency percentiles, the ratios to the baselines
-    /// per core ingest used, and ingest's peak RSS. Last, per batch size, what
+    /// per core ingest used, and ingest's peak RSS. Each round measures the
+    /// baselines before and after its drives and compares each drive with
+    /// their mean; the table gives medians over the rounds. Last, per batch size, what
     /// batches of valid and of forged tokens cost against single checks, with
     /// 4 ESP keys and with a key per token (the worst case).
     Ingest {

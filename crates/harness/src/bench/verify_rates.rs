@@ -30,6 +30,20 @@ pub(super) struct Baselines {
     pub single_ring: f64,
 }
 
+impl Baselines {
+    /// The mean of two measurements, field by field: the baselines of a
+    /// round, measured before and after its drives.
+    pub(super) fn mean(&self, other: &Baselines) -> Baselines {
+        let m = |a: f64, b: f64| (a + b) / 2.0;
+        Baselines {
+            single: m(self.single, other.single),
+            single_all_cores: m(self.single_all_cores, other.single_all_cores),
+            batch: m(self.batch, other.batch),
+            single_ring: m(self.single_ring, other.single_ring),
+        }
+    }
+}
+
 /// Measures A, B and C on `tokens` (all valid) with batches of `chunk`.
 pub(super) fn baselines(tokens: &[String], registry: &Registry, chunk: usize) -> Result<Baselines> {
     let sample: Vec<&str> = tokens.iter().take(SAMPLE).map(String::as_str).collect();
