@@ -48,10 +48,10 @@ pub struct Records {
 }
 
 impl Records {
-    /// Room for `records` records (their bytes grow as they are written).
-    pub fn with_capacity(records: usize) -> Self {
+    /// Room for `records` records of `bytes` bytes in all (more grows).
+    pub fn with_capacity(records: usize, bytes: usize) -> Self {
         Records {
-            bytes: Vec::new(),
+            bytes: Vec::with_capacity(bytes),
             spans: Vec::with_capacity(records),
         }
     }
