@@ -41,9 +41,11 @@ struct DriveSetup<'a> {
 }
 
 /// Starts ingest in verify mode `mode` and signature check `check` on a
-/// fresh topic and drives it with every body, `concurrency` in flight.
+/// fresh topic and drives it with every body, `concurrency` in flight, in
+/// round `round`.
 async fn drive_mode(
     s: &DriveSetup<'_>,
+    round: usize,
     (mode, check): (&str, &str),
     bodies: Arc<Vec<Vec<u8>>>,
     concurrency: usize,
@@ -75,7 +77,7 @@ async fn drive_mode(
     let rss = ingest.peak_rss_mib()?;
     ingest.stop();
     Ok(Drive {
-        round: 0,
+        round,
         mode: mode.to_string(),
         check: check.to_string(),
         per_sec: accepted as f64 / wall,
@@ -105,6 +107,11 @@ impl Drive {
     /// Complaints/s per core of CPU time ingest used.
     fn per_core(&self) -> f64 {
         self.per_sec / self.cores_used.max(0.01)
+    }
+
+    /// [`Drive::per_core`] as a percentage of a baseline `rate`.
+    fn percent_of(&self, rate: f64) -> f64 {
+        self.per_core() / rate * 100.0
     }
 }
 
@@ -136,8 +143,7 @@ pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
         for mode in &b.modes {
             for check in &b.checks {
                 let pair = (mode.as_str(), check.as_str());
-                let mut d = drive_mode(&setup, pair, bodies.clone(), b.concurrency).await?;
-                d.round = round;
+                let d = drive_mode(&setup, round, pair, bodies.clone(), b.concurrency).await?;
                 drives.push(d);
             }
         }
@@ -153,8 +159,8 @@ pub(super) async fn bench_ingest(b: IngestBench) -> Result<ExitCode> {
                 d.mode,
                 d.check,
                 d.per_core(),
-                d.per_core() / base.single * 100.0,
-                d.per_core() / base.batch * 100.0
+                d.percent_of(base.single),
+                d.percent_of(base.batch)
             );
         }
     }
@@ -215,7 +221,7 @@ fn print_report(
             let of = |f: fn(&Drive) -> f64| median(mine().map(f));
             // Each drive against its own round's baselines, then the median.
             let against = |f: fn(&Baselines) -> f64| {
-                median(mine().map(|d| d.per_core() / f(&rounds[d.round]) * 100.0))
+                median(mine().map(|d| d.percent_of(f(&rounds[d.round]))))
             };
             println!(
                 "| {mode} | {check} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} % | {:.0} % | {:.0} % | {:.1} |",
