@@ -90,7 +90,7 @@ pub(crate) fn verify_one(job: &Job<'_>) -> bool {
 /// when the batch fails, each of its signatures is checked alone with the
 /// terms the batch already computed, to find the bad ones.
 pub(crate) fn verify_all(jobs: &[Job<'_>]) -> Vec<bool> {
-    let terms: Vec<Option<Terms<'_>>> = jobs.iter().map(Terms::of).collect();
+    let terms = Terms::of_all(jobs);
     let well_formed: Vec<&Terms<'_>> = terms.iter().flatten().collect();
     let batch_holds = well_formed.len() > 1 && batch_equation_holds(&well_formed);
     terms
@@ -108,11 +108,30 @@ struct Terms<'a> {
 }
 
 impl<'a> Terms<'a> {
-    /// The terms, if the signature's encoding is one the rule allows and
-    /// `R` is a point.
-    fn of(job: &Job<'a>) -> Option<Self> {
-        let sig = signature_of(job.signature)?;
-        let r = CompressedEdwardsY(*sig.r_bytes()).decompress()?;
+    /// Each job's terms, or `None` where the signature's encoding is one the
+    /// rule refuses or `R` is not a point. The `R`s are decompressed together
+    /// (`decompress_batch`: the same points as one at a time, several square
+    /// roots computed at once), which is most of what a term costs.
+    fn of_all(jobs: &[Job<'a>]) -> Vec<Option<Self>> {
+        let sigs: Vec<Option<Signature>> = jobs.iter().map(|j| signature_of(j.signature)).collect();
+        let rs: Vec<CompressedEdwardsY> = sigs
+            .iter()
+            .flatten()
+            .map(|sig| CompressedEdwardsY(*sig.r_bytes()))
+            .collect();
+        let mut points = CompressedEdwardsY::decompress_batch(&rs).into_iter();
+        jobs.iter()
+            .zip(&sigs)
+            .map(|(job, sig)| {
+                let sig = sig.as_ref()?;
+                let r = points.next().flatten()?;
+                Terms::with_r(job, sig, r)
+            })
+            .collect()
+    }
+
+    /// The terms of a signature whose `R` is the point `r`, if `s` is canonical.
+    fn with_r(job: &Job<'a>, sig: &Signature, r: EdwardsPoint) -> Option<Self> {
         let s = Option::from(Scalar::from_canonical_bytes(*sig.s_bytes()))?;
         let hash = Sha512::new()
             .chain_update(sig.r_bytes())
@@ -205,8 +224,10 @@ mod tests {
     use super::*;
     use curve25519_dalek::constants::EIGHT_TORSION;
 
-    #[test]
-    fn canonical_encoding_agrees_with_decompress_then_compress() {
+    /// Encodings at the edges: of p and L, all ones and zeros, small and
+    /// just-above-p `y`, the torsion points, multiples of B; each with and
+    /// without the sign bit.
+    fn edge_encodings() -> Vec<[u8; 32]> {
         let mut cases: Vec<[u8; 32]> = vec![P, L, [0xff; 32], [0; 32]];
         for small in 0u8..=20 {
             let mut y = [0u8; 32];
@@ -222,15 +243,17 @@ mod tests {
         for n in 1u64..50 {
             cases.push((ED25519_BASEPOINT_POINT * Scalar::from(n)).compress().0);
         }
-        let with_sign: Vec<[u8; 32]> = cases
-            .iter()
-            .map(|c| {
-                let mut c = *c;
-                c[31] ^= 0x80;
-                c
-            })
-            .collect();
-        for enc in cases.into_iter().chain(with_sign) {
+        let with_sign = cases.iter().map(|c| {
+            let mut c = *c;
+            c[31] ^= 0x80;
+            c
+        });
+        cases.clone().into_iter().chain(with_sign).collect()
+    }
+
+    #[test]
+    fn canonical_encoding_agrees_with_decompress_then_compress() {
+        for enc in edge_encodings() {
             let round_trip = CompressedEdwardsY(enc)
                 .decompress()
                 .map(|p| p.compress().0 == enc);
@@ -238,6 +261,39 @@ mod tests {
                 assert_eq!(is_canonical_point_encoding(&enc), canonical, "{enc:02x?}");
             }
         }
+    }
+
+    /// The vendored `decompress_batch` (vendor/README.md) must give the
+    /// points `decompress` gives, including for encodings that are not
+    /// points, with the vector code this CPU selects.
+    #[test]
+    fn batch_decompression_gives_what_one_at_a_time_gives() {
+        let mut rng = rand::rng();
+        let mut encodings = edge_encodings();
+        for n in 0..2_000u64 {
+            let point = ED25519_BASEPOINT_POINT * Scalar::from(rng.random::<u64>());
+            let mut enc = point.compress().0;
+            if n % 3 == 0 {
+                enc = rng.random(); // about half of random y are points
+            }
+            encodings.push(enc);
+        }
+        encodings.push([0x42; 32]); // not a multiple of eight: the tail too
+        let inputs: Vec<CompressedEdwardsY> =
+            encodings.iter().map(|e| CompressedEdwardsY(*e)).collect();
+        let batch = CompressedEdwardsY::decompress_batch(&inputs);
+        assert_eq!(batch.len(), inputs.len());
+        let mut points = 0;
+        for (input, got) in inputs.iter().zip(&batch) {
+            let want = input.decompress();
+            assert_eq!(got.is_some(), want.is_some(), "{:02x?}", input.0);
+            if let (Some(got), Some(want)) = (got, want) {
+                assert_eq!(got, &want, "{:02x?}", input.0);
+                assert_eq!(got.compress(), want.compress(), "{:02x?}", input.0);
+                points += 1;
+            }
+        }
+        assert!(points > 1_000 && points < inputs.len(), "{points} points");
     }
 
     #[test]
@@ -286,7 +342,8 @@ mod tests {
             })
             .collect();
         let terms = |jobs: &[Job<'_>]| -> Vec<bool> {
-            let t: Vec<Terms<'_>> = jobs.iter().map(|j| Terms::of(j).unwrap()).collect();
+            let t: Vec<Terms<'_>> = Terms::of_all(jobs).into_iter().flatten().collect();
+            assert_eq!(t.len(), jobs.len(), "every signature is well formed");
             let all: Vec<&Terms<'_>> = t.iter().collect();
             let mut holds: Vec<bool> = t.iter().map(Terms::hold_alone).collect();
             holds.push(batch_equation_holds(&all));
