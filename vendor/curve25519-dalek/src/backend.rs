@@ -276,32 +276,90 @@ pub fn vartime_double_base_mul(a: &Scalar, A: &EdwardsPoint, b: &Scalar) -> Edwa
     }
 }
 
-/// `x^((p-5)/8)` for four field elements at once, with the vector backend
-/// when the CPU has one (Ricochet addition: batch point decompression).
-#[cfg(feature = "alloc")]
-fn pow_p58_x4(x: &[crate::field::FieldElement; 4]) -> [crate::field::FieldElement; 4] {
-    match get_selected_backend() {
-        #[cfg(curve25519_dalek_backend = "simd")]
-        BackendKind::Avx2 => vector::avx2::pow::pow_p58_x4(x),
-        #[cfg(curve25519_dalek_backend = "avx512")]
-        BackendKind::Avx512 => vector::avx2::pow::pow_p58_x4(x),
-        BackendKind::Serial => x.map(|x| x.pow_p58()),
-    }
+/// A way to compute eight `x^((p-5)/8)` at once, for batch point
+/// decompression (Ricochet addition).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Pow58Path {
+    /// One at a time, as `FieldElement::pow_p58`.
+    Serial,
+    /// Two vectors of four lanes, one after the other, with AVX2.
+    #[cfg(curve25519_dalek_backend = "simd")]
+    Avx2,
+    /// Two vectors of four lanes in lockstep, with AVX-512 IFMA.
+    #[cfg(curve25519_dalek_ifma_decompress)]
+    Avx512Ifma,
 }
 
-/// `x^((p-5)/8)` for eight field elements at once: with AVX-512 IFMA when
-/// the CPU has it, else as two fours (Ricochet addition).
-#[cfg(feature = "alloc")]
-pub(crate) fn pow_p58_x8(x: &[crate::field::FieldElement; 8]) -> [crate::field::FieldElement; 8] {
-    #[cfg(curve25519_dalek_ifma_decompress)]
-    {
-        cpufeatures::new!(cpuid_ifma, "avx512ifma", "avx512vl");
-        if cpuid_ifma::get() {
-            return vector::ifma::pow::pow_p58_x8(x);
+impl Pow58Path {
+    /// The fastest path this CPU can run.
+    pub(crate) fn fastest() -> Pow58Path {
+        #[cfg(curve25519_dalek_ifma_decompress)]
+        {
+            cpufeatures::new!(cpuid_pow_ifma, "avx512ifma", "avx512vl");
+            if cpuid_pow_ifma::get() {
+                return Pow58Path::Avx512Ifma;
+            }
+        }
+        #[cfg(curve25519_dalek_backend = "simd")]
+        {
+            cpufeatures::new!(cpuid_pow_avx2, "avx2");
+            if cpuid_pow_avx2::get() {
+                return Pow58Path::Avx2;
+            }
+        }
+        Pow58Path::Serial
+    }
+
+    /// Every path this CPU can run, the fastest last.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn available() -> alloc::vec::Vec<Pow58Path> {
+        #[allow(unused_mut)] // nothing more to push on a serial backend
+        let mut paths = alloc::vec![Pow58Path::Serial];
+        #[cfg(curve25519_dalek_backend = "simd")]
+        {
+            cpufeatures::new!(cpuid_pow_avx2, "avx2");
+            if cpuid_pow_avx2::get() {
+                paths.push(Pow58Path::Avx2);
+            }
+        }
+        #[cfg(curve25519_dalek_ifma_decompress)]
+        {
+            cpufeatures::new!(cpuid_pow_ifma, "avx512ifma", "avx512vl");
+            if cpuid_pow_ifma::get() {
+                paths.push(Pow58Path::Avx512Ifma);
+            }
+        }
+        paths
+    }
+
+    /// The path's name, for test reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Pow58Path::Serial => "serial",
+            #[cfg(curve25519_dalek_backend = "simd")]
+            Pow58Path::Avx2 => "avx2",
+            #[cfg(curve25519_dalek_ifma_decompress)]
+            Pow58Path::Avx512Ifma => "avx512ifma",
         }
     }
-    let (a, b) = x.split_at(4);
-    let a = pow_p58_x4(a.try_into().expect("four"));
-    let b = pow_p58_x4(b.try_into().expect("four"));
-    core::array::from_fn(|i| if i < 4 { a[i] } else { b[i - 4] })
+
+    /// `x^((p-5)/8)` for each of `x`. The caller has checked that this CPU
+    /// can run the path ([`Pow58Path::fastest`], [`Pow58Path::available`]).
+    pub(crate) fn pow_p58_x8(
+        self,
+        x: &[crate::field::FieldElement; 8],
+    ) -> [crate::field::FieldElement; 8] {
+        match self {
+            Pow58Path::Serial => x.map(|x| x.pow_p58()),
+            #[cfg(curve25519_dalek_backend = "simd")]
+            Pow58Path::Avx2 => {
+                let (a, b) = x.split_at(4);
+                let a = vector::avx2::pow::pow_p58_x4(a.try_into().expect("four"));
+                let b = vector::avx2::pow::pow_p58_x4(b.try_into().expect("four"));
+                core::array::from_fn(|i| if i < 4 { a[i] } else { b[i - 4] })
+            }
+            #[cfg(curve25519_dalek_ifma_decompress)]
+            Pow58Path::Avx512Ifma => vector::ifma::pow::pow_p58_x8(x),
+        }
+    }
 }

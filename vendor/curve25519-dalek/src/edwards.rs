@@ -226,11 +226,39 @@ impl CompressedEdwardsY {
     /// one (Ricochet addition).
     #[cfg(feature = "alloc")]
     pub fn decompress_batch(inputs: &[CompressedEdwardsY]) -> Vec<Option<EdwardsPoint>> {
+        decompress::batch(inputs, crate::backend::Pow58Path::fastest())
+    }
+
+    /// [`CompressedEdwardsY::decompress_batch`] by each way of computing the
+    /// square roots this CPU can run, each with its name: for tests that
+    /// every way gives what `decompress` gives (Ricochet addition).
+    #[doc(hidden)]
+    #[cfg(feature = "alloc")]
+    pub fn decompress_batch_by_each_path(
+        inputs: &[CompressedEdwardsY],
+    ) -> Vec<(&'static str, Vec<Option<EdwardsPoint>>)> {
+        crate::backend::Pow58Path::available()
+            .into_iter()
+            .map(|path| (path.name(), decompress::batch(inputs, path)))
+            .collect()
+    }
+}
+
+mod decompress {
+    use super::*;
+
+    /// Each of `inputs` decompressed, the square roots of eight at a time
+    /// computed together by `path` (Ricochet addition).
+    #[cfg(feature = "alloc")]
+    pub(super) fn batch(
+        inputs: &[CompressedEdwardsY],
+        path: crate::backend::Pow58Path,
+    ) -> Vec<Option<EdwardsPoint>> {
         let mut out = Vec::with_capacity(inputs.len());
         let mut eights = inputs.chunks_exact(8);
         for chunk in &mut eights {
             let chunk: &[CompressedEdwardsY; 8] = chunk.try_into().expect("a chunk of eight");
-            out.extend(decompress::eight(chunk));
+            out.extend(eight(chunk, path));
         }
         out.extend(
             eights
@@ -240,15 +268,14 @@ impl CompressedEdwardsY {
         );
         out
     }
-}
-
-mod decompress {
-    use super::*;
 
     /// [`step_1`] and [`step_2`] for eight points, their exponentiations
-    /// done together (Ricochet addition).
+    /// done together by `path`.
     #[cfg(feature = "alloc")]
-    pub(super) fn eight(reprs: &[CompressedEdwardsY; 8]) -> [Option<EdwardsPoint>; 8] {
+    fn eight(
+        reprs: &[CompressedEdwardsY; 8],
+        path: crate::backend::Pow58Path,
+    ) -> [Option<EdwardsPoint>; 8] {
         let ys = reprs.map(|r| FieldElement::from_bytes(r.as_bytes()));
         let uv = ys.map(|y| {
             let yy = y.square();
@@ -258,7 +285,7 @@ mod decompress {
             )
         });
         let starts = uv.map(|(u, v)| FieldElement::sqrt_ratio_i_start(&u, &v));
-        let powers = crate::backend::pow_p58_x8(&starts.map(|s| s.1));
+        let powers = path.pow_p58_x8(&starts.map(|s| s.1));
         core::array::from_fn(|i| {
             let (u, v) = &uv[i];
             let r = &starts[i].0 * &powers[i];
