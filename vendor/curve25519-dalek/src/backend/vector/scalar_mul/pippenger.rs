@@ -77,7 +77,16 @@ pub mod spec {
                 .map(|_| ExtendedPoint::identity())
                 .collect();
 
-            let mut columns = (0..digits_count).rev().map(|digit_index| {
+            // Ricochet addition: leave out the high columns in which every
+            // digit is zero, so that short scalars (the 128-bit coefficients
+            // of batch verification) do not pay for summing empty buckets.
+            let columns_used = scalars_points
+                .iter()
+                .filter_map(|(digits, _)| digits[..digits_count].iter().rposition(|d| *d != 0))
+                .max()
+                .map_or(1, |top| top + 1);
+
+            let mut columns = (0..columns_used).rev().map(|digit_index| {
                 // Clear the buckets when processing another digit.
                 for bucket in &mut buckets {
                     *bucket = ExtendedPoint::identity();
