@@ -278,6 +278,7 @@ pub fn vartime_double_base_mul(a: &Scalar, A: &EdwardsPoint, b: &Scalar) -> Edwa
 
 /// A way to compute eight `x^((p-5)/8)` at once, for batch point
 /// decompression (Ricochet addition).
+#[cfg(feature = "alloc")]
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Pow58Path {
     /// One at a time, as `FieldElement::pow_p58`.
@@ -290,28 +291,16 @@ pub(crate) enum Pow58Path {
     Avx512Ifma,
 }
 
+#[cfg(feature = "alloc")]
 impl Pow58Path {
     /// The fastest path this CPU can run.
     pub(crate) fn fastest() -> Pow58Path {
-        #[cfg(curve25519_dalek_ifma_decompress)]
-        {
-            cpufeatures::new!(cpuid_pow_ifma, "avx512ifma", "avx512vl");
-            if cpuid_pow_ifma::get() {
-                return Pow58Path::Avx512Ifma;
-            }
-        }
-        #[cfg(curve25519_dalek_backend = "simd")]
-        {
-            cpufeatures::new!(cpuid_pow_avx2, "avx2");
-            if cpuid_pow_avx2::get() {
-                return Pow58Path::Avx2;
-            }
-        }
-        Pow58Path::Serial
+        *Pow58Path::available()
+            .last()
+            .expect("the serial path is always available")
     }
 
     /// Every path this CPU can run, the fastest last.
-    #[cfg(feature = "alloc")]
     pub(crate) fn available() -> alloc::vec::Vec<Pow58Path> {
         #[allow(unused_mut)] // nothing more to push on a serial backend
         let mut paths = alloc::vec![Pow58Path::Serial];

@@ -277,13 +277,7 @@ mod decompress {
         path: crate::backend::Pow58Path,
     ) -> [Option<EdwardsPoint>; 8] {
         let ys = reprs.map(|r| FieldElement::from_bytes(r.as_bytes()));
-        let uv = ys.map(|y| {
-            let yy = y.square();
-            (
-                &yy - &FieldElement::ONE,
-                &(&yy * &constants::EDWARDS_D) + &FieldElement::ONE,
-            )
-        });
+        let uv = ys.map(|y| u_and_v(&y));
         let starts = uv.map(|(u, v)| FieldElement::sqrt_ratio_i_start(&u, &v));
         let powers = path.pow_p58_x8(&starts.map(|s| s.1));
         core::array::from_fn(|i| {
@@ -294,15 +288,22 @@ mod decompress {
         })
     }
 
+    /// `(u, v) = (y² - 1, d·y² + 1)`: `x² = u/v` on the curve.
+    fn u_and_v(Y: &FieldElement) -> (FieldElement, FieldElement) {
+        let YY = Y.square();
+        (
+            &YY - &FieldElement::ONE,
+            &(&YY * &constants::EDWARDS_D) + &FieldElement::ONE,
+        )
+    }
+
     #[rustfmt::skip] // keep alignment of explanatory comments
     pub(super) fn step_1(
         repr: &CompressedEdwardsY,
     ) -> (Choice, FieldElement, FieldElement, FieldElement) {
         let Y = FieldElement::from_bytes(repr.as_bytes());
         let Z = FieldElement::ONE;
-        let YY = Y.square();
-        let u = &YY - &Z;                            // u =  y²-1
-        let v = &(&YY * &constants::EDWARDS_D) + &Z; // v = dy²+1
+        let (u, v) = u_and_v(&Y);
         let (is_valid_y_coord, X) = FieldElement::sqrt_ratio_i(&u, &v);
 
         (is_valid_y_coord, X, Y, Z)

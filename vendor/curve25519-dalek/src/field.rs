@@ -342,14 +342,13 @@ impl FieldElement {
         //
         // If v is zero, r is also zero.
 
-        let v3 = &v.square() * v;
-        let v7 = &v3.square() * v;
-        let r = &(u * &v3) * &(u * &v7).pow_p58();
+        let (uv3, uv7) = FieldElement::sqrt_ratio_i_start(u, v);
+        let r = &uv3 * &uv7.pow_p58();
         FieldElement::sqrt_ratio_i_finish(u, v, r)
     }
 
-    /// The four `(u·v^3, u·v^7)` of [`FieldElement::sqrt_ratio_i`], the
-    /// exponentiation left out so four can share one (batch decompression).
+    /// The `(u·v^3, u·v^7)` of [`FieldElement::sqrt_ratio_i`], before its
+    /// exponentiation, which batch decompression does for eight at once.
     pub(crate) fn sqrt_ratio_i_start(
         u: &FieldElement,
         v: &FieldElement,

@@ -17,6 +17,7 @@ pub(crate) mod edwards;
 
 pub(crate) mod constants;
 
+#[cfg(feature = "alloc")]
 pub(crate) mod pow;
 
 pub(crate) use self::edwards::{CachedPoint, ExtendedPoint};

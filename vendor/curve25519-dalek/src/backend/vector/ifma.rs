@@ -20,6 +20,7 @@ pub mod edwards;
 pub mod constants;
 
 // Ricochet addition: eight square roots at once, for batch decompression.
+#[cfg(feature = "alloc")]
 pub(crate) mod pow;
 
 #[cfg(curve25519_dalek_backend = "avx512")]
